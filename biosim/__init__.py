@@ -1,0 +1,16 @@
+"""biosim: spiking, biologically inspired neural networks.
+
+The public API is what this module re-exports; everything else is internal.
+"""
+
+from biosim.errors import BiosimError, SimulationError
+from biosim.network import AllToAll, Explicit, FixedProbability, Network, OneToOne, Result
+from biosim.neurons import LIF, CondLIF
+from biosim.synapses import STDP
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Network", "Result", "AllToAll", "OneToOne", "FixedProbability", "Explicit",
+    "LIF", "CondLIF", "STDP", "BiosimError", "SimulationError", "__version__",
+]

@@ -1,0 +1,136 @@
+"""The NumPy reference backend: the same schedule as numba-cpu, written plainly.
+
+Network plumbing (spike delivery, delays, plasticity) is vectorised NumPy written independently
+of the compiled kernel, so the two cross-check each other; the neuron maths is the model's own
+scalar function run as pure Python (``py_func``), so float64 results are identical to the
+compiled backend. It is slow: meant for small networks and tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE, OK
+from biosim.neurons import MODELS
+
+__all__ = ["run_chunk"]
+
+_BY_ID = {spec.model_id: spec for spec in MODELS.values()}
+
+
+def _deliver(X, gate, ref_until, s, row, j, w):
+    """``X[row, j] += w`` in order, skipping targets whose variable is gated while refractory."""
+    live = ~((gate[row, j] != 0) & (s < ref_until[j]))
+    np.add.at(X[row], j[live], w[live])
+
+
+def _stdp_update(pl, z, syn, xp, sign):
+    a = pl.st_c[z, 2] if sign > 0 else pl.st_c[z, 3]
+    lo, hi, mult = pl.st_c[z, 4], pl.st_c[z, 5], pl.st_c[z, 6]
+    wv = pl.w[syn]
+    if mult:
+        wv = wv + a * xp * (hi - wv) if sign > 0 else wv - a * xp * (wv - lo)
+    else:
+        wv = wv + sign * a * xp
+    pl.w[syn] = np.clip(wv, lo, hi)
+
+
+def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
+    """Same contract as :func:`biosim.backends.numba_cpu.run_chunk`."""
+    X = pl.X
+    N = X.shape[1]
+    L = pl.hist.shape[0]
+    P = len(pl.pop_model)
+    use_acc = len(pl.dly) > 0
+    for k in range(n_steps):
+        s = step0 + k
+        if sp_n + N > len(out.sp_idx):
+            return BUFFER_FULL, k, sp_n, rec_n, -1, -1, -1
+        slot = s % L
+        pl.hist_cnt[slot, :] = 0
+        if len(pl.mon_row) and s % pl.mon_every == 0:
+            out.rec[rec_n] = X[pl.mon_row, pl.mon_idx]
+            rec_n += 1
+        for z, r in enumerate(pl.st_proj):
+            g = pl.pr_grp[r]
+            n_src = pl.grp_off[g + 1] - pl.grp_off[g]
+            tp = pl.st_tgt_grp[z]
+            n_tgt = pl.pop_off[tp + 1] - pl.pop_off[tp]
+            pl.xpre[pl.st_pre_off[z]:pl.st_pre_off[z] + n_src] *= pl.st_c[z, 0]
+            pl.xpost[pl.st_post_off[z]:pl.st_post_off[z] + n_tgt] *= pl.st_c[z, 1]
+        spikes = []
+        for p in range(P):
+            spec = _BY_ID[int(pl.pop_model[p])]
+            a, b = pl.pop_off[p], pl.pop_off[p + 1]
+            c = pl.C[p]
+            for i in range(a, b):
+                spec.step.py_func(X, i, c, pl.i_ext[i], bool(s < pl.ref_until[i]))
+            block = X[: pl.pop_nvar[p], a:b]
+            bad = np.argwhere(~np.isfinite(block))
+            if len(bad):
+                return NOT_FINITE, k + 1, sp_n, rec_n, p, int(bad[0, 0]), int(a + bad[0, 1])
+        for p in range(P):
+            spec = _BY_ID[int(pl.pop_model[p])]
+            a, b = pl.pop_off[p], pl.pop_off[p + 1]
+            idx = np.array([i for i in range(a, b)
+                            if s >= pl.ref_until[i] and spec.threshold.py_func(X, i, pl.C[p])], dtype=np.int64)
+            pl.hist[slot, a:a + len(idx)] = idx
+            pl.hist_cnt[slot, p] = len(idx)
+            pl.ref_until[idx] = s + pl.pop_ref[p]
+            rec = idx[pl.rec_spikes[idx] != 0]
+            out.sp_step[sp_n:sp_n + len(rec)] = s
+            out.sp_idx[sp_n:sp_n + len(rec)] = rec
+            sp_n += len(rec)
+            spikes.append(idx)
+        src = inp.in_src[inp.in_ptr[k]:inp.in_ptr[k + 1]]
+        grp = inp.in_grp[inp.in_ptr[k]:inp.in_ptr[k + 1]]
+        for g in np.unique(grp):
+            ids = src[grp == g]
+            pl.hist[slot, pl.grp_off[g]:pl.grp_off[g] + len(ids)] = ids
+            pl.hist_cnt[slot, g] = len(ids)
+        for q in range(len(pl.pi_a)):
+            a, b = pl.pi_a[q], pl.pi_b[q]
+            n = inp.counts[k, pl.pi_col[q]:pl.pi_col[q] + b - a]
+            j = np.arange(a, b)[n != 0]
+            _deliver(X, pl.gate, pl.ref_until, s, pl.pi_row[q], j, n[n != 0] * pl.pi_w[q])
+        if use_acc:
+            due = pl.acc[slot]
+            rows, cols = np.nonzero(due)
+            for r in np.unique(rows):
+                j = cols[rows == r]
+                _deliver(X, pl.gate, pl.ref_until, s, r, j, due[r, j])
+            pl.acc[slot] = 0
+        for r in range(len(pl.pr_grp)):
+            d = pl.pr_delay[r]
+            if d >= 0 and s < d:
+                continue
+            ss = (s - d) % L if d >= 0 else slot
+            g = pl.pr_grp[r]
+            g0 = pl.grp_off[g]
+            loc = pl.hist[ss, g0:g0 + pl.hist_cnt[ss, g]].astype(np.int64) - g0
+            starts, stops = pl.indptr[pl.pr_ptr[r] + loc], pl.indptr[pl.pr_ptr[r] + loc + 1]
+            syn = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)] or [np.zeros(0, np.int64)])
+            j = pl.tgt[syn].astype(np.int64)
+            if d < 0:
+                later = pl.dly[syn] > 0
+                np.add.at(pl.acc, ((s + pl.dly[syn][later]) % L, pl.pr_row[r], j[later]), pl.w[syn][later])
+                syn, j = syn[~later], j[~later]
+            _deliver(X, pl.gate, pl.ref_until, s, pl.pr_row[r], j, pl.w[syn])
+            z = pl.pr_stdp[r]
+            if z >= 0:
+                tp = pl.st_tgt_grp[z]
+                _stdp_update(pl, z, syn, pl.xpost[pl.st_post_off[z] + j - pl.pop_off[tp]], -1)
+                pl.xpre[pl.st_pre_off[z] + loc] += 1
+        for z, r in enumerate(pl.st_proj):
+            tp = pl.st_tgt_grp[z]
+            jl = spikes[tp] - pl.pop_off[tp]
+            rb = pl.st_rptr_off[z]
+            for jj in jl:
+                kk = np.arange(pl.rptr[rb + jj], pl.rptr[rb + jj + 1])
+                _stdp_update(pl, z, pl.rsyn[kk], pl.xpre[pl.st_pre_off[z] + pl.rsrc[kk]], +1)
+            pl.xpost[pl.st_post_off[z] + jl] += 1
+        for p in range(P):
+            spec = _BY_ID[int(pl.pop_model[p])]
+            for i in spikes[p]:
+                spec.reset.py_func(X, int(i), pl.C[p])
+    return OK, n_steps, sp_n, rec_n, -1, -1, -1

@@ -1,0 +1,35 @@
+"""User-facing errors.
+
+A :class:`BiosimError` is a mistake the user can fix (a misspelt name, a bad value, a network too
+big for this machine). The CLI prints its message as one line and exits with status 2; it never
+shows a traceback for one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["BiosimError", "SimulationError", "closest", "unknown"]
+
+
+class BiosimError(ValueError):
+    """A problem with the user's input, explained in one line."""
+
+
+class SimulationError(BiosimError):
+    """A run that went wrong while simulating (for example NaN in a state variable)."""
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """Return the valid choice closest to ``name``, or None when nothing is close."""
+    match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def unknown(kind: str, name: str, choices: Iterable[str]) -> BiosimError:
+    """Build the error for an unknown name, naming the closest valid choice and all of them."""
+    choices = sorted(choices)
+    guess = closest(name, choices)
+    hint = f"; did you mean '{guess}'?" if guess else ""
+    return BiosimError(f"unknown {kind} '{name}'{hint} (valid: {', '.join(choices)})")

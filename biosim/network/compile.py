@@ -1,0 +1,184 @@
+"""Turn a :class:`~biosim.network.Network` into a :class:`~biosim.backends.plan.Plan`:
+draw connectivity and initial values, check the memory it needs, lay out the flat arrays."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from biosim.backends.plan import Plan
+from biosim.errors import BiosimError
+from biosim.neurons.base import refractory_steps
+
+__all__ = ["compile_network", "estimate_bytes", "available_bytes"]
+
+
+def available_bytes() -> int:
+    """Memory this machine can still give (MemAvailable, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _max_delay_steps(net) -> int:
+    longest = 0.0
+    for proj in net.projections:
+        d = proj.delay_ms
+        if callable(d):
+            return -1  # unknown until drawn
+        longest = max(longest, float(np.max(d)) if np.size(d) else 0.0)
+    return int(longest / net.dt_ms + 0.5)
+
+
+def estimate_bytes(net) -> int:
+    """Bytes the compiled network will need, estimated before any synapse is drawn."""
+    item = np.dtype(net.dtype).itemsize
+    n = net.n_neurons
+    s = n + sum(g.n for g in net.inputs)
+    n_syn = 0.0
+    per_syn = 4 + item
+    for proj in net.projections:
+        k = proj.rule.expected(proj.src.n, proj.tgt.n)
+        n_syn += k
+        per_syn_extra = (4 if np.size(proj.delay_ms) > 1 or callable(proj.delay_ms) else 0)
+        per_syn_extra += 16 if proj.stdp else 0
+        n_syn += k * per_syn_extra / per_syn
+    building = 2 * 8 * max((p.rule.expected(p.src.n, p.tgt.n) for p in net.projections), default=0)
+    slots = max(_max_delay_steps(net), 0) + 1
+    state = 8 * item * n + slots * 4 * s
+    return int(n_syn * per_syn + building + state)
+
+
+def _initial(value, rng, n, what):
+    if callable(value):
+        value = value(rng, n)
+    arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+    if not np.all(np.isfinite(arr)):
+        raise BiosimError(f"{what} has non-finite values")
+    return arr
+
+
+def _draw_synapses(net, proj):
+    src, tgt = proj.src, proj.tgt
+    i, j = proj.rule.build(src.n, tgt.n, src is tgt, net.rng)
+    n_syn = len(i)
+    w = _initial(proj.weight, net.rng, n_syn, "weight")
+    d = _initial(proj.delay_ms, net.rng, n_syn, "delay_ms")
+    if np.any(d < 0):
+        raise BiosimError("delay_ms must be >= 0")
+    steps = (d / net.dt_ms + 0.5).astype(np.int64)
+    if n_syn and np.any(np.diff(i) < 0):
+        order = np.argsort(i, kind="stable")
+        i, j, w, steps = i[order], j[order], w[order], steps[order]
+    proj.i, proj.j, proj.w, proj.delay_steps = i, j, np.array(w, dtype=net.dtype), steps
+
+
+def compile_network(net) -> Plan:
+    """Draw the network's random structure and lay it out as a Plan (checks memory first)."""
+    need, have = estimate_bytes(net), available_bytes()
+    if need > have:
+        raise BiosimError(f"network too big for this machine: needs about {need / 2**30:.1f} GiB, "
+                          f"{have / 2**30:.1f} GiB available")
+    dt, dtype = net.dt_ms, net.dtype
+    pops = net.populations
+    V = max(len(p.spec.var_names) for p in pops)
+    pop_off = np.cumsum([0] + [p.n for p in pops]).astype(np.int64)
+    N = int(pop_off[-1])
+    X = np.zeros((V, N), dtype=dtype)
+    consts = [p.spec.constants(p.params, dt) for p in pops]
+    C = np.zeros((len(pops), max(len(c) for c in consts)), dtype=dtype)
+    gate = np.zeros((V, N), dtype=np.int8)
+    for p, c in zip(pops, consts):
+        C[p.index, :len(c)] = c
+        a, b = pop_off[p.index], pop_off[p.index + 1]
+        values = {**p.spec.initial(p.params), **p.init}
+        for r, var in enumerate(p.spec.var_names):
+            X[r, a:b] = _initial(values[var], net.rng, p.n, f"initial value of {p.name}.{var}")
+            gate[r, a:b] = var in p.spec.frozen_vars
+    groups = list(pops) + list(net.inputs)
+    for k, g in enumerate(net.inputs):
+        g.index = len(pops) + k
+    grp_off = np.cumsum([0] + [g.n for g in groups]).astype(np.int64)
+
+    for proj in net.projections:
+        _draw_synapses(net, proj)
+    hetero = [np.size(p.delay_ms) > 1 or callable(p.delay_ms) for p in net.projections]
+    if any(h and p.stdp is not None for h, p in zip(hetero, net.projections)):
+        raise BiosimError("STDP needs one delay for the whole projection (per-synapse delays are not supported with STDP)")
+    max_d = max([int(p.delay_steps.max()) for p in net.projections if len(p.delay_steps)] + [0])
+    L = max_d + 1
+
+    indptr, tgt, w, dly = [], [], [], []
+    pr = {k: [] for k in ("grp", "row", "delay", "ptr", "stdp")}
+    st = {k: [] for k in ("c", "proj", "pre_off", "post_off", "tgt_grp", "rptr_off")}
+    rptr, rsyn, rsrc = [], [], []
+    n_syn = ptr_len = pre_len = post_len = rptr_len = n_rev = 0
+    for r, (proj, is_hetero) in enumerate(zip(net.projections, hetero)):
+        n_src = proj.src.n
+        counts = np.bincount(proj.i, minlength=n_src)
+        indptr.append(n_syn + np.concatenate([[0], np.cumsum(counts)]))
+        tgt.append((proj.j + pop_off[proj.tgt.index]).astype(np.int32))
+        w.append(proj.w)
+        pr["grp"].append(proj.src.index)
+        pr["row"].append(proj.tgt.spec.var_index(proj.var))
+        pr["delay"].append(-1 if is_hetero else (int(proj.delay_steps[0]) if len(proj.delay_steps) else 0))
+        pr["ptr"].append(ptr_len)
+        pr["stdp"].append(len(st["proj"]) if proj.stdp else -1)
+        dly.append(proj.delay_steps if is_hetero else np.zeros(len(proj.i), np.int64))
+        if proj.stdp:
+            order = np.argsort(proj.j, kind="stable")
+            rc = np.bincount(proj.j, minlength=proj.tgt.n)
+            rptr.append(n_rev + np.concatenate([[0], np.cumsum(rc)]))
+            n_rev += len(order)
+            rsyn.append(n_syn + order)
+            rsrc.append(proj.i[order])
+            st["c"].append(proj.stdp.constants(dt))
+            st["proj"].append(r)
+            st["pre_off"].append(pre_len)
+            st["post_off"].append(post_len)
+            st["tgt_grp"].append(proj.tgt.index)
+            st["rptr_off"].append(rptr_len)
+            pre_len += n_src
+            post_len += proj.tgt.n
+            rptr_len += proj.tgt.n + 1
+        n_syn += len(proj.i)
+        ptr_len += n_src + 1
+    any_hetero = any(hetero)
+    i64 = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
+    cat = lambda xs, dt_: np.concatenate(xs).astype(dt_) if xs else np.zeros(0, dt_)  # noqa: E731
+
+    pi = net.poisson_inputs
+    pi_col = np.cumsum([0] + [q.tgt.n for q in pi]).astype(np.int64)
+    rec_spikes = np.zeros(N, dtype=np.int8)
+    for p in pops:
+        rec_spikes[pop_off[p.index]:pop_off[p.index + 1]] = p.record_spikes
+    probes = net.probes
+    mon_row = cat([np.full(len(pr_.indices), pr_.pop.spec.var_index(pr_.var)) for pr_ in probes], np.int64)
+    mon_idx = cat([pr_.indices + pop_off[pr_.pop.index] for pr_ in probes], np.int64)
+    return Plan(
+        X=X, C=C, pop_off=pop_off, pop_model=i64([p.spec.model_id for p in pops]),
+        pop_nvar=i64([len(p.spec.var_names) for p in pops]),
+        pop_ref=i64([refractory_steps(p.spec.t_ref_ms(p.params), dt) for p in pops]),
+        ref_until=np.full(N, -1, dtype=np.int64), i_ext=np.zeros(N, dtype=dtype), gate=gate,
+        grp_off=grp_off, hist=np.zeros((L, int(grp_off[-1])), dtype=np.int32),
+        hist_cnt=np.zeros((L, len(groups)), dtype=np.int64),
+        pr_grp=i64(pr["grp"]), pr_row=i64(pr["row"]), pr_delay=i64(pr["delay"]), pr_ptr=i64(pr["ptr"]),
+        pr_stdp=i64(pr["stdp"]), indptr=cat(indptr, np.int64), tgt=cat(tgt, np.int32), w=cat(w, dtype),
+        dly=cat(dly, np.int32) if any_hetero else np.zeros(0, np.int32),
+        acc=np.zeros((L, V, N) if any_hetero else (1, 1, 1), dtype=dtype),
+        pi_a=i64([pop_off[q.tgt.index] for q in pi]), pi_b=i64([pop_off[q.tgt.index + 1] for q in pi]),
+        pi_row=i64([q.tgt.spec.var_index(q.var) for q in pi]), pi_w=np.array([q.weight for q in pi], dtype=dtype),
+        pi_col=pi_col[:-1].copy(),
+        st_c=np.array(st["c"], dtype=np.float64).reshape(-1, 7), st_proj=i64(st["proj"]),
+        st_pre_off=i64(st["pre_off"]), st_post_off=i64(st["post_off"]), st_tgt_grp=i64(st["tgt_grp"]),
+        st_rptr_off=i64(st["rptr_off"]), xpre=np.zeros(pre_len, dtype=dtype), xpost=np.zeros(post_len, dtype=dtype),
+        rptr=cat(rptr, np.int64), rsyn=cat(rsyn, np.int64), rsrc=cat(rsrc, np.int64),
+        rec_spikes=rec_spikes, mon_row=mon_row, mon_idx=mon_idx,
+        mon_every=probes[0].every if probes else 1,
+    )

@@ -1,0 +1,161 @@
+r"""Leaky integrate-and-fire neurons with exponential synapses.
+
+Current-based (CUBA, :class:`LIF`), as in Brian2's CUBA example::
+
+    dv/dt  = (v_rest - v + ge + gi + i_ext) / tau_mem     (unless refractory)
+    dge/dt = -ge / tau_exc
+    dgi/dt = -gi / tau_inh
+
+``v``, ``ge``, ``gi`` and ``i_ext`` are in mV (``ge``/``gi`` are synaptic currents times the
+membrane resistance). Integrated exactly: with ``e_x = exp(-dt/tau_x)``,
+
+.. math::
+
+    v' = v_r + (v - v_r) e_m + g_e\,k_e + g_i\,k_i + i_{ext} (1 - e_m),\qquad
+    k_x = \frac{dt}{\tau_m} e_m\,\mathrm{exprel}\!\left(dt\left(\frac1{\tau_m} - \frac1{\tau_x}\right)\right)
+
+which equals :math:`\frac{\tau_x}{\tau_x - \tau_m}(e_x - e_m)` and stays exact, without a division
+by zero, when ``tau_x == tau_mem`` (where Brian2's closed form divides by zero).
+
+Conductance-based (COBA, :class:`CondLIF`)::
+
+    C dv/dt = g_leak (e_leak - v) + ge (e_exc - v) + gi (e_inh - v) + i_ext   (unless refractory)
+    dge/dt  = -ge / tau_exc,   dgi/dt = -gi / tau_inh
+
+with ``ge``/``gi`` in nS, ``i_ext`` in pA, ``C`` in pF; ``v`` is advanced by exponential Euler (exact
+for conductances frozen over the step, as Brian2's ``exponential_euler``), ``ge``/``gi`` exactly.
+
+Both spike when ``v > v_thresh`` (outside the refractory period) and reset ``v = v_reset``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from biosim.neurons.base import ModelSpec, check_finite, check_positive, exprel
+
+__all__ = ["LIF", "CondLIF", "LIF_SPEC", "COND_LIF_SPEC"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LIF:
+    """Parameters of the current-based LIF neuron (Brian2 CUBA defaults)."""
+
+    tau_mem_ms: float = 20.0
+    tau_exc_ms: float = 5.0
+    tau_inh_ms: float = 10.0
+    v_rest_mv: float = -49.0
+    v_thresh_mv: float = -50.0
+    v_reset_mv: float = -60.0
+    t_ref_ms: float = 5.0
+
+    def __post_init__(self):
+        check_finite(self)
+        check_positive(self, "tau_mem_ms", "tau_exc_ms", "tau_inh_ms")
+        check_positive(self, "t_ref_ms", allow_zero=True)
+
+
+def _lif_constants(p: LIF, dt_ms: float) -> np.ndarray:
+    em = math.exp(-dt_ms / p.tau_mem_ms)
+    ke = dt_ms / p.tau_mem_ms * em * exprel(dt_ms * (1 / p.tau_mem_ms - 1 / p.tau_exc_ms))
+    ki = dt_ms / p.tau_mem_ms * em * exprel(dt_ms * (1 / p.tau_mem_ms - 1 / p.tau_inh_ms))
+    return np.array([
+        em, math.exp(-dt_ms / p.tau_exc_ms), math.exp(-dt_ms / p.tau_inh_ms), ke, ki,
+        p.v_rest_mv, p.v_thresh_mv, p.v_reset_mv, -math.expm1(-dt_ms / p.tau_mem_ms),
+    ])
+
+
+@njit(cache=True)
+def lif_step(X, i, c, i_ext, refractory):
+    v = X[0, i]
+    ge = X[1, i]
+    gi = X[2, i]
+    if not refractory:
+        X[0, i] = c[5] + (v - c[5]) * c[0] + ge * c[3] + gi * c[4] + i_ext * c[8]
+    X[1, i] = ge * c[1]
+    X[2, i] = gi * c[2]
+
+
+@njit(cache=True)
+def lif_threshold(X, i, c):
+    return X[0, i] > c[6]
+
+
+@njit(cache=True)
+def lif_reset(X, i, c):
+    X[0, i] = c[7]
+
+
+LIF_SPEC = ModelSpec(
+    name="lif", model_id=0, params_cls=LIF, var_names=("v", "ge", "gi"), frozen_vars=("v",),
+    constants=_lif_constants,
+    initial=lambda p: {"v": p.v_rest_mv, "ge": 0.0, "gi": 0.0},
+    t_ref_ms=lambda p: p.t_ref_ms,
+    step=lif_step, threshold=lif_threshold, reset=lif_reset, current_unit="mV",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CondLIF:
+    """Parameters of the conductance-based LIF neuron (Brian2 COBA example defaults)."""
+
+    c_mem_pf: float = 200.0
+    g_leak_ns: float = 10.0
+    e_leak_mv: float = -60.0
+    e_exc_mv: float = 0.0
+    e_inh_mv: float = -80.0
+    tau_exc_ms: float = 5.0
+    tau_inh_ms: float = 10.0
+    v_thresh_mv: float = -50.0
+    v_reset_mv: float = -60.0
+    t_ref_ms: float = 5.0
+
+    def __post_init__(self):
+        check_finite(self)
+        check_positive(self, "c_mem_pf", "g_leak_ns", "tau_exc_ms", "tau_inh_ms")
+        check_positive(self, "t_ref_ms", allow_zero=True)
+
+
+def _cond_lif_constants(p: CondLIF, dt_ms: float) -> np.ndarray:
+    # conductances in nS, capacitance in pF, time in ms: g/C is in 1/ms.
+    return np.array([
+        dt_ms / p.c_mem_pf, p.g_leak_ns, p.e_leak_mv, p.e_exc_mv, p.e_inh_mv,
+        math.exp(-dt_ms / p.tau_exc_ms), math.exp(-dt_ms / p.tau_inh_ms),
+        p.v_thresh_mv, p.v_reset_mv,
+    ])
+
+
+@njit(cache=True)
+def cond_lif_step(X, i, c, i_ext, refractory):
+    v = X[0, i]
+    ge = X[1, i]
+    gi = X[2, i]
+    if not refractory:
+        g = c[1] + ge + gi
+        v_inf = (c[1] * c[2] + ge * c[3] + gi * c[4] + i_ext) / g
+        X[0, i] = v_inf + (v - v_inf) * math.exp(-g * c[0])
+    X[1, i] = ge * c[5]
+    X[2, i] = gi * c[6]
+
+
+@njit(cache=True)
+def cond_lif_threshold(X, i, c):
+    return X[0, i] > c[7]
+
+
+@njit(cache=True)
+def cond_lif_reset(X, i, c):
+    X[0, i] = c[8]
+
+
+COND_LIF_SPEC = ModelSpec(
+    name="cond_lif", model_id=1, params_cls=CondLIF, var_names=("v", "ge", "gi"), frozen_vars=("v",),
+    constants=_cond_lif_constants,
+    initial=lambda p: {"v": p.e_leak_mv, "ge": 0.0, "gi": 0.0},
+    t_ref_ms=lambda p: p.t_ref_ms,
+    step=cond_lif_step, threshold=cond_lif_threshold, reset=cond_lif_reset, current_unit="pA",
+)
