@@ -1,0 +1,57 @@
+"""Numba on-disk caching that notices changes anywhere in biosim.
+
+Numba keys a cached function on its own source file only, but the engine's kernels inline model
+functions from other files: after editing a model, the stale kernel would be loaded. This module
+registers cache locators (tried before Numba's own) whose source stamp hashes every ``.py`` file
+of the package, so any change recompiles. Imported first by :mod:`biosim`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+
+from numba.core import caching
+from numba.core.caching import InTreeCacheLocator, UserWideCacheLocator
+
+_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+
+_PKG = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=1)
+def package_stamp() -> bytes:
+    """Hash of the paths, sizes and modification times of every module in the package."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(_PKG):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(root, name))
+                h.update(f"{os.path.relpath(os.path.join(root, name), _PKG)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.digest()
+
+
+class _PackageStampMixin:
+    def get_source_stamp(self):
+        return package_stamp()
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not os.path.abspath(py_file).startswith(_PKG + os.sep):
+            return None
+        return super().from_function(py_func, py_file)
+
+
+class PackageInTreeLocator(_PackageStampMixin, InTreeCacheLocator):
+    """``__pycache__`` beside the module, invalidated by any change in the package."""
+
+
+class PackageUserWideLocator(_PackageStampMixin, UserWideCacheLocator):
+    """The user-wide cache directory, invalidated by any change in the package."""
+
+
+for _cls in (PackageUserWideLocator, PackageInTreeLocator):
+    if _cls not in _IMPL._locator_classes:
+        _IMPL._locator_classes.insert(0, _cls)
