@@ -1,0 +1,17 @@
+"""Speed benchmarks against Brian2 (``biosim bench <name> --against brian2``).
+
+:func:`biosim.bench.runner.run_bench` runs a named network in biosim and in Brian2 in one process;
+:mod:`biosim.bench.brian2_nets` builds the same networks in Brian2 (also for the agreement tests).
+Brian2 is imported only when one of these modules is used.
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_bench"]
+
+
+def run_bench(*args, **kwargs):
+    """See :func:`biosim.bench.runner.run_bench`."""
+    from biosim.bench.runner import run_bench as _run_bench
+
+    return _run_bench(*args, **kwargs)

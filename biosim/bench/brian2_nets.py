@@ -1,0 +1,330 @@
+"""The reference networks of DESIGN.md section 5 built in Brian2, for benchmarks and agreement tests.
+
+Each builder follows Brian2's own example (``examples/CUBA.py``, ``examples/COBAHH.py``), reads the
+same config keys as biosim's builder (``models/<name>.toml``), runs ``bio_time_s`` and returns a dict::
+
+    {"target", "spikes": {pop: (times_ms, indices)}, "n_spikes", "loop_s", "setup_s", "compile_s",
+     "i_j": {(src, tgt): (i, j)}, "sizes": {pop: n}, "duration_ms", "dt_ms"}
+
+``loop_s`` is Brian2's own measure of its simulation loop: ``device._last_run_time``, which the
+runtime device takes around the time-step loop of ``Network.run`` (after code generation and
+compilation in ``before_run``) and the standalone binary around ``Network::run`` in C++ (CPU time,
+with one thread equal to wall time). ``setup_s`` is everything else this call spent: building the
+objects, generating and compiling code, for standalone also writing the project, starting the
+binary and reading the results back; ``compile_s`` is the part spent compiling where Brian2 reports it
+(``make`` for standalone, ``None`` for runtime, whose compilation happens inside ``setup_s``).
+
+Identical networks: pass ``i_j`` (``{(src_pop, tgt_pop): (i, j)}``, local indices, as biosim's
+projections hold them) and initial values (``v0`` for CUBA; ``init`` for COBAHH), for example from
+:func:`biosim_arrays`. Without them Brian2 draws its own with ``seed``. The returned ``i_j`` is the
+connectivity Brian2 actually used, so the other direction works too (biosim's
+:class:`~biosim.network.connect.Explicit` rule).
+
+Targets: ``"numpy"``/``"cython"`` (runtime) and ``"cpp_standalone"`` (built in a temporary folder,
+one thread; the device is reset to runtime afterwards, so several builds fit in one process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from biosim.errors import BiosimError, unknown
+from biosim.experiments.config import get, params_from
+
+__all__ = ["TARGETS", "brian2_cuba", "brian2_cobahh", "biosim_arrays", "CUBA_PATHWAYS"]
+
+#: Brian2 code-generation targets this module can run.
+TARGETS = ("numpy", "cython", "cpp_standalone")
+
+#: Pathways of the E/I networks, in biosim's projection order: (source, target).
+CUBA_PATHWAYS = (("exc", "exc"), ("exc", "inh"), ("inh", "exc"), ("inh", "inh"))
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise unknown("Brian2 target", target, TARGETS)
+
+
+@contextlib.contextmanager
+def _brian2_session(target: str):
+    """Select ``target`` for the duration of one build; restore the previous preferences and
+    put the runtime device back afterwards (standalone: a fresh project in a temporary folder)."""
+    import brian2 as b2
+    from brian2.devices.device import get_device, reset_device, set_device
+
+    saved = {k: b2.prefs[k] for k in ("codegen.target", "devices.cpp_standalone.openmp_threads")}
+    folder = None
+    try:
+        if target == "cpp_standalone":
+            folder = tempfile.mkdtemp(prefix="biosim_brian2_")
+            b2.prefs["devices.cpp_standalone.openmp_threads"] = 0
+            set_device("cpp_standalone", build_on_run=False, directory=folder)
+            get_device().reinit()  # a clean project even if an earlier build failed half-way
+            get_device().activate(build_on_run=False, directory=folder)
+        else:
+            set_device("runtime")
+            b2.prefs["codegen.target"] = target
+        yield folder
+    finally:
+        if target == "cpp_standalone":
+            get_device().reinit()
+            reset_device("runtime")
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        for k, v in saved.items():
+            b2.prefs[k] = v
+
+
+def _run_and_time(net, duration, target: str, folder, t_start: float) -> dict:
+    """Run ``net`` for ``duration`` (a Brian2 quantity); return the timings."""
+    from brian2.devices.device import get_device
+
+    net.run(duration, namespace={})
+    compile_s = None
+    if target == "cpp_standalone":
+        device = get_device()
+        device.build(directory=folder, compile=True, run=True, with_output=False)
+        compile_s = float(device.timers["compile"]["make"])
+    loop_s = float(get_device()._last_run_time)
+    total = time.perf_counter() - t_start
+    return {"loop_s": loop_s, "setup_s": max(total - loop_s, 0.0), "compile_s": compile_s}
+
+
+def _connect(syn, pathways, i_j, sizes, offsets, p):
+    """Connect ``syn`` (one source population -> all neurons) from given per-pathway arrays, or
+    with probability ``p`` when ``i_j`` is None."""
+    if i_j is None:
+        syn.connect(p=p)
+        return
+    ii, jj = [], []
+    for src, tgt in pathways:
+        if (src, tgt) not in i_j:
+            raise BiosimError(f"i_j has no pathway {(src, tgt)!r} (needs {list(pathways)})")
+        i, j = (np.asarray(a, dtype=np.int64).ravel() for a in i_j[(src, tgt)])
+        if i.shape != j.shape:
+            raise BiosimError(f"i_j[{(src, tgt)!r}]: i and j differ in length")
+        if len(i) and (i.min() < 0 or i.max() >= sizes[src] or j.min() < 0 or j.max() >= sizes[tgt]):
+            raise BiosimError(f"i_j[{(src, tgt)!r}]: indices out of range")
+        ii.append(i)
+        jj.append(j + offsets[tgt])
+    syn.connect(i=np.concatenate(ii), j=np.concatenate(jj))
+
+
+def _split_connectivity(syn, src, sizes, offsets) -> dict:
+    i, j = np.asarray(syn.i[:], dtype=np.int64), np.asarray(syn.j[:], dtype=np.int64)
+    out = {}
+    for tgt in sizes:
+        sel = (j >= offsets[tgt]) & (j < offsets[tgt] + sizes[tgt])
+        out[(src, tgt)] = (i[sel], j[sel] - offsets[tgt])
+    return out
+
+
+def _spikes_by_pop(mon, sizes, offsets) -> dict:
+    t_ms = np.asarray(mon.t_[:], dtype=np.float64) * 1e3
+    idx = np.asarray(mon.i[:], dtype=np.int64)
+    out = {}
+    for name in sizes:
+        sel = (idx >= offsets[name]) & (idx < offsets[name] + sizes[name])
+        out[name] = (t_ms[sel], idx[sel] - offsets[name])
+    return out
+
+
+def _full_array(values, n: int, what: str) -> np.ndarray:
+    """``values`` as one array over all neurons (exc first); accepts ``{"exc": .., "inh": ..}``."""
+    if isinstance(values, Mapping):
+        values = np.concatenate([np.asarray(values["exc"], dtype=np.float64).ravel(),
+                                 np.asarray(values["inh"], dtype=np.float64).ravel()])
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.shape != (n,):
+        raise BiosimError(f"{what} needs {n} values (exc then inh), got {arr.size}")
+    return arr
+
+
+def _result(target, mon, syns, sizes, offsets, timing, duration_ms, dt_ms) -> dict:
+    spikes = _spikes_by_pop(mon, sizes, offsets)
+    i_j = {}
+    for src, syn in syns.items():
+        i_j.update(_split_connectivity(syn, src, sizes, offsets))
+    return {"target": target, "spikes": spikes, "n_spikes": int(sum(len(t) for t, _ in spikes.values())),
+            "i_j": {k: i_j[k] for k in CUBA_PATHWAYS}, "sizes": dict(sizes),
+            "duration_ms": duration_ms, "dt_ms": dt_ms, **timing}
+
+
+def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | None = None,
+                v0=None, duration_s: float | None = None) -> dict:
+    """Brian2's CUBA example with the parameters of ``cfg`` (keys of ``models/cuba.toml``).
+
+    Parameters
+    ----------
+    cfg : mapping
+        ``n_exc``, ``n_inh``, ``p_connect``, ``we_mv``, ``wi_mv``, ``dt_ms``, ``bio_time_s`` and an
+        optional ``neuron`` table of :class:`biosim.LIF` fields.
+    seed : int
+        Brian2's seed (connectivity and ``v0`` when not given).
+    target : {"numpy", "cython", "cpp_standalone"}
+    i_j : mapping (src, tgt) -> (i, j), optional
+        Connectivity of the four pathways (``CUBA_PATHWAYS``), local indices.
+    v0 : array of n_exc + n_inh (mV) or {"exc": .., "inh": ..}, optional
+        Initial membrane potentials; default ``Vr + rand() * (Vt - Vr)`` as in the example.
+    duration_s : float, optional
+        Overrides ``cfg["bio_time_s"]``.
+    """
+    from biosim.neurons import LIF
+
+    _check_target(target)
+    params = params_from(LIF, cfg.get("neuron"), "neuron")
+    n_exc, n_inh = get(cfg, "n_exc", int, low=1), get(cfg, "n_inh", int, low=1)
+    p = get(cfg, "p_connect", low=0.0, high=1.0)
+    we, wi = get(cfg, "we_mv"), get(cfg, "wi_mv")
+    dt_ms = get(cfg, "dt_ms", positive=True)
+    bio_s = get(cfg, "bio_time_s", positive=True) if duration_s is None else float(duration_s)
+    n = n_exc + n_inh
+    v0 = None if v0 is None else _full_array(v0, n, "v0")
+    sizes, offsets = {"exc": n_exc, "inh": n_inh}, {"exc": 0, "inh": n_exc}
+
+    t_start = time.perf_counter()
+    with _brian2_session(target) as folder:
+        import brian2 as b2
+        from brian2 import mV, ms
+
+        b2.seed(seed)
+        b2.defaultclock.dt = dt_ms * ms
+        ns = {"taum": params.tau_mem_ms * ms, "taue": params.tau_exc_ms * ms, "taui": params.tau_inh_ms * ms,
+              "Vt": params.v_thresh_mv * mV, "Vr": params.v_reset_mv * mV, "El": params.v_rest_mv * mV,
+              "we": we * mV, "wi": wi * mV}
+        eqs = """
+        dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
+        dge/dt = -ge/taue : volt
+        dgi/dt = -gi/taui : volt
+        """
+        P = b2.NeuronGroup(n, eqs, threshold="v>Vt", reset="v = Vr", refractory=params.t_ref_ms * ms,
+                           method="exact", namespace=ns, name="P")
+        if v0 is None:
+            P.v = "Vr + rand() * (Vt - Vr)"
+        else:
+            P.v = v0 * mV
+        P.ge = 0 * mV
+        P.gi = 0 * mV
+        Ce = b2.Synapses(P[:n_exc], P, on_pre="ge += we", namespace=ns, name="Ce")
+        Ci = b2.Synapses(P[n_exc:], P, on_pre="gi += wi", namespace=ns, name="Ci")
+        _connect(Ce, CUBA_PATHWAYS[:2], i_j, sizes, offsets, p)
+        _connect(Ci, CUBA_PATHWAYS[2:], i_j, sizes, offsets, p)
+        mon = b2.SpikeMonitor(P, name="spikes")
+        net = b2.Network(P, Ce, Ci, mon)
+        timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start)
+        return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms)
+
+
+def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | None = None,
+                  init: Mapping | None = None, duration_s: float | None = None) -> dict:
+    """Brian2's COBAHH example with the parameters of ``cfg`` (keys of ``models/cobahh.toml``).
+
+    ``init`` maps state variables (``v`` in mV, ``ge``/``gi`` in nS, ``m``/``n``/``h``) to arrays over
+    all neurons (exc first); missing ones get the example's random initial values (or 0 for the
+    gates). ``i_j`` as for :func:`brian2_cuba`.
+    """
+    _check_target(target)
+    hp = _hh_params(cfg)
+    n_exc, n_inh = get(cfg, "n_exc", int, low=1), get(cfg, "n_inh", int, low=1)
+    p = get(cfg, "p_connect", low=0.0, high=1.0)
+    we, wi = get(cfg, "we_ns", positive=True), get(cfg, "wi_ns", positive=True)
+    dt_ms = get(cfg, "dt_ms", positive=True)
+    bio_s = get(cfg, "bio_time_s", positive=True) if duration_s is None else float(duration_s)
+    n = n_exc + n_inh
+    init = {k: _full_array(v, n, f"init[{k!r}]") for k, v in (init or {}).items()}
+    for k in init:
+        if k not in ("v", "ge", "gi", "m", "n", "h"):
+            raise unknown("COBAHH state variable", k, ("v", "ge", "gi", "m", "n", "h"))
+    sizes, offsets = {"exc": n_exc, "inh": n_inh}, {"exc": 0, "inh": n_exc}
+
+    t_start = time.perf_counter()
+    with _brian2_session(target) as folder:
+        import brian2 as b2
+        from brian2 import cm, mV, ms, msiemens, nS, siemens, ufarad, umetre
+
+        b2.seed(seed)
+        b2.defaultclock.dt = dt_ms * ms
+        area = hp["area_um2"] * umetre ** 2
+        ns = {"Cm": hp["c_m_uf_cm2"] * ufarad * cm ** -2 * area, "gl": hp["g_l_s_cm2"] * siemens * cm ** -2 * area,
+              "El": hp["e_l_mv"] * mV, "EK": hp["e_k_mv"] * mV, "ENa": hp["e_na_mv"] * mV,
+              "g_na": hp["g_na_ms_cm2"] * msiemens * cm ** -2 * area,
+              "g_kd": hp["g_kd_ms_cm2"] * msiemens * cm ** -2 * area, "VT": hp["v_t_mv"] * mV,
+              "taue": hp["tau_exc_ms"] * ms, "taui": hp["tau_inh_ms"] * ms, "Ee": hp["e_exc_mv"] * mV,
+              "Ei": hp["e_inh_mv"] * mV, "we": we * nS, "wi": wi * nS}
+        eqs = b2.Equations("""
+        dv/dt = (gl*(El-v)+ge*(Ee-v)+gi*(Ei-v)-
+                 g_na*(m*m*m)*h*(v-ENa)-
+                 g_kd*(n*n*n*n)*(v-EK))/Cm : volt
+        dm/dt = alpha_m*(1-m)-beta_m*m : 1
+        dn/dt = alpha_n*(1-n)-beta_n*n : 1
+        dh/dt = alpha_h*(1-h)-beta_h*h : 1
+        dge/dt = -ge*(1./taue) : siemens
+        dgi/dt = -gi*(1./taui) : siemens
+        alpha_m = 0.32*(mV**-1)*4*mV/exprel((13*mV-v+VT)/(4*mV))/ms : Hz
+        beta_m = 0.28*(mV**-1)*5*mV/exprel((v-VT-40*mV)/(5*mV))/ms : Hz
+        alpha_h = 0.128*exp((17*mV-v+VT)/(18*mV))/ms : Hz
+        beta_h = 4./(1+exp((40*mV-v+VT)/(5*mV)))/ms : Hz
+        alpha_n = 0.032*(mV**-1)*5*mV/exprel((15*mV-v+VT)/(5*mV))/ms : Hz
+        beta_n = .5*exp((10*mV-v+VT)/(40*mV))/ms : Hz
+        """)
+        P = b2.NeuronGroup(n, model=eqs, threshold=f"v>{hp['v_spike_mv']!r}*mV",
+                           refractory=hp["t_ref_ms"] * ms, method="exponential_euler", namespace=ns, name="P")
+        Ce = b2.Synapses(P[:n_exc], P, on_pre="ge+=we", namespace=ns, name="Ce")
+        Ci = b2.Synapses(P[n_exc:], P, on_pre="gi+=wi", namespace=ns, name="Ci")
+        _connect(Ce, CUBA_PATHWAYS[:2], i_j, sizes, offsets, p)
+        _connect(Ci, CUBA_PATHWAYS[2:], i_j, sizes, offsets, p)
+        defaults = {"v": "El + (randn() * 5 - 5)*mV", "ge": "(randn() * 1.5 + 4) * 10.*nS",
+                    "gi": "(randn() * 12 + 20) * 10.*nS"}
+        units = {"v": mV, "ge": nS, "gi": nS, "m": 1, "n": 1, "h": 1}
+        for var in ("v", "ge", "gi", "m", "n", "h"):
+            if var in init:
+                setattr(P, var, init[var] * units[var])
+            elif var in defaults:
+                setattr(P, var, defaults[var])
+        mon = b2.SpikeMonitor(P, name="spikes")
+        net = b2.Network(P, Ce, Ci, mon)
+        timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start)
+        return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms)
+
+
+def _hh_params(cfg: Mapping) -> dict:
+    """COBAHH neuron parameters: DESIGN.md section 5 defaults, overridden by ``cfg["neuron"]``."""
+    defaults = {"area_um2": 20000.0, "c_m_uf_cm2": 1.0, "g_l_s_cm2": 5e-5, "e_l_mv": -60.0, "e_k_mv": -90.0,
+                "e_na_mv": 50.0, "g_na_ms_cm2": 100.0, "g_kd_ms_cm2": 30.0, "v_t_mv": -63.0,
+                "tau_exc_ms": 5.0, "tau_inh_ms": 10.0, "e_exc_mv": 0.0, "e_inh_mv": -80.0,
+                "v_spike_mv": -20.0, "t_ref_ms": 3.0}
+    table = dict(cfg.get("neuron") or {})
+    for key in table:
+        if key not in defaults:
+            raise unknown("key in [neuron]", key, defaults)
+    return {k: get(table, k) if k in table else v for k, v in defaults.items()}
+
+
+def biosim_arrays(net) -> dict:
+    """Connectivity and initial state of a biosim E/I network (populations ``exc`` and ``inh``),
+    ready for the Brian2 builders: ``{"i_j": {(src, tgt): (i, j)}, "init": {var: values}}``.
+
+    Compiles the network (``net.run(0.0)``) if it has not run yet; it must not have advanced."""
+    if net._sim is None:
+        net.run(0.0)
+    sim = net._sim
+    if sim.step != 0:
+        raise BiosimError("biosim_arrays needs a network that has not been simulated yet")
+    pops = {p.name: p for p in net.populations}
+    i_j = {}
+    for proj in net.projections:
+        key = (proj.src.name, proj.tgt.name)
+        if key in i_j:
+            raise BiosimError(f"two projections {key!r}; biosim_arrays expects one per pathway")
+        i_j[key] = (proj.i.copy(), proj.j.copy())
+    plan = sim.plan
+    spec = pops["exc"].spec
+    a, b = plan.pop_off[pops["exc"].index], plan.pop_off[pops["inh"].index + 1]
+    init = {var: np.asarray(plan.X[r, a:b], dtype=np.float64).copy() for r, var in enumerate(spec.var_names)}
+    return {"i_j": i_j, "init": init}

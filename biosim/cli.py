@@ -1,0 +1,109 @@
+"""The ``biosim`` command line: ``list``, ``run``, ``bench``.
+
+User mistakes (unknown names or keys, bad values, impossible sizes, NaN during a run) print one
+line starting with ``biosim: error:`` and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from biosim.errors import BiosimError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="biosim", description="Spiking neural networks: simulate, train, compare.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="list every runnable name with its description")
+
+    run = sub.add_parser("run", help="run a named experiment (see `biosim list`)")
+    run.add_argument("name", help="run name, e.g. cuba")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a parameter of the run (repeatable), e.g. --set bio_time_s=2")
+    run.add_argument("--backend", default="numba-cpu", help="simulation backend (numba-cpu, numpy)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    run.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/NAME/<timestamp>)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    bench = sub.add_parser("bench", help="benchmark biosim against other simulators in one process")
+    bench.add_argument("name", help="what to benchmark, e.g. cuba or cobahh")
+    bench.add_argument("--against", default="brian2", help="comma-separated competitors (brian2)")
+    bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    bench.add_argument("--repeats", type=int, default=1, help="timed repetitions (best is reported)")
+    bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parser
+
+
+def _cmd_list(args) -> int:
+    from biosim.experiments.registry import list_models
+
+    models = list_models()
+    width = max((len(n) for n in models), default=0)
+    for name, description in models.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from biosim.backends import BACKENDS
+    from biosim.errors import unknown
+    from biosim.experiments import get_runner
+    from biosim.experiments.registry import apply_overrides, load_model
+    from biosim.reports.output import atomic_write_json, make_run_dir
+
+    spec = load_model(args.name)
+    params = apply_overrides(spec["params"], args.sets)
+    if args.backend not in BACKENDS:
+        raise unknown("backend", args.backend, BACKENDS)
+    runner = get_runner(spec["runner"])
+    out_dir = make_run_dir(args.name, args.out)
+    resolved = {"name": args.name, "runner": spec["runner"], "builder": spec.get("builder", args.name),
+                "backend": args.backend, "seed": args.seed, "params": params}
+    atomic_write_json(out_dir / "config.json", resolved)
+    metrics = runner(spec, params, args.seed, args.backend, out_dir, progress=not args.quiet)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    for key, value in shown.items():
+        print(f"{key:>16}: {value:.6g}" if isinstance(value, float) else f"{key:>16}: {value}")
+    print(f"wrote {out_dir}")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    import json
+
+    from biosim.bench.runner import run_bench
+    from biosim.experiments.registry import apply_overrides, load_model
+
+    spec = load_model(args.name)
+    apply_overrides(spec["params"], args.sets)  # validate before the long part
+    if args.repeats < 1:
+        raise BiosimError(f"--repeats = {args.repeats} must be >= 1")
+    report = run_bench(args.name, [a.strip() for a in args.against.split(",") if a.strip()],
+                       args.sets, as_json=args.json, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``biosim`` command."""
+    args = _parser().parse_args(argv)
+    handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench}
+    try:
+        return handlers[args.command](args)
+    except BiosimError as exc:
+        print(f"biosim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("biosim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
