@@ -7,16 +7,28 @@ line starting with ``biosim: error:`` and exit with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, unknown
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (and the closest valid choice for a misspelt one)."""
+
+    def error(self, message):
+        m = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = [c.strip(" '") for c in m.group(3).split(",")]
+            message = str(unknown(m.group(1).lower(), m.group(2), choices))
+        self.exit(2, f"biosim: error: {message} (see biosim --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="biosim", description="Spiking neural networks: simulate, train, compare.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list every runnable name with its description")
@@ -51,7 +63,6 @@ def _cmd_list(args) -> int:
 
 def _cmd_run(args) -> int:
     from biosim.backends import BACKENDS
-    from biosim.errors import unknown
     from biosim.experiments import get_runner
     from biosim.experiments.registry import apply_overrides, load_model
     from biosim.reports.output import atomic_write_json, make_run_dir

@@ -85,3 +85,16 @@ def test_nan_during_run_names_variable_population_and_step(tmp_path, capsys):
     assert code == 2
     assert "of population 'exc' became" in err and "at step" in err
     assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["rn", "cuba"], "did you mean 'run'"),
+    (["run", "cuba", "--seed", "x"], "invalid int value"),
+    ([], "required: COMMAND"),
+])
+def test_argument_errors_are_one_line(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "usage" not in err
