@@ -24,6 +24,15 @@ def _clip(x, lo, hi):
     return lo if x < lo else (hi if x > hi else x)
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def _zero_sum(row, a, b):
+    """Sum of ``row[a:b] * 0``: 0 when all are finite, NaN otherwise (vectorises, unlike isfinite)."""
+    acc = 0.0
+    for i in range(a, b):
+        acc += row[i] * 0.0
+    return acc
+
+
 @njit(cache=True)
 def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
     """Advance the plan ``pl`` by ``n_steps`` steps starting at global step ``step0``.
@@ -70,9 +79,10 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
             b = pl.pop_off[p + 1]
             pop_step(pl.pop_model[p], X, a, b, pl.C[p], pl.i_ext, pl.ref_until, s)
             for r in range(pl.pop_nvar[p]):
-                for i in range(a, b):
-                    if not math.isfinite(X[r, i]):
-                        return NOT_FINITE, k + 1, sp_n, rec_n, p, r, i
+                if _zero_sum(X[r], a, b) != 0.0:
+                    for i in range(a, b):
+                        if not math.isfinite(X[r, i]):
+                            return NOT_FINITE, k + 1, sp_n, rec_n, p, r, i
         # 2. thresholds
         for p in range(P):
             a = pl.pop_off[p]
