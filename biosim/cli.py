@@ -1,4 +1,4 @@
-"""The ``biosim`` command line: ``list``, ``run``, ``bench``.
+"""The ``biosim`` command line: ``list``, ``run``, ``bench``, ``data``.
 
 User mistakes (unknown names or keys, bad values, impossible sizes, NaN during a run) print one
 line starting with ``biosim: error:`` and exit with status 2, never a traceback.
@@ -48,6 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--repeats", type=int, default=1, help="timed repetitions (best is reported)")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    data = sub.add_parser("data", help="list the data sets or download one")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data_sub.add_parser("list", help="list the data sets with where they come from")
+    fetch = data_sub.add_parser("fetch", help="download a data set (full MNIST) with MD5 checks")
+    fetch.add_argument("dataset", choices=["mnist"], help="what to download (mnist)")
+    fetch.add_argument("--dest", default=None, metavar="DIR",
+                       help="folder for the files (default data/mnist, or $BIOSIM_DATA/mnist)")
+    fetch.add_argument("--url", default=None, metavar="BASE",
+                       help="base URL the file names are appended to (default: known mirrors)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -102,10 +113,29 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_data(args) -> int:
+    from biosim.datasets import DATASETS, fetch_mnist
+    from biosim.datasets.mnist import find_mnist
+
+    if args.data_command == "list":
+        width = max(len(n) for n in DATASETS)
+        for name, description in DATASETS.items():
+            if name == "mnist":
+                try:
+                    description += f" [files in {next(iter(find_mnist().values())).parent}]"
+                except BiosimError:
+                    description += " [not downloaded]"
+            print(f"{name:<{width}}  {description}")
+        return 0
+    dest = fetch_mnist(args.dest, base_url=args.url, progress=not args.quiet)
+    print(f"MNIST files verified in {dest}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biosim`` command."""
     args = _parser().parse_args(argv)
-    handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench}
+    handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench, "data": _cmd_data}
     try:
         return handlers[args.command](args)
     except BiosimError as exc:
