@@ -51,10 +51,15 @@ def _check_target(target: str) -> None:
         raise unknown("Brian2 target", target, TARGETS)
 
 
+def _check_repeats(repeats) -> None:
+    if not isinstance(repeats, int) or repeats < 1:
+        raise BiosimError(f"repeats = {repeats!r} must be an integer >= 1")
+
+
 @contextlib.contextmanager
 def _brian2_session(target: str):
-    """Select ``target`` for the duration of one build; restore the previous preferences and
-    put the runtime device back afterwards (standalone: a fresh project in a temporary folder)."""
+    """Select ``target`` for one build; afterwards restore the preferences and the device that was
+    active before (standalone: a fresh project in a temporary folder, deleted afterwards)."""
     import brian2 as b2
     from brian2.devices.device import get_device, reset_device, set_device
 
@@ -68,32 +73,51 @@ def _brian2_session(target: str):
             get_device().reinit()  # a clean project even if an earlier build failed half-way
             get_device().activate(build_on_run=False, directory=folder)
         else:
-            set_device("runtime")
             b2.prefs["codegen.target"] = target
+            set_device("runtime")
         yield folder
     finally:
         if target == "cpp_standalone":
-            get_device().reinit()
-            reset_device("runtime")
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+            get_device().reinit()  # forget this project, so that another build can follow
+        reset_device()  # back to the device before set_device
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         for k, v in saved.items():
             b2.prefs[k] = v
 
 
-def _run_and_time(net, duration, target: str, folder, t_start: float) -> dict:
-    """Run ``net`` for ``duration`` (a Brian2 quantity); return the timings."""
+def _run_and_time(net, duration, target: str, folder, t_start: float, repeats: int) -> dict:
+    """Run ``net`` for ``duration`` (a Brian2 quantity) ``repeats`` times from the same initial
+    state; return the timings (``loop_s`` the best, ``loop_s_all`` each, ``setup_s`` of the first).
+
+    Runtime repeats restore the stored network and run again; standalone repeats start the built
+    binary again (no new build)."""
     from brian2.devices.device import get_device
 
-    net.run(duration, namespace={})
+    device = get_device()
     compile_s = None
+    loops = []
     if target == "cpp_standalone":
-        device = get_device()
+        net.run(duration, namespace={})
         device.build(directory=folder, compile=True, run=True, with_output=False)
         compile_s = float(device.timers["compile"]["make"])
-    loop_s = float(get_device()._last_run_time)
-    total = time.perf_counter() - t_start
-    return {"loop_s": loop_s, "setup_s": max(total - loop_s, 0.0), "compile_s": compile_s}
+        loops.append(float(device._last_run_time))
+        total = time.perf_counter() - t_start
+        for _ in range(repeats - 1):
+            device.run(directory=folder, with_output=False)
+            loops.append(float(device._last_run_time))
+    else:
+        if repeats > 1:
+            net.store("initial")
+        net.run(duration, namespace={})
+        loops.append(float(device._last_run_time))
+        total = time.perf_counter() - t_start
+        for _ in range(repeats - 1):
+            net.restore("initial")
+            net.run(duration, namespace={})
+            loops.append(float(device._last_run_time))
+    return {"loop_s": min(loops), "loop_s_all": loops, "setup_s": max(total - loops[0], 0.0),
+            "compile_s": compile_s}
 
 
 def _connect(syn, pathways, i_j, sizes, offsets, p):
@@ -157,7 +181,7 @@ def _result(target, mon, syns, sizes, offsets, timing, duration_ms, dt_ms) -> di
 
 
 def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | None = None,
-                v0=None, duration_s: float | None = None) -> dict:
+                v0=None, duration_s: float | None = None, repeats: int = 1) -> dict:
     """Brian2's CUBA example with the parameters of ``cfg`` (keys of ``models/cuba.toml``).
 
     Parameters
@@ -174,10 +198,13 @@ def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | 
         Initial membrane potentials; default ``Vr + rand() * (Vt - Vr)`` as in the example.
     duration_s : float, optional
         Overrides ``cfg["bio_time_s"]``.
+    repeats : int
+        Timed runs of the same network from the same initial state (``loop_s`` is the best).
     """
     from biosim.neurons import LIF
 
     _check_target(target)
+    _check_repeats(repeats)
     params = params_from(LIF, cfg.get("neuron"), "neuron")
     n_exc, n_inh = get(cfg, "n_exc", int, low=1), get(cfg, "n_inh", int, low=1)
     p = get(cfg, "p_connect", low=0.0, high=1.0)
@@ -217,12 +244,12 @@ def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | 
         _connect(Ci, CUBA_PATHWAYS[2:], i_j, sizes, offsets, p)
         mon = b2.SpikeMonitor(P, name="spikes")
         net = b2.Network(P, Ce, Ci, mon)
-        timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start)
+        timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start, repeats)
         return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms)
 
 
 def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | None = None,
-                  init: Mapping | None = None, duration_s: float | None = None) -> dict:
+                  init: Mapping | None = None, duration_s: float | None = None, repeats: int = 1) -> dict:
     """Brian2's COBAHH example with the parameters of ``cfg`` (keys of ``models/cobahh.toml``).
 
     ``init`` maps state variables (``v`` in mV, ``ge``/``gi`` in nS, ``m``/``n``/``h``) to arrays over
@@ -230,10 +257,13 @@ def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping 
     gates). ``i_j`` as for :func:`brian2_cuba`.
     """
     _check_target(target)
-    hp = _hh_params(cfg)
+    _check_repeats(repeats)
+    from biosim.neurons.hh import HH
+
+    hp = params_from(HH, cfg.get("neuron"), "neuron")
     n_exc, n_inh = get(cfg, "n_exc", int, low=1), get(cfg, "n_inh", int, low=1)
     p = get(cfg, "p_connect", low=0.0, high=1.0)
-    we, wi = get(cfg, "we_ns", positive=True), get(cfg, "wi_ns", positive=True)
+    we, wi = get(cfg, "we_ns", low=0.0), get(cfg, "wi_ns", low=0.0)
     dt_ms = get(cfg, "dt_ms", positive=True)
     bio_s = get(cfg, "bio_time_s", positive=True) if duration_s is None else float(duration_s)
     n = n_exc + n_inh
@@ -250,13 +280,14 @@ def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping 
 
         b2.seed(seed)
         b2.defaultclock.dt = dt_ms * ms
-        area = hp["area_um2"] * umetre ** 2
-        ns = {"Cm": hp["c_m_uf_cm2"] * ufarad * cm ** -2 * area, "gl": hp["g_l_s_cm2"] * siemens * cm ** -2 * area,
-              "El": hp["e_l_mv"] * mV, "EK": hp["e_k_mv"] * mV, "ENa": hp["e_na_mv"] * mV,
-              "g_na": hp["g_na_ms_cm2"] * msiemens * cm ** -2 * area,
-              "g_kd": hp["g_kd_ms_cm2"] * msiemens * cm ** -2 * area, "VT": hp["v_t_mv"] * mV,
-              "taue": hp["tau_exc_ms"] * ms, "taui": hp["tau_inh_ms"] * ms, "Ee": hp["e_exc_mv"] * mV,
-              "Ei": hp["e_inh_mv"] * mV, "we": we * nS, "wi": wi * nS}
+        area = hp.area_um2 * umetre ** 2
+        ns = {"Cm": hp.c_mem_uf_per_cm2 * ufarad * cm ** -2 * area,
+              "gl": hp.g_leak_s_per_cm2 * siemens * cm ** -2 * area,
+              "El": hp.e_leak_mv * mV, "EK": hp.e_k_mv * mV, "ENa": hp.e_na_mv * mV,
+              "g_na": hp.g_na_ms_per_cm2 * msiemens * cm ** -2 * area,
+              "g_kd": hp.g_kd_ms_per_cm2 * msiemens * cm ** -2 * area, "VT": hp.v_t_mv * mV,
+              "taue": hp.tau_exc_ms * ms, "taui": hp.tau_inh_ms * ms, "Ee": hp.e_exc_mv * mV,
+              "Ei": hp.e_inh_mv * mV, "we": we * nS, "wi": wi * nS, "Vthr": hp.v_thresh_mv * mV}
         eqs = b2.Equations("""
         dv/dt = (gl*(El-v)+ge*(Ee-v)+gi*(Ei-v)-
                  g_na*(m*m*m)*h*(v-ENa)-
@@ -273,8 +304,8 @@ def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping 
         alpha_n = 0.032*(mV**-1)*5*mV/exprel((15*mV-v+VT)/(5*mV))/ms : Hz
         beta_n = .5*exp((10*mV-v+VT)/(40*mV))/ms : Hz
         """)
-        P = b2.NeuronGroup(n, model=eqs, threshold=f"v>{hp['v_spike_mv']!r}*mV",
-                           refractory=hp["t_ref_ms"] * ms, method="exponential_euler", namespace=ns, name="P")
+        P = b2.NeuronGroup(n, model=eqs, threshold="v>Vthr",
+                           refractory=hp.t_ref_ms * ms, method="exponential_euler", namespace=ns, name="P")
         Ce = b2.Synapses(P[:n_exc], P, on_pre="ge+=we", namespace=ns, name="Ce")
         Ci = b2.Synapses(P[n_exc:], P, on_pre="gi+=wi", namespace=ns, name="Ci")
         _connect(Ce, CUBA_PATHWAYS[:2], i_j, sizes, offsets, p)
@@ -289,21 +320,8 @@ def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping 
                 setattr(P, var, defaults[var])
         mon = b2.SpikeMonitor(P, name="spikes")
         net = b2.Network(P, Ce, Ci, mon)
-        timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start)
+        timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start, repeats)
         return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms)
-
-
-def _hh_params(cfg: Mapping) -> dict:
-    """COBAHH neuron parameters: DESIGN.md section 5 defaults, overridden by ``cfg["neuron"]``."""
-    defaults = {"area_um2": 20000.0, "c_m_uf_cm2": 1.0, "g_l_s_cm2": 5e-5, "e_l_mv": -60.0, "e_k_mv": -90.0,
-                "e_na_mv": 50.0, "g_na_ms_cm2": 100.0, "g_kd_ms_cm2": 30.0, "v_t_mv": -63.0,
-                "tau_exc_ms": 5.0, "tau_inh_ms": 10.0, "e_exc_mv": 0.0, "e_inh_mv": -80.0,
-                "v_spike_mv": -20.0, "t_ref_ms": 3.0}
-    table = dict(cfg.get("neuron") or {})
-    for key in table:
-        if key not in defaults:
-            raise unknown("key in [neuron]", key, defaults)
-    return {k: get(table, k) if k in table else v for k, v in defaults.items()}
 
 
 def biosim_arrays(net) -> dict:
