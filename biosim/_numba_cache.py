@@ -2,8 +2,9 @@
 
 Numba keys a cached function on its own source file only, but the engine's kernels inline model
 functions from other files: after editing a model, the stale kernel would be loaded. This module
-registers cache locators (tried before Numba's own) whose source stamp hashes every ``.py`` file
-of the package, so any change recompiles. Imported first by :mod:`biosim`.
+registers cache locators (tried before Numba's own) for the package's functions whose source
+stamp hashes every ``.py`` file of the engine folders (backends, neurons, synapses), so any change
+there recompiles. Imported first by :mod:`biosim`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ _IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
 _PKG = os.path.dirname(os.path.abspath(__file__))
 
 
+#: The folders whose modules compiled code is made of.
+_ENGINE_DIRS = ("backends", "neurons", "synapses")
+
+
 @functools.lru_cache(maxsize=1)
 def package_stamp() -> bytes:
-    """Hash of the paths, sizes and modification times of every module in the package."""
+    """Hash of the paths, sizes and modification times of every engine module."""
     h = hashlib.sha256()
-    for root, dirs, files in os.walk(_PKG):
+    for root, dirs, files in (w for d in _ENGINE_DIRS for w in os.walk(os.path.join(_PKG, d))):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
             if name.endswith(".py"):

@@ -12,7 +12,7 @@ import math
 
 from numba import njit
 
-from biosim.backends.dispatch import pop_step, reset, threshold
+from biosim.backends.dispatch import pop_reset, pop_step, pop_threshold
 
 __all__ = ["run_chunk", "OK", "BUFFER_FULL", "NOT_FINITE"]
 
@@ -27,9 +27,10 @@ def _clip(x, lo, hi):
 @njit(cache=True, fastmath={"reassoc"})
 def _zero_sum(row, a, b):
     """Sum of ``row[a:b] * 0``: 0 when all are finite, NaN otherwise (vectorises, unlike isfinite)."""
+    r = row[a:b]
     acc = 0.0
-    for i in range(a, b):
-        acc += row[i] * 0.0
+    for i in range(r.shape[0]):
+        acc += r[i] * 0.0
     return acc
 
 
@@ -86,19 +87,14 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
         # 2. thresholds
         for p in range(P):
             a = pl.pop_off[p]
-            b = pl.pop_off[p + 1]
-            model = pl.pop_model[p]
-            c = pl.C[p]
-            cnt = 0
-            for i in range(a, b):
-                if s >= pl.ref_until[i] and threshold(model, X, i, c):
-                    pl.hist[slot, a + cnt] = i
-                    cnt += 1
-                    pl.ref_until[i] = s + pl.pop_ref[p]
-                    if pl.rec_spikes[i]:
-                        out.sp_step[sp_n] = s
-                        out.sp_idx[sp_n] = i
-                        sp_n += 1
+            cnt = pop_threshold(pl.pop_model[p], X, a, pl.pop_off[p + 1], pl.C[p], pl.ref_until, s, pl.hist[slot, a:])
+            for e in range(cnt):
+                i = pl.hist[slot, a + e]
+                pl.ref_until[i] = s + pl.pop_ref[p]
+                if pl.rec_spikes[i]:
+                    out.sp_step[sp_n] = s
+                    out.sp_idx[sp_n] = i
+                    sp_n += 1
             pl.hist_cnt[slot, p] = cnt
         for e in range(inp.in_ptr[k], inp.in_ptr[k + 1]):
             g = inp.in_grp[e]
@@ -173,8 +169,5 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
         # 4. reset
         for p in range(P):
             a = pl.pop_off[p]
-            model = pl.pop_model[p]
-            c = pl.C[p]
-            for e in range(pl.hist_cnt[slot, p]):
-                reset(model, X, pl.hist[slot, a + e], c)
+            pop_reset(pl.pop_model[p], X, a, pl.pop_off[p + 1], pl.C[p], pl.hist[slot, a:a + pl.hist_cnt[slot, p]])
     return OK, n_steps, sp_n, rec_n, -1, -1, -1

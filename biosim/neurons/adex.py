@@ -92,29 +92,29 @@ def _adex_constants(p: AdEx, dt_ms: float) -> np.ndarray:
 
 @njit(cache=True)
 def adex_step(X, i, c, i_ext, refractory):
-    v = X[0, i]
-    w = X[1, i]
-    ge = X[2, i]
-    gi = X[3, i]
+    v = X[0][i]
+    w = X[1][i]
+    ge = X[2][i]
+    gi = X[3][i]
     if not refractory:
         x = (v - c[4]) / c[3]
         if x > c[12]:
             x = c[12]
-        X[0, i] = v + c[0] * (c[1] * (c[2] - v) + c[1] * c[3] * math.exp(x) + ge + gi + i_ext - w)
-    X[1, i] = w + c[5] * (c[6] * (v - c[2]) - w)
-    X[2, i] = ge * c[7]
-    X[3, i] = gi * c[8]
+        X[0][i] = v + c[0] * (c[1] * (c[2] - v) + c[1] * c[3] * math.exp(x) + ge + gi + i_ext - w)
+    X[1][i] = w + c[5] * (c[6] * (v - c[2]) - w)
+    X[2][i] = ge * c[7]
+    X[3][i] = gi * c[8]
 
 
 @njit(cache=True)
 def adex_threshold(X, i, c):
-    return X[0, i] > c[9]
+    return X[0][i] > c[9]
 
 
 @njit(cache=True)
 def adex_reset(X, i, c):
-    X[0, i] = c[10]
-    X[1, i] += c[11]
+    X[0][i] = c[10]
+    X[1][i] += c[11]
 
 
 ADEX_SPEC = ModelSpec(

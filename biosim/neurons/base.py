@@ -7,7 +7,9 @@ scalar functions that hold the model's maths once for every backend::
     threshold(X, i, c) -> bool        # has neuron i crossed threshold?
     reset(X, i, c)                    # apply the reset to neuron i
 
-``X`` is the state matrix of shape ``(n_vars, n_neurons)``, ``c`` the model's constants (the
+``X`` holds the state rows, indexed ``X[var][i]``: a tuple of 1-D row views of one population in
+the compiled kernel (``i`` local), the whole ``(n_vars, n_neurons)`` matrix in the NumPy reference
+(``i`` global). ``c`` holds the model's constants (the
 parameters turned into per-step factors by :meth:`ModelSpec.constants`), ``i_ext`` the external
 input of neuron ``i`` in the model's current unit and ``refractory`` whether neuron ``i`` is in its
 refractory period. The functions are Numba ``njit`` functions: the numba-cpu backend compiles them

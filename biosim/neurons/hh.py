@@ -134,12 +134,12 @@ def _hh_initial(p: HH) -> dict:
 
 @njit(cache=True)
 def hh_step(X, i, c, i_ext, refractory):
-    v = X[0, i]
-    m = X[1, i]
-    h = X[2, i]
-    n = X[3, i]
-    ge = X[4, i]
-    gi = X[5, i]
+    v = X[0][i]
+    m = X[1][i]
+    h = X[2][i]
+    n = X[3][i]
+    ge = X[4][i]
+    gi = X[5][i]
     dt = c[0]
     vt = c[8]
     # gates: dx/dt = alpha (1 - x) - beta x
@@ -151,13 +151,13 @@ def hh_step(X, i, c, i_ext, refractory):
     bn = 0.5 * math.exp((10.0 - v + vt) / 40.0)
     s = am + bm
     x_inf = am / s
-    X[1, i] = x_inf + (m - x_inf) * math.exp(-s * dt)
+    X[1][i] = x_inf + (m - x_inf) * math.exp(-s * dt)
     s = ah + bh
     x_inf = ah / s
-    X[2, i] = x_inf + (h - x_inf) * math.exp(-s * dt)
+    X[2][i] = x_inf + (h - x_inf) * math.exp(-s * dt)
     s = an + bn
     x_inf = an / s
-    X[3, i] = x_inf + (n - x_inf) * math.exp(-s * dt)
+    X[3][i] = x_inf + (n - x_inf) * math.exp(-s * dt)
     # membrane: C dv/dt = sum_k g_k (E_k - v) + i_ext
     g_na = c[4] * (m * m * m) * h
     g_kd = c[6] * (n * n * n * n)
@@ -165,16 +165,16 @@ def hh_step(X, i, c, i_ext, refractory):
     drive = c[2] * c[3] + ge * c[9] + gi * c[10] + g_na * c[5] + g_kd * c[7] + i_ext
     if g != 0.0:
         v_inf = drive / g
-        X[0, i] = v_inf + (v - v_inf) * math.exp(-g * c[1])
+        X[0][i] = v_inf + (v - v_inf) * math.exp(-g * c[1])
     else:
-        X[0, i] = v + c[1] * drive
-    X[4, i] = ge * c[11]
-    X[5, i] = gi * c[12]
+        X[0][i] = v + c[1] * drive
+    X[4][i] = ge * c[11]
+    X[5][i] = gi * c[12]
 
 
 @njit(cache=True)
 def hh_threshold(X, i, c):
-    return X[0, i] > c[13]
+    return X[0][i] > c[13]
 
 
 @njit(cache=True)

@@ -65,26 +65,26 @@ def _izhikevich_constants(p: Izhikevich, dt_ms: float) -> np.ndarray:
 
 @njit(cache=True)
 def izhikevich_step(X, i, c, i_ext, refractory):
-    v = X[0, i]
-    u = X[1, i]
-    ge = X[2, i]
-    gi = X[3, i]
-    if not refractory:
-        X[0, i] = v + c[0] * (0.04 * v * v + 5.0 * v + 140.0 - u + i_ext + ge + gi)
-    X[1, i] = u + c[1] * (c[2] * v - u)
-    X[2, i] = ge * c[3]
-    X[3, i] = gi * c[4]
+    v = X[0][i]
+    u = X[1][i]
+    ge = X[2][i]
+    gi = X[3][i]
+    v_new = v + c[0] * (0.04 * v * v + 5.0 * v + 140.0 - u + i_ext + ge + gi)
+    X[0][i] = v if refractory else v_new
+    X[1][i] = u + c[1] * (c[2] * v - u)
+    X[2][i] = ge * c[3]
+    X[3][i] = gi * c[4]
 
 
 @njit(cache=True)
 def izhikevich_threshold(X, i, c):
-    return X[0, i] > c[5]
+    return X[0][i] > c[5]
 
 
 @njit(cache=True)
 def izhikevich_reset(X, i, c):
-    X[0, i] = c[6]
-    X[1, i] += c[7]
+    X[0][i] = c[6]
+    X[1][i] += c[7]
 
 
 IZHIKEVICH_SPEC = ModelSpec(

@@ -71,23 +71,23 @@ def _lif_constants(p: LIF, dt_ms: float) -> np.ndarray:
 
 @njit(cache=True)
 def lif_step(X, i, c, i_ext, refractory):
-    v = X[0, i]
-    ge = X[1, i]
-    gi = X[2, i]
-    if not refractory:
-        X[0, i] = c[5] + (v - c[5]) * c[0] + ge * c[3] + gi * c[4] + i_ext * c[8]
-    X[1, i] = ge * c[1]
-    X[2, i] = gi * c[2]
+    v = X[0][i]
+    ge = X[1][i]
+    gi = X[2][i]
+    v_new = c[5] + (v - c[5]) * c[0] + ge * c[3] + gi * c[4] + i_ext * c[8]
+    X[0][i] = v if refractory else v_new  # a select, not a branch: the loop vectorises
+    X[1][i] = ge * c[1]
+    X[2][i] = gi * c[2]
 
 
 @njit(cache=True)
 def lif_threshold(X, i, c):
-    return X[0, i] > c[6]
+    return X[0][i] > c[6]
 
 
 @njit(cache=True)
 def lif_reset(X, i, c):
-    X[0, i] = c[7]
+    X[0][i] = c[7]
 
 
 LIF_SPEC = ModelSpec(
@@ -131,25 +131,25 @@ def _cond_lif_constants(p: CondLIF, dt_ms: float) -> np.ndarray:
 
 @njit(cache=True)
 def cond_lif_step(X, i, c, i_ext, refractory):
-    v = X[0, i]
-    ge = X[1, i]
-    gi = X[2, i]
+    v = X[0][i]
+    ge = X[1][i]
+    gi = X[2][i]
     if not refractory:
         g = c[1] + ge + gi
         v_inf = (c[1] * c[2] + ge * c[3] + gi * c[4] + i_ext) / g
-        X[0, i] = v_inf + (v - v_inf) * math.exp(-g * c[0])
-    X[1, i] = ge * c[5]
-    X[2, i] = gi * c[6]
+        X[0][i] = v_inf + (v - v_inf) * math.exp(-g * c[0])
+    X[1][i] = ge * c[5]
+    X[2][i] = gi * c[6]
 
 
 @njit(cache=True)
 def cond_lif_threshold(X, i, c):
-    return X[0, i] > c[7]
+    return X[0][i] > c[7]
 
 
 @njit(cache=True)
 def cond_lif_reset(X, i, c):
-    X[0, i] = c[8]
+    X[0][i] = c[8]
 
 
 COND_LIF_SPEC = ModelSpec(
