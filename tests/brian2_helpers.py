@@ -73,7 +73,7 @@ def brian2_cuba(duration_ms: float, seed: int = 1, target: str = "numpy", n: int
         vmon = b2.StateMonitor(P, "v", record=np.arange(record_v))
         objs.append(vmon)
     net = b2.Network(*objs)
-    net.run(duration_ms * ms)
+    net.run(duration_ms * ms, namespace={})  # no implicit look-up of the caller's variables
     steps, idx = spike_steps(mon.t[:] / b2.second, mon.i[:], float(b2.defaultclock.dt / b2.second))
     out = dict(steps=steps, idx=idx, ce_i=np.asarray(Ce.i[:]).copy(), ce_j=np.asarray(Ce.j[:]).copy(),
                ci_i=np.asarray(Ci.i[:]).copy(), ci_j=np.asarray(Ci.j[:]).copy(), v0_mv=v0, n_exc=n_exc)
@@ -112,6 +112,6 @@ def brian2_feedforward(n_in: int, gen_idx, gen_times_ms, sizes: dict, projection
         objs.append(S)
     mons = {name: b2.SpikeMonitor(groups[name]) for name in sizes}
     net = b2.Network(*objs, *mons.values())
-    net.run(duration_ms * ms)
+    net.run(duration_ms * ms, namespace={})  # no implicit look-up of the caller's variables
     dt_s = float(b2.defaultclock.dt / b2.second)
     return {name: spike_steps(m.t[:] / b2.second, m.i[:], dt_s) for name, m in mons.items()}

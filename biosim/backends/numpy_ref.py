@@ -36,7 +36,16 @@ def _stdp_update(pl, z, syn, xp, sign):
 
 
 def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
-    """Same contract as :func:`biosim.backends.numba_cpu.run_chunk`."""
+    """Same contract as :func:`biosim.backends.numba_cpu.run_chunk`.
+
+    Floating-point warnings are off inside (as in compiled code): an overflow must end as the
+    NOT_FINITE status that names the variable, not as a NumPy warning or FloatingPointError.
+    """
+    with np.errstate(all="ignore"):
+        return _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)
+
+
+def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
     X = pl.X
     N = X.shape[1]
     L = pl.hist.shape[0]

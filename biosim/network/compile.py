@@ -55,20 +55,28 @@ def estimate_bytes(net) -> int:
     return int(n_syn * per_syn + building + state)
 
 
-def _initial(value, rng, n, what):
+def _initial(value, rng, n, what, dtype=np.float64):
     if callable(value):
         value = value(rng, n)
     arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
     if not np.all(np.isfinite(arr)):
         raise BiosimError(f"{what} has non-finite values")
+    _check_fits(arr, dtype, what)
     return arr
+
+
+def _check_fits(arr, dtype, what):
+    """A value beyond the range of the state dtype would become inf (with a NumPy warning)."""
+    big = np.finfo(dtype).max
+    if np.any(np.abs(arr) > big):
+        raise BiosimError(f"{what} has values beyond the range of {np.dtype(dtype).name} (|x| <= {big:g})")
 
 
 def _draw_synapses(net, proj):
     src, tgt = proj.src, proj.tgt
     i, j = proj.rule.build(src.n, tgt.n, src is tgt, net.rng)
     n_syn = len(i)
-    w = _initial(proj.weight, net.rng, n_syn, "weight")
+    w = _initial(proj.weight, net.rng, n_syn, "weight", net.dtype)
     d = _initial(proj.delay_ms, net.rng, n_syn, "delay_ms")
     if np.any(d < 0):
         raise BiosimError("delay_ms must be >= 0")
@@ -99,7 +107,7 @@ def compile_network(net) -> Plan:
         a, b = pop_off[p.index], pop_off[p.index + 1]
         values = {**p.spec.initial(p.params), **p.init}
         for r, var in enumerate(p.spec.var_names):
-            X[r, a:b] = _initial(values[var], net.rng, p.n, f"initial value of {p.name}.{var}")
+            X[r, a:b] = _initial(values[var], net.rng, p.n, f"initial value of {p.name}.{var}", dtype)
             gate[r, a:b] = var in p.spec.frozen_vars
     groups = list(pops) + list(net.inputs)
     for k, g in enumerate(net.inputs):
@@ -154,6 +162,10 @@ def compile_network(net) -> Plan:
     cat = lambda xs, dt_: np.concatenate(xs).astype(dt_) if xs else np.zeros(0, dt_)  # noqa: E731
 
     pi = net.poisson_inputs
+    for q in pi:
+        _check_fits(np.array([q.weight]), dtype, "poisson_input weight")
+    for c in net.currents:
+        _check_fits(c.amplitude, dtype, "current amplitude")
     pi_col = np.cumsum([0] + [q.tgt.n for q in pi]).astype(np.int64)
     rec_spikes = np.zeros(N, dtype=np.int8)
     for p in pops:

@@ -106,6 +106,13 @@ class Network:
             raise BiosimError(f"spike generator '{name}': indices must lie in 0..{n - 1}")
         if not np.all(np.isfinite(times)) or np.any(times < 0):
             raise BiosimError(f"spike generator '{name}': times must be finite and >= 0 ms")
+        from biosim.network.simulate import generator_steps
+
+        steps = generator_steps(times, self.dt_ms)
+        pairs = np.unique(np.stack([indices, steps]), axis=1)
+        if pairs.shape[1] < len(indices):
+            raise BiosimError(f"spike generator '{name}': a source spikes twice in the same step of "
+                              f"dt_ms = {self.dt_ms:g} (at most one spike per source and step)")
         self._claim(name)
         group = InputGroup(name, "generator", int(n), indices=indices, times_ms=times)
         self.inputs.append(group)

@@ -15,9 +15,16 @@ from biosim.backends.plan import ChunkInput, Outputs
 from biosim.errors import SimulationError
 from biosim.network.compile import compile_network
 
-__all__ = ["Simulation", "Result"]
+__all__ = ["Simulation", "Result", "generator_steps"]
 
 _CHUNK_BYTES = 32 * 2**20
+
+
+def generator_steps(times_ms, dt_ms) -> np.ndarray:
+    """The step in which a spike generator emits a spike at ``times_ms``: the step whose interval
+    ``[s*dt, (s+1)*dt)`` holds the time, with a tolerance of ``1e-3*dt`` for times on the grid
+    (Brian2's ``SpikeGeneratorGroup`` binning)."""
+    return ((np.asarray(times_ms, dtype=np.float64) + 1e-3 * dt_ms) / dt_ms).astype(np.int64)
 
 
 @dataclass
@@ -56,14 +63,19 @@ class Simulation:
         t0 = time.perf_counter()
         self.plan = compile_network(net)
         self.loop_s = 0.0
-        self.rng = np.random.default_rng(net._input_seq)
+        # One random stream per random input (Poisson groups, then Poisson inputs), each consumed
+        # step after step: the draws do not depend on how the run is cut into chunks or calls.
+        seq = np.random.SeedSequence(net._input_seq.entropy, spawn_key=net._input_seq.spawn_key)
+        streams = iter(np.random.default_rng(s) for s in seq.spawn(len(net.inputs) + len(net.poisson_inputs)))
+        self.rng_inputs = {g.index: next(streams) for g in net.inputs if g.kind == "poisson"}
+        self.rng_poisson_inputs = [next(streams) for _ in net.poisson_inputs]
         self.step = 0
         self.sp_step = np.zeros(max(4 * self.plan.X.shape[1], 1 << 16), dtype=np.int64)
         self.sp_idx = np.zeros_like(self.sp_step, dtype=np.int32)
         self.sp_n = 0
         self.rec_parts: list[np.ndarray] = []
         gens = [g for g in net.inputs if g.kind == "generator"]
-        self.gen_steps = {g.index: (np.round(g.times_ms / net.dt_ms).astype(np.int64), g.indices) for g in gens}
+        self.gen_steps = {g.index: (generator_steps(g.times_ms, net.dt_ms), g.indices) for g in gens}
         self.change_steps = sorted({s for c in net.currents for s in (self._to_step(c.start_ms), self._to_step(c.stop_ms))})
         t1 = time.perf_counter()
         empty = np.zeros(0, np.int64)
@@ -89,7 +101,7 @@ class Simulation:
         for g in net.inputs:
             off = self.plan.grp_off[g.index]
             if g.kind == "poisson":
-                st, idx = np.nonzero(self.rng.random((n, g.n)) < g.rates_hz * p)
+                st, idx = np.nonzero(self.rng_inputs[g.index].random((n, g.n)) < g.rates_hz * p)
             else:
                 gs, gi = self.gen_steps[g.index]
                 sel = (gs >= s0) & (gs < s0 + n)
@@ -104,8 +116,8 @@ class Simulation:
         else:
             st = src = grp = np.zeros(0, np.int64)
         ptr = np.searchsorted(st, np.arange(n + 1)).astype(np.int64)
-        cols = [self.rng.binomial(q.n_sources, q.rate_hz * p, size=(n, q.tgt.n)).astype(np.int32)
-                for q in net.poisson_inputs]
+        cols = [rng.binomial(q.n_sources, q.rate_hz * p, size=(n, q.tgt.n)).astype(np.int32)
+                for q, rng in zip(net.poisson_inputs, self.rng_poisson_inputs)]
         counts = np.concatenate(cols, axis=1) if cols else np.zeros((n, 0), np.int32)
         return ChunkInput(ptr, src, grp, counts)
 
