@@ -618,3 +618,21 @@ def test_network_too_big_is_refused_before_allocating():
 def test_error_classes_are_public():
     assert issubclass(biosim.SimulationError, biosim.BiosimError)
     assert issubclass(biosim.BiosimError, ValueError)
+
+
+def test_weights_accessor_reports_plastic_weights_in_synapse_order():
+    from biosim import STDP, Network, LIF, AllToAll, BiosimError
+
+    net = Network(dt_ms=0.1, seed=3)
+    src = net.poisson_group("src", 20, 50.0)
+    tgt = net.population("tgt", LIF(v_rest_mv=-49.0), 5)
+    proj = net.connect(src, tgt, "ge", weight=0.5, rule=AllToAll(), stdp=STDP(w_max=1.0))
+    with pytest.raises(BiosimError, match="call run"):
+        net.weights(proj)
+    net.run(200.0)
+    i, j, w = net.weights(proj)
+    assert len(i) == len(j) == len(w) == 100
+    assert np.array_equal(i, np.repeat(np.arange(20), 5)) and np.array_equal(j, np.tile(np.arange(5), 20))
+    assert np.all((w >= 0) & (w <= 1)) and np.any(w != 0.5)
+    start = net._sim.plan.indptr[net._sim.plan.pr_ptr[0]]
+    assert np.array_equal(w, net._sim.plan.w[start:start + 100])

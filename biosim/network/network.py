@@ -179,6 +179,19 @@ class Network:
     def n_neurons(self) -> int:
         return sum(p.n for p in self.populations)
 
+    def weights(self, proj: Projection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(i, j, w)`` of ``proj`` now (after any plasticity): source index, target index and
+        weight of each synapse, in the projection's synapse order. Available once the network has run."""
+        if self._sim is None:
+            raise BiosimError("synapses are drawn when the network first runs; call run() first")
+        if proj not in self.projections:
+            raise BiosimError("this projection does not belong to this network")
+        plan = self._sim.plan
+        r = self.projections.index(proj)
+        start = plan.indptr[plan.pr_ptr[r]]
+        w = plan.w[start:start + len(proj.i)].copy()
+        return proj.i.copy(), proj.j.copy(), w
+
     def run(self, duration_ms: float, backend: str = "numba-cpu", progress: bool = False):
         """Simulate ``duration_ms`` more milliseconds; returns a :class:`~biosim.network.simulate.Result`.
 
