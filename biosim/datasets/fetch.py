@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from biosim.datasets._files import atomic_binary
+from biosim.reports.output import atomic_binary
 from biosim.datasets.mnist import MNIST_FILES, MNIST_MD5, md5sum
 from biosim.datasets.paths import mnist_dir
 from biosim.errors import BiosimError

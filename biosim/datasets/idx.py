@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biosim.datasets._files import atomic_binary
+from biosim.reports.output import atomic_binary
 from biosim.errors import BiosimError
 
 __all__ = ["read_idx", "write_idx", "IDX_TYPES"]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["make_run_dir", "atomic_write_text", "atomic_write_json", "atomic_savefig"]
+__all__ = ["make_run_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_savefig"]
 
 
 def make_run_dir(name: str, out: str | None) -> Path:
@@ -23,12 +26,19 @@ def make_run_dir(name: str, out: str | None) -> Path:
     return path
 
 
-def _atomic(path: Path, write):
+@contextlib.contextmanager
+def atomic_binary(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path`` for writing; rename it to ``path`` on success.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is
+    left as it was.
+    """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -40,7 +50,8 @@ def _atomic(path: Path, write):
 
 def atomic_write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename."""
-    _atomic(path, lambda fh: fh.write(text.encode()))
+    with atomic_binary(path) as fh:
+        fh.write(text.encode())
 
 
 def _clean(obj):
@@ -60,4 +71,5 @@ def atomic_write_json(path, data) -> None:
 
 def atomic_savefig(fig, path) -> None:
     """Save a matplotlib figure as PNG atomically."""
-    _atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
+    with atomic_binary(path) as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
