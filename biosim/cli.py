@@ -10,6 +10,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from biosim.errors import BiosimError, unknown
 
@@ -38,8 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter of the run (repeatable), e.g. --set bio_time_s=2")
     run.add_argument("--backend", default="numba-cpu", help="simulation backend (numba-cpu, numpy)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    run.add_argument("--seed", type=int, default=None, help="random seed, default 0 (same seed, same result)")
     run.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/NAME/<timestamp>)")
+    run.add_argument("--resume", default=None, metavar="DIR",
+                     help="continue the stopped training run in DIR with the settings of DIR/config.json")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     bench = sub.add_parser("bench", help="benchmark biosim against other simulators in one process")
@@ -79,21 +82,58 @@ def _cmd_run(args) -> int:
     from biosim.reports.output import atomic_write_json, make_run_dir
 
     spec = load_model(args.name)
-    params = apply_overrides(spec["params"], args.sets)
-    if args.backend not in BACKENDS:
-        raise unknown("backend", args.backend, BACKENDS)
     runner = get_runner(spec["runner"])
-    out_dir = make_run_dir(args.name, args.out)
-    resolved = {"name": args.name, "runner": spec["runner"], "builder": spec.get("builder", args.name),
-                "backend": args.backend, "seed": args.seed, "params": params}
-    atomic_write_json(out_dir / "config.json", resolved)
-    metrics = runner(spec, params, args.seed, args.backend, out_dir, progress=not args.quiet)
+    if args.resume is not None:
+        resolved = _resume_config(args, spec, runner)
+        out_dir = Path(args.resume)
+        params, seed, backend = resolved["params"], resolved["seed"], resolved["backend"]
+    else:
+        params = apply_overrides(spec["params"], args.sets)
+        seed, backend = (0 if args.seed is None else args.seed), args.backend
+    if backend not in BACKENDS:
+        raise unknown("backend", backend, BACKENDS)
+    if args.resume is None:
+        out_dir = make_run_dir(args.name, args.out)
+        resolved = {"name": args.name, "runner": spec["runner"], "builder": spec.get("builder", args.name),
+                    "backend": backend, "seed": seed, "params": params}
+        atomic_write_json(out_dir / "config.json", resolved)
+        metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet)
+    else:
+        metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet, resume=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     for key, value in shown.items():
         print(f"{key:>16}: {value:.6g}" if isinstance(value, float) else f"{key:>16}: {value}")
     print(f"wrote {out_dir}")
     return 0
+
+
+def _resume_config(args, spec: dict, runner) -> dict:
+    """The saved configuration of the run folder ``args.resume``, checked against ``spec``."""
+    import inspect
+    import json
+
+    from biosim.experiments.registry import _flat_keys
+
+    if "resume" not in inspect.signature(runner).parameters:
+        raise BiosimError(f"run '{args.name}' cannot be resumed (only training runs keep checkpoints)")
+    if args.sets or args.seed is not None or args.out is not None:
+        raise BiosimError("--resume DIR continues the run with the settings saved in DIR/config.json; "
+                          "leave out --set, --seed and --out")
+    path = Path(args.resume) / "config.json"
+    try:
+        resolved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BiosimError(f"--resume {args.resume}: no config.json there (not a run folder)") from None
+    except (OSError, ValueError) as exc:
+        raise BiosimError(f"--resume: cannot read {path} ({exc})") from None
+    if not isinstance(resolved, dict) or not {"name", "seed", "params", "backend"} <= resolved.keys():
+        raise BiosimError(f"--resume: {path} is not a biosim run configuration")
+    if resolved["name"] != args.name:
+        raise BiosimError(f"--resume: {args.resume} holds a run of '{resolved['name']}', not '{args.name}'")
+    if sorted(_flat_keys(resolved["params"])) != sorted(_flat_keys(spec["params"])):
+        raise BiosimError(f"--resume: the parameters in {path} no longer match models/{args.name}.toml")
+    return resolved
 
 
 def _cmd_bench(args) -> int:
@@ -138,9 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench, "data": _cmd_data}
     try:
         return handlers[args.command](args)
-    except BiosimError as exc:
+    except BiosimError as exc:  # RunInterrupted carries 130 / 143 (checkpoint saved)
         print(f"biosim: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("biosim: interrupted", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["BiosimError", "SimulationError", "closest", "unknown"]
+__all__ = ["BiosimError", "SimulationError", "RunInterrupted", "closest", "unknown"]
 
 
 class BiosimError(ValueError):
@@ -19,6 +19,18 @@ class BiosimError(ValueError):
 
 class SimulationError(BiosimError):
     """A run that went wrong while simulating (for example NaN in a state variable)."""
+
+
+class RunInterrupted(BiosimError):
+    """A run stopped by Ctrl-C or SIGTERM after saving a checkpoint.
+
+    The message says how to resume; ``exit_code`` is the shell convention for the signal
+    (130 for SIGINT, 143 for SIGTERM), which the CLI exits with.
+    """
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:

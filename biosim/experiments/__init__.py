@@ -7,7 +7,10 @@ from biosim.errors import unknown
 __all__ = ["RUNNERS", "get_runner"]
 
 #: runner name -> "module:function"
-RUNNERS = {"simulation": "biosim.experiments.simulation:run_simulation"}
+RUNNERS = {
+    "simulation": "biosim.experiments.simulation:run_simulation",
+    "train": "biosim.experiments.train_runner:run_train",
+}
 
 
 def get_runner(name: str):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["make_run_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_savefig"]
+__all__ = ["make_run_dir", "atomic_binary", "atomic_write_text", "atomic_write_json", "atomic_savefig"]
 
 
 def make_run_dir(name: str, out: str | None) -> Path:

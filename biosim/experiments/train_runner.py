@@ -1,0 +1,300 @@
+"""The ``train`` runner: train a spiking classifier with surrogate gradients, test it, plot it.
+
+A model file (``models/lif_mnist.toml`` and friends) gives every setting under ``[params]``:
+``data`` and the tables ``encoder``, ``net``, ``neuron``, ``surrogate``, ``readout``, ``learn`` and
+``augment``. The runner loads the data, builds the network (biosim's layers, or norse's with
+``learn.backend = "norse"``), trains it with :func:`biosim.learn.train.fit`, evaluates the
+best-on-validation weights on the test set, and writes ``learning_curves.png``, ``raster.png`` and
+``confusion_matrix.png`` beside the weights and checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from biosim.errors import BiosimError
+from biosim.experiments.config import get
+
+__all__ = ["run_train", "build_from_params", "train_config_from"]
+
+_NEURON_KEYS = {
+    "lif": ("tau_mem_ms", "v_th", "v_reset", "reset", "detach_reset", "dt_ms", "integration"),
+}
+_NEURON_KEYS["rlif"] = _NEURON_KEYS["lif"]
+_NEURON_KEYS["cuba"] = _NEURON_KEYS["lif"] + ("tau_syn_ms",)
+_NEURON_KEYS["alif"] = _NEURON_KEYS["lif"] + ("tau_adapt_ms", "beta_adapt")
+_KINDS = {"tau_mem_ms": float, "v_th": float, "v_reset": float, "reset": str, "detach_reset": bool,
+          "dt_ms": float, "integration": str, "tau_syn_ms": float, "tau_adapt_ms": float, "beta_adapt": float}
+
+
+class _Table(dict):
+    """A ``[params.NAME]`` sub-table whose values :func:`_get` reports as ``NAME.key``."""
+
+    name = ""
+
+
+def _table(params: dict, name: str) -> _Table:
+    table = params.get(name)
+    if not isinstance(table, dict):
+        raise BiosimError(f"the run's parameters have no [params.{name}] table")
+    out = _Table(table)
+    out.name = name
+    return out
+
+
+def _get(table, key: str, *args, **kwargs):
+    """:func:`biosim.experiments.config.get` naming the value by its dotted key (``learn.lr``)."""
+    if key not in table:
+        raise BiosimError(f"the run's parameters have no '{getattr(table, 'name', '')}.{key}'")
+    name = f"{table.name}.{key}" if getattr(table, "name", "") else key
+    return get({name: table[key]}, name, *args, **kwargs)
+
+
+def _int_list(table: dict, key: str, prefix: str) -> tuple[int, ...]:
+    value = table[key]
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                              for v in value):
+        raise BiosimError(f"{prefix}.{key} = {value!r} must be a list of integers >= 1, e.g. [1000] (or [])")
+    return tuple(value)
+
+
+def augment_shift(shift_px: int, image_size: int) -> int:
+    """The shift in pixels for an image of ``image_size``: ``augment.shift_px`` is given for
+    28x28 digits and scales with the image, rounded down (so 8x8 digits are not shifted by 2)."""
+    return shift_px * image_size // 28
+
+
+def train_config_from(params: dict, seed: int, image_size: int = 28):
+    """The :class:`~biosim.learn.train.TrainConfig` of a run's ``[params]`` (images of ``image_size``)."""
+    from biosim.learn.train import SCHEDULES, TrainConfig
+
+    learn, augment = _table(params, "learn"), _table(params, "augment")
+    shift = augment_shift(_get(augment, "shift_px", int, low=0, high=8), image_size)
+    return TrainConfig(
+        epochs=_get(learn, "epochs", int, low=1), batch_size=_get(learn, "batch_size", int, low=1),
+        lr=_get(learn, "lr", positive=True), lr_schedule=_get(learn, "lr_schedule", str, choices=SCHEDULES),
+        lr_step_epochs=_get(learn, "lr_step_epochs", int, low=1), lr_gamma=_get(learn, "lr_gamma", low=0, high=1),
+        weight_decay=_get(learn, "weight_decay", low=0), shift_px=shift,
+        threads=_get(learn, "threads", int, low=0, high=1024),
+        eval_batch_size=_get(learn, "eval_batch_size", int, low=1), seed=seed)
+
+
+def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int):
+    """Network, encoder function, read-out and a description, from a run's ``[params]``.
+
+    The caller seeds torch first (the weights are drawn from torch's global generator).
+
+    Returns
+    -------
+    (SpikingNet, callable, Readout, dict)
+        The network, ``encode(x) -> (T, B, ...)``, the read-out and facts for the metrics
+        (``steps``, ``dt_ms``, ``backend``, ``notes``).
+    """
+    from biosim.learn import encoders
+    from biosim.learn.layers import LI, NEURONS, LIParams, make_neuron
+    from biosim.learn.network import NetSpec, build_net
+    from biosim.learn.readouts import READOUTS, Readout
+    from biosim.learn.surrogate import SURROGATES, Surrogate
+
+    enc, net, neuron = _table(params, "encoder"), _table(params, "net"), _table(params, "neuron")
+    sur, ro, learn = _table(params, "surrogate"), _table(params, "readout"), _table(params, "learn")
+    backend = _get(learn, "backend", str, choices=("biosim", "norse"))
+    kind = _get(enc, "kind", str, choices=encoders.ENCODERS)
+    steps = _get(enc, "steps", int, low=1, high=10000)
+    gain = _get(enc, "gain", low=0)
+    if kind == "poisson" and gain > 1:
+        raise BiosimError(f"encoder.gain = {gain} is a spike probability per step with encoder.kind=poisson "
+                          "(must be in [0, 1])")
+
+    neuron_kind = _get(net, "neuron", str, choices=NEURONS)
+    surrogate = Surrogate(kind=_get(sur, "kind", str, choices=SURROGATES), alpha=_get(sur, "alpha", positive=True))
+    nparams = {k: _get(neuron, k, _KINDS[k]) for k in _NEURON_KEYS[neuron_kind]}
+    for key in ("tau_mem_ms", "dt_ms", "tau_syn_ms", "tau_adapt_ms"):
+        if key in nparams and nparams[key] <= 0:
+            raise BiosimError(f"neuron.{key} = {nparams[key]!r} is out of range (must be > 0)")
+    readout = Readout(kind=_get(ro, "kind", str, choices=READOUTS),
+                      label_smoothing=_get(ro, "label_smoothing", low=0, high=0.99))
+    li = LIParams(tau_mem_ms=_get(ro, "tau_mem_ms", positive=True), tau_syn_ms=_get(ro, "tau_syn_ms", low=0),
+                  dt_ms=nparams["dt_ms"], integration=nparams["integration"])
+    spec = NetSpec(input_shape=input_shape, n_classes=n_classes, conv_channels=_int_list(net, "conv_channels", "net"),
+                   kernel_size=_get(net, "kernel_size", int, low=1), hidden=_int_list(net, "hidden", "net"),
+                   dropout=_get(net, "dropout", low=0, high=0.99),
+                   weight_scale=_get(net, "weight_scale", positive=True))
+    out_kind = neuron_kind if neuron_kind in ("lif", "cuba") else "lif"
+    out_params = {k: v for k, v in nparams.items() if k in _NEURON_KEYS[out_kind]}
+    notes = []
+    if backend == "norse":
+        from biosim.learn.norse_backend import norse_neuron, norse_readout
+
+        hidden_p = NEURONS[neuron_kind][1](surrogate=surrogate, **nparams)
+        out_p = NEURONS[out_kind][1](surrogate=surrogate, **out_params)
+
+        def mk_neuron(n):
+            return norse_neuron(neuron_kind, hidden_p)
+
+        def mk_readout():
+            return norse_neuron(out_kind, out_p) if readout.spiking else norse_readout(li)
+
+        if surrogate.kind == "fast_sigmoid" and surrogate.alpha != 1.0:
+            notes.append(f"norse 1.1.0's SuperSpike ignores alpha={surrogate.alpha:g} (its gradient is 1/(|x|+1)^2)")
+        if nparams["detach_reset"]:
+            notes.append("norse does not detach the reset from the gradient")
+    else:
+        def mk_neuron(n):
+            return make_neuron(neuron_kind, n, surrogate=surrogate, **nparams)
+
+        def mk_readout():
+            return make_neuron(out_kind, None, surrogate=surrogate, **out_params) if readout.spiking else LI(li)
+
+    model = build_net(spec, mk_neuron, mk_readout)
+
+    def encode(x):
+        return encoders.encode(kind, x, steps, gain)
+
+    facts = {"steps": steps, "dt_ms": nparams["dt_ms"], "backend": backend, "encoder": kind,
+             "neuron": neuron_kind, "readout": readout.kind, "notes": notes}
+    return model, encode, readout, facts
+
+
+def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True,
+              resume: bool = False) -> dict:
+    """Train the named spiking classifier; write weights, checkpoints and plots into ``out_dir``.
+
+    Parameters
+    ----------
+    spec : dict
+        The model file (``name``, ``description``, ``runner``, ``params``).
+    params : dict
+        ``[params]`` after ``--set`` overrides.
+    seed : int
+        Seed of the weights, sample order, augmentation, dropout and input spikes.
+    backend : str
+        The engine's simulation backend (unused: training runs in torch; see ``learn.backend``).
+    out_dir : pathlib.Path
+        Run folder.
+    progress : bool
+        Progress bar on stderr.
+    resume : bool
+        Continue from ``out_dir/checkpoint.safetensors``.
+
+    Returns
+    -------
+    dict
+        The metrics. ``test_accuracy``: test accuracy of the best-on-validation weights (the
+        honest number); ``val_accuracy``: their validation accuracy; ``best_test_accuracy_seen``:
+        the highest per-epoch test accuracy (optimistic, for reference); ``final_test_accuracy``:
+        the last epoch's weights. ``train_seconds`` (training with per-epoch evaluation, summed
+        over resumed sessions), ``samples_per_s`` (training samples per second of optimiser
+        steps), ``spikes_per_sample`` (hidden and spiking-output spikes per test sample over all
+        steps), sizes, settings and the per-epoch ``history``.
+    """
+    import torch
+
+    from biosim.datasets import DATASETS, load
+    from biosim.learn.checkpoint import load_weights
+    from biosim.learn.network import count_params
+    from biosim.learn.train import BEST, Task, TorchSettings, evaluate, fit
+    from biosim.reports.learn_figures import (confusion_figure, confusion_matrix, hidden_raster_figure,
+                                              learning_curves_figure)
+    from biosim.reports.output import atomic_savefig
+
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    data_name = _get(params, "data", str, choices=DATASETS)
+    train_config_from(params, seed)  # check the settings before loading data
+    ds = load(data_name)
+    sizes = ds.sizes
+    print(f"data: {ds.describe()} ({sizes['train'] + sizes['val'] + sizes['test']} samples; from {ds.source})",
+          flush=True)
+    h, w = ds.image_shape
+    cfg = train_config_from(params, seed, min(h, w))
+    if cfg.shift_px != params["augment"]["shift_px"]:
+        print(f"note: augment.shift_px = {params['augment']['shift_px']} (for 28x28) is {cfg.shift_px} px "
+              f"for {h}x{w} images", flush=True)
+    torch.manual_seed(seed)
+    model, encode, readout, facts = build_from_params(params, (1, h, w), ds.n_classes)
+    for note in facts["notes"]:
+        print(f"note: {note}", flush=True)
+    task = Task(ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test, ds.y_test, encode, readout)
+    if resume:
+        print(f"resuming the run in {out_dir}", flush=True)
+    result = fit(model, task, cfg, out_dir, resume=resume, progress=progress,
+                 resume_hint=f"biosim run {spec['name']} --resume {out_dir}")
+
+    # final weights, then the best-on-validation weights
+    with TorchSettings(cfg.resolved_threads()):
+        final_test = evaluate(model, ds.x_test, ds.y_test, encode, readout, cfg.eval_batch_size, seed=seed)
+        best_meta = load_weights(out_dir / BEST, model)
+        val = evaluate(model, ds.x_val, ds.y_val, encode, readout, cfg.eval_batch_size, seed=seed)
+        test = evaluate(model, ds.x_test, ds.y_test, encode, readout, cfg.eval_batch_size, seed=seed,
+                        count_spikes=True)
+        raster = _hidden_spikes(model, encode, ds.x_test[:1], seed)
+    hist = result.history
+    matrix = confusion_matrix(ds.y_test, test["predictions"], ds.n_classes)
+    title = f"{spec['name']} on {data_name} (seed {seed}, {facts['backend']})"
+    atomic_savefig(learning_curves_figure(hist, title, result.best_epoch), out_dir / "learning_curves.png")
+    digit = f"test digit 0 (label {int(ds.y_test[0])}, predicted {int(test['predictions'][0])})"
+    atomic_savefig(hidden_raster_figure(ds.x_test[0], raster, facts["dt_ms"], f"last hidden layer, {digit}"),
+                   out_dir / "raster.png")
+    atomic_savefig(confusion_figure(matrix, f"{title}\ntest accuracy {100 * test['accuracy']:.2f} %"),
+                   out_dir / "confusion_matrix.png")
+    n_train_total = result.samples
+    return {
+        "test_accuracy": test["accuracy"],
+        "val_accuracy": val["accuracy"],
+        "best_epoch": result.best_epoch,
+        "best_test_accuracy_seen": max(hist["test_accuracy"]),
+        "final_test_accuracy": final_test["accuracy"],
+        "train_seconds": result.train_seconds,
+        "step_seconds": result.step_seconds,
+        "samples_per_s": n_train_total / result.step_seconds if result.step_seconds else float("nan"),
+        "total_wall_s": time.perf_counter() - t_start,
+        "epochs": cfg.epochs,
+        "dataset": data_name,
+        "n_train": sizes["train"],
+        "n_val": sizes["val"],
+        "n_test": sizes["test"],
+        "n_params": count_params(model),
+        "spikes_per_sample": test["spikes_per_sample"],
+        "steps": facts["steps"],
+        "encoder": facts["encoder"],
+        "neuron": facts["neuron"],
+        "readout": facts["readout"],
+        "learn_backend": facts["backend"],
+        "threads": cfg.resolved_threads(),
+        "shift_px": cfg.shift_px,
+        "seed": seed,
+        "resumed": result.resumed,
+        "notes": {"backend": facts["notes"]},
+        "hidden_spikes_per_sample": {"per_stage": test["hidden_spikes_per_sample"]},
+        "history": hist,
+        "confusion_matrix": {"rows_true_cols_predicted": matrix.tolist()},
+        "best_weights": {"file": BEST, "epoch": best_meta.get("best", {}).get("epoch")},
+    }
+
+
+def _hidden_spikes(model, encode, x: np.ndarray, seed: int) -> np.ndarray:
+    """Spikes ``(T, N)`` of the last hidden stage for one image ``x`` ``(1, H, W)``."""
+    import torch
+
+    from biosim.learn.train import _to_input
+
+    spikes: dict[int, list] = {}
+
+    def record(stage, z):
+        spikes.setdefault(stage, []).append(z.reshape(z.shape[0], -1)[0].numpy().copy())
+
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model(encode(_to_input(x)), record=record)
+    finally:
+        model.train(was)
+    if not spikes:
+        return np.zeros((1, 1))
+    return np.stack(spikes[max(spikes)])
