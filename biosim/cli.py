@@ -102,8 +102,9 @@ def _cmd_run(args) -> int:
         metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet, resume=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    width = max(map(len, shown), default=0)
     for key, value in shown.items():
-        print(f"{key:>16}: {value:.6g}" if isinstance(value, float) else f"{key:>16}: {value}")
+        print(f"{key:>{width}}: {value:.6g}" if isinstance(value, float) else f"{key:>{width}}: {value}")
     print(f"wrote {out_dir}")
     return 0
 
