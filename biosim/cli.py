@@ -1,4 +1,4 @@
-"""The ``biosim`` command line: ``list``, ``run``, ``bench``, ``data``.
+"""The ``biosim`` command line: ``list``, ``run``, ``bench``, ``compare``, ``data``.
 
 User mistakes (unknown names or keys, bad values, impossible sizes, NaN during a run) print one
 line starting with ``biosim: error:`` and exit with status 2, never a traceback.
@@ -51,6 +51,27 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--repeats", type=int, default=1, help="timed repetitions (best is reported)")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
+    comp.add_argument("names", nargs="+", metavar="NAME", help="run names, e.g. lif_mnist mlp_mnist")
+    comp.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per run (default 3)")
+    comp.add_argument("--out", default=None, metavar="DIR", help="report folder (default runs/compare/<timestamp>)")
+    comp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a parameter in every run that has it (repeatable), e.g. --set learn.epochs=2")
+    comp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    nirp = sub.add_parser("nir", help="export a trained run to NIR, or run a NIR graph in the engine")
+    nir_sub = nirp.add_subparsers(dest="nir_command", required=True, metavar="ACTION")
+    nexp = nir_sub.add_parser("export", help="write a trained run's network as a NIR graph (HDF5)")
+    nexp.add_argument("run_dir", metavar="RUN_DIR", help="a `biosim run` folder of a train model")
+    nexp.add_argument("--out", required=True, metavar="FILE", help="the NIR file to write")
+    nrun = nir_sub.add_parser("run", help="run a NIR graph in the engine on a data set's test images")
+    nrun.add_argument("file", metavar="FILE", help="a NIR file")
+    nrun.add_argument("--data", default="mnist5k", help="data set (default mnist5k)")
+    nrun.add_argument("--n", type=int, default=None, help="first N test samples only")
+    nrun.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    nrun.add_argument("--steps", type=int, default=None, help="time steps (default: the graph's)")
+    nrun.add_argument("--gain", type=float, default=None, help="input current per unit intensity")
 
     data = sub.add_parser("data", help="list the data sets or download one")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -154,6 +175,30 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from biosim.bridge.compare import compare
+
+    out_dir = compare(args.names, seeds=args.seeds, out=args.out, sets=args.sets, progress=not args.quiet)
+    print(f"wrote {out_dir / 'report.html'}, {out_dir / 'report.md'} and {out_dir / 'metrics.json'}")
+    return 0
+
+
+def _cmd_nir(args) -> int:
+    if args.nir_command == "export":
+        from biosim.bridge.nir import export_nir
+
+        graph = export_nir(args.run_dir, args.out)
+        print(f"wrote {args.out} ({len(graph.nodes)} nodes, dt = {graph.metadata['dt']:g} s)")
+        return 0
+    from biosim.bridge.nir_engine import run_dataset
+
+    r = run_dataset(args.file, data=args.data, n=args.n, dtype=args.dtype, steps=args.steps, gain=args.gain)
+    print(f"{args.file} on {args.data}: accuracy {100 * r['accuracy']:.2f} % over {r['n_samples']} test samples, "
+          f"{r['spikes_per_sample']:.0f} spikes/sample, {r['steps']} steps of {1e3 * r['dt']:g} ms "
+          f"({r['source']} graph, {r['seconds']:.2f} s)")
+    return 0
+
+
 def _cmd_data(args) -> int:
     from biosim.datasets import DATASETS, fetch_mnist
     from biosim.datasets.mnist import find_mnist
@@ -176,7 +221,8 @@ def _cmd_data(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biosim`` command."""
     args = _parser().parse_args(argv)
-    handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench, "data": _cmd_data}
+    handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
+                "data": _cmd_data}
     try:
         return handlers[args.command](args)
     except BiosimError as exc:  # RunInterrupted carries 130 / 143 (checkpoint saved)

@@ -9,6 +9,9 @@ digits    scikit-learn's 1797 digits, 8x8 (0..16 scaled   about 72 % / 8 % / 20 
           to 0..255)
 mnist     full MNIST from IDX files (see                  55000 / 5000 / 10000: official test,
           :mod:`biosim.datasets.mnist`)                   validation the last 5000 of train
+mnist1d   MNIST-1D, 5000 generated 1-D digits, 1x40       stratified as digits
+          (:mod:`biosim.datasets.mnist1d`)
+xor       1000 noisy XOR pairs, 1x2                       stratified as digits
 ========  ==============================================  ==================================
 
 The stratified splits come from :func:`biosim.datasets.dataset.stratified_split` with
@@ -24,7 +27,7 @@ from biosim.datasets.mnist import load_mnist
 from biosim.datasets.paths import embedded_dir
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["DATASETS", "load", "load_mnist5k", "load_digits", "split_arrays"]
+__all__ = ["DATASETS", "GENERATED", "ALL_DATASETS", "load", "load_mnist5k", "load_digits", "split_arrays"]
 
 #: Name -> one-line description (``biosim data list``).
 DATASETS = {
@@ -32,6 +35,16 @@ DATASETS = {
     "digits": "scikit-learn's 1797 handwritten digits, 8x8",
     "mnist": "full MNIST, 70000 digits, 28x28, from IDX files (biosim data fetch mnist)",
 }
+
+#: Generated data sets (no files): name -> one-line description. Runs accept these as well as
+#: :data:`DATASETS` (see :data:`ALL_DATASETS`).
+GENERATED = {
+    "mnist1d": "MNIST-1D (Greydanus 2020): 5000 procedurally generated 1-D digits, 40 points, seed 42",
+    "xor": "XOR of two noisy binary inputs (1000 samples, 1x2, noise sd 0.1): the classic small case",
+}
+
+#: Every name :func:`load` accepts.
+ALL_DATASETS = {**DATASETS, **GENERATED}
 
 
 def split_arrays(name: str, images: np.ndarray, labels: np.ndarray, split_seed: int,
@@ -63,7 +76,26 @@ def load_digits(split_seed: int = 0) -> Dataset:
     return split_arrays("digits", images, bunch.target, split_seed, "sklearn.datasets.load_digits")
 
 
-_LOADERS = {"mnist5k": load_mnist5k, "digits": load_digits, "mnist": load_mnist}
+def load_mnist1d(split_seed: int = 0) -> Dataset:
+    """MNIST-1D generated with seed 42 (:mod:`biosim.datasets.mnist1d`), stored as ``1 x 40`` uint8."""
+    from biosim.datasets.mnist1d import make_mnist1d, to_uint8
+
+    signals, labels = make_mnist1d()
+    return split_arrays("mnist1d", to_uint8(signals), labels, split_seed, "biosim.datasets.mnist1d (seed 42)")
+
+
+def load_xor(split_seed: int = 0) -> Dataset:
+    """XOR: inputs ``a, b`` in {0, 1} plus Gaussian noise (sd 0.1), clipped to [0, 1], as ``1 x 2``
+    uint8 images; label ``a xor b``. 1000 samples from seed 0."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, size=(1000, 2))
+    x = np.clip(bits + 0.1 * rng.standard_normal(bits.shape), 0.0, 1.0)
+    images = np.rint(255.0 * x).astype(np.uint8)[:, None, :]
+    return split_arrays("xor", images, bits[:, 0] ^ bits[:, 1], split_seed, "generated (biosim.datasets.catalog)")
+
+
+_LOADERS = {"mnist5k": load_mnist5k, "digits": load_digits, "mnist": load_mnist, "mnist1d": load_mnist1d,
+            "xor": load_xor}
 
 
 def load(name: str, split_seed: int = 0) -> Dataset:
@@ -71,7 +103,7 @@ def load(name: str, split_seed: int = 0) -> Dataset:
 
     Parameters
     ----------
-    name : {"mnist5k", "digits", "mnist"}
+    name : {"mnist5k", "digits", "mnist", "mnist1d", "xor"}
         Which data set (see :data:`DATASETS`).
     split_seed : int
         Seed of the stratified split (0: the fixed split runs use). Ignored by ``mnist``, whose

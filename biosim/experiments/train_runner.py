@@ -99,11 +99,16 @@ def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes
     from biosim.learn.readouts import READOUTS, Readout
     from biosim.learn.surrogate import SURROGATES, Surrogate
 
+    net_kind = params.get("net", {}).get("kind", "snn") if isinstance(params.get("net"), dict) else "snn"
+    if net_kind != "snn":
+        return _build_ann_from_params(params, input_shape, n_classes)
     enc, net, neuron = _table(params, "encoder"), _table(params, "net"), _table(params, "neuron")
     sur, ro, learn = _table(params, "surrogate"), _table(params, "readout"), _table(params, "learn")
     backend = _get(learn, "backend", str, choices=("biosim", "norse"))
-    kind = _get(enc, "kind", str, choices=encoders.ENCODERS)
+    kind = _get(enc, "kind", str, choices=(*encoders.ENCODERS, "sequence"))
     steps = _get(enc, "steps", int, low=1, high=10000)
+    if kind == "sequence":  # a 1-D signal (1, 1, L): one sample per step, L steps
+        input_shape, steps = (input_shape[0], 1, input_shape[1]), input_shape[2]
     gain = _get(enc, "gain", low=0)
     if kind == "poisson" and gain > 1:
         raise BiosimError(f"encoder.gain = {gain} is a spike probability per step with encoder.kind=poisson "
@@ -152,10 +157,44 @@ def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes
     model = build_net(spec, mk_neuron, mk_readout)
 
     def encode(x):
+        if kind == "sequence":
+            from biosim.bridge.ann import sequence_encoder
+
+            return sequence_encoder(x, gain)
         return encoders.encode(kind, x, steps, gain)
 
     facts = {"steps": steps, "dt_ms": nparams["dt_ms"], "backend": backend, "encoder": kind,
-             "neuron": neuron_kind, "readout": readout.kind, "notes": notes}
+             "neuron": neuron_kind, "readout": readout.kind, "notes": notes, "model_kind": "snn"}
+    return model, encode, readout, facts
+
+
+def _build_ann_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int):
+    """:func:`build_from_params` for the non-spiking baselines (``net.kind`` mlp | cnn | gru | lstm).
+
+    Their model files hold ``[params.encoder]`` (``kind`` image | sequence, ``gain``),
+    ``[params.net]`` (``kind``, ``conv_channels``, ``kernel_size``, ``hidden``, ``dropout``),
+    ``[params.readout]`` (``label_smoothing``), ``learn`` and ``augment`` as the spiking runs do.
+    """
+    from functools import partial
+
+    from biosim.bridge.ann import ANN_KINDS, build_ann, image_encoder, sequence_encoder
+    from biosim.learn.readouts import Readout
+
+    enc, net, ro = _table(params, "encoder"), _table(params, "net"), _table(params, "readout")
+    kind = _get(net, "kind", str, choices=("snn", *ANN_KINDS))
+    enc_kind = _get(enc, "kind", str, choices=("image", "sequence"))
+    if enc_kind == "sequence":
+        encode = partial(sequence_encoder, gain=_get(enc, "gain", low=0))
+        step_shape, steps = (input_shape[0] * input_shape[1],), input_shape[2]
+    else:
+        encode, step_shape, steps = image_encoder, input_shape, 1
+    model = build_ann(kind, step_shape, n_classes, hidden=_int_list(net, "hidden", "net"),
+                      conv_channels=_int_list(net, "conv_channels", "net") if "conv_channels" in net else (),
+                      kernel_size=_get(net, "kernel_size", int, low=1) if "kernel_size" in net else 5,
+                      dropout=_get(net, "dropout", low=0, high=0.99))
+    readout = Readout(kind="mean_membrane", label_smoothing=_get(ro, "label_smoothing", low=0, high=0.99))
+    facts = {"steps": steps, "dt_ms": 1.0, "backend": "torch", "encoder": enc_kind, "neuron": "none",
+             "readout": "linear scores, cross-entropy", "notes": [], "model_kind": kind}
     return model, encode, readout, facts
 
 
@@ -193,7 +232,8 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
     """
     import torch
 
-    from biosim.datasets import DATASETS, load
+    from biosim.datasets import load
+    from biosim.datasets.catalog import ALL_DATASETS as DATASETS
     from biosim.learn.checkpoint import load_weights
     from biosim.learn.network import count_params
     from biosim.learn.train import BEST, Task, TorchSettings, evaluate, fit
@@ -231,14 +271,16 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
         val = evaluate(model, ds.x_val, ds.y_val, encode, readout, cfg.eval_batch_size, seed=seed)
         test = evaluate(model, ds.x_test, ds.y_test, encode, readout, cfg.eval_batch_size, seed=seed,
                         count_spikes=True)
-        raster = _hidden_spikes(model, encode, ds.x_test[:1], seed)
+        raster = _hidden_spikes(model, encode, ds.x_test[:1], seed) if facts["model_kind"] == "snn" else None
+        bridge = _bridge_metrics(model, ds, encode, readout, cfg, seed)
     hist = result.history
     matrix = confusion_matrix(ds.y_test, test["predictions"], ds.n_classes)
     title = f"{spec['name']} on {data_name} (seed {seed}, {facts['backend']})"
     atomic_savefig(learning_curves_figure(hist, title, result.best_epoch), out_dir / "learning_curves.png")
     digit = f"test digit 0 (label {int(ds.y_test[0])}, predicted {int(test['predictions'][0])})"
-    atomic_savefig(hidden_raster_figure(ds.x_test[0], raster, facts["dt_ms"], f"last hidden layer, {digit}"),
-                   out_dir / "raster.png")
+    if raster is not None:
+        atomic_savefig(hidden_raster_figure(ds.x_test[0], raster, facts["dt_ms"], f"last hidden layer, {digit}"),
+                       out_dir / "raster.png")
     atomic_savefig(confusion_figure(matrix, f"{title}\ntest accuracy {100 * test['accuracy']:.2f} %"),
                    out_dir / "confusion_matrix.png")
     n_train_total = result.samples
@@ -258,7 +300,10 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
         "n_val": sizes["val"],
         "n_test": sizes["test"],
         "n_params": count_params(model),
-        "spikes_per_sample": test["spikes_per_sample"],
+        "spikes_per_sample": (test["spikes_per_sample"] if facts["model_kind"] == "snn"
+                              else bridge["spikes_per_sample"]),
+        "model_kind": facts["model_kind"],
+        **{k: v for k, v in bridge.items() if k != "spikes_per_sample"},
         "steps": facts["steps"],
         "encoder": facts["encoder"],
         "neuron": facts["neuron"],
@@ -298,3 +343,30 @@ def _hidden_spikes(model, encode, x: np.ndarray, seed: int) -> np.ndarray:
     if not spikes:
         return np.zeros((1, 1))
     return np.stack(spikes[max(spikes)])
+
+
+def _bridge_metrics(model, ds, encode, readout, cfg, seed: int) -> dict:
+    """NeuroBench-style metrics of the selected weights on the test set (see :mod:`biosim.bridge.metrics`)."""
+    from biosim.bridge.metrics import ENERGY_ASSUMPTIONS, latency_ms, static_metrics, workload_metrics
+    from biosim.learn.readouts import scores
+
+    work = workload_metrics(model, ds.x_test, ds.y_test, encode, lambda out: scores(out, readout.kind),
+                            spiking_output=readout.spiking, batch_size=cfg.eval_batch_size, seed=seed)
+    lat = latency_ms(model, ds.x_test, encode)
+    syn = work["synops"]
+    return {
+        **static_metrics(model),
+        "activation_sparsity": work["activation_sparsity"],
+        "spikes_per_sample": work["spikes_per_sample"],
+        "spikes_per_layer": work["spikes_per_layer"],
+        "synops_effective_acs": syn["effective_acs"],
+        "synops_effective_macs": syn["effective_macs"],
+        "synops_dense": syn["dense"],
+        "energy_estimate_uJ": work["energy_estimate_uJ"],
+        "latency_ms_per_sample": lat["median"],
+        "synops": syn,
+        "latency": {**lat, "unit": "ms", "batch": 1, "threads": cfg.resolved_threads()},
+        "metric_notes": {"energy": ENERGY_ASSUMPTIONS,
+                         "metrics_accuracy": work["accuracy"],
+                         "definitions": "see biosim.bridge.metrics.METRIC_DEFINITIONS"},
+    }
