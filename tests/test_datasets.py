@@ -333,7 +333,7 @@ def test_cli_data_fetch_and_list(served, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BIOSIM_DATA", str(tmp_path / "nowhere"))
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    assert {line.split()[0] for line in out.strip().splitlines()} == {"mnist5k", "digits", "mnist"}
+    assert {line.split()[0] for line in out.strip().splitlines()} == {"mnist5k", "digits", "mnist", "mnist1d", "xor"}
     assert "[not downloaded]" in out
     monkeypatch.setenv("BIOSIM_DATA", str(tmp_path))
     dest.rename(tmp_path / "mnist")

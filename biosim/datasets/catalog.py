@@ -27,24 +27,16 @@ from biosim.datasets.mnist import load_mnist
 from biosim.datasets.paths import embedded_dir
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["DATASETS", "GENERATED", "ALL_DATASETS", "load", "load_mnist5k", "load_digits", "split_arrays"]
+__all__ = ["DATASETS", "load", "load_mnist5k", "load_digits", "split_arrays"]
 
-#: Name -> one-line description (``biosim data list``).
+#: Name -> one-line description (``biosim data list``); every name :func:`load` accepts.
 DATASETS = {
     "mnist5k": "5000 real MNIST digits (500 per class, 28x28), embedded: no download",
     "digits": "scikit-learn's 1797 handwritten digits, 8x8",
     "mnist": "full MNIST, 70000 digits, 28x28, from IDX files (biosim data fetch mnist)",
-}
-
-#: Generated data sets (no files): name -> one-line description. Runs accept these as well as
-#: :data:`DATASETS` (see :data:`ALL_DATASETS`).
-GENERATED = {
     "mnist1d": "MNIST-1D (Greydanus 2020): 5000 procedurally generated 1-D digits, 40 points, seed 42",
     "xor": "XOR of two noisy binary inputs (1000 samples, 1x2, noise sd 0.1): the classic small case",
 }
-
-#: Every name :func:`load` accepts.
-ALL_DATASETS = {**DATASETS, **GENERATED}
 
 
 def split_arrays(name: str, images: np.ndarray, labels: np.ndarray, split_seed: int,

@@ -233,7 +233,7 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
     import torch
 
     from biosim.datasets import load
-    from biosim.datasets.catalog import ALL_DATASETS as DATASETS
+    from biosim.datasets.catalog import DATASETS
     from biosim.learn.checkpoint import load_weights
     from biosim.learn.network import count_params
     from biosim.learn.train import BEST, Task, TorchSettings, evaluate, fit
