@@ -45,11 +45,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="continue the stopped training run in DIR with the settings of DIR/config.json")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    bench = sub.add_parser("bench", help="benchmark biosim against other simulators in one process")
-    bench.add_argument("name", help="what to benchmark, e.g. cuba or cobahh")
-    bench.add_argument("--against", default="brian2", help="comma-separated competitors (brian2)")
+    bench = sub.add_parser("bench", help="benchmark biosim against other libraries in one process")
+    bench.add_argument("name", help="cuba or cobahh (engine vs Brian2), or train (learning vs snnTorch/norse)")
+    bench.add_argument("--against", default=None,
+                       help="comma-separated competitors (default: brian2 for the engine, snntorch,norse for train)")
     bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    bench.add_argument("--repeats", type=int, default=1, help="timed repetitions (best is reported)")
+    bench.add_argument("--repeats", type=int, default=None, help="timed repetitions, best reported (default 1; train 3)")
+    bench.add_argument("--layer", type=int, default=None, metavar="N",
+                       help="train only: time one Linear(N,N)+LIF layer, 500 steps, batch 16")
+    bench.add_argument("--threads", type=int, default=None, help="train only: torch threads (default: torch's)")
+    bench.add_argument("--batches", type=int, default=None, help="train only: timed batches per repeat")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
@@ -161,15 +166,26 @@ def _resume_config(args, spec: dict, runner) -> dict:
 def _cmd_bench(args) -> int:
     import json
 
-    from biosim.bench.runner import run_bench
-    from biosim.experiments.registry import apply_overrides, load_model
-
-    spec = load_model(args.name)
-    apply_overrides(spec["params"], args.sets)  # validate before the long part
-    if args.repeats < 1:
+    if args.repeats is not None and args.repeats < 1:
         raise BiosimError(f"--repeats = {args.repeats} must be >= 1")
-    report = run_bench(args.name, [a.strip() for a in args.against.split(",") if a.strip()],
-                       args.sets, as_json=args.json, repeats=args.repeats)
+    if args.name == "train":
+        from biosim.bench.train_bench import run_train_bench
+
+        for flag, value in (("--layer", args.layer), ("--threads", args.threads), ("--batches", args.batches)):
+            if value is not None and value < 1:
+                raise BiosimError(f"{flag} = {value} must be >= 1")
+        report = run_train_bench(args.against if args.against is not None else "snntorch,norse", layer=args.layer,
+                                 as_json=args.json, n_batches=args.batches, threads=args.threads,
+                                 repeats=args.repeats or 3)
+    else:
+        from biosim.bench.runner import run_bench
+        from biosim.experiments.registry import apply_overrides, load_model
+
+        spec = load_model(args.name)
+        apply_overrides(spec["params"], args.sets)  # validate before the long part
+        against = args.against if args.against is not None else "brian2"
+        report = run_bench(args.name, [a.strip() for a in against.split(",") if a.strip()],
+                           args.sets, as_json=args.json, repeats=args.repeats or 1)
     if args.json:
         print(json.dumps(report, indent=2))
     return 0

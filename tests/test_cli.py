@@ -98,3 +98,13 @@ def test_argument_errors_are_one_line(capsys, argv, needle):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "usage" not in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["bench", "train", "--layer", "0"], "--layer = 0 must be >= 1"),
+    (["bench", "train", "--against", "snntorchh"], "did you mean 'snntorch'"),
+    (["bench", "cubaa"], "did you mean 'cuba'"),
+])
+def test_bench_errors_are_one_line(capsys, argv, needle):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and err.count("\n") == 1
