@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
-import os
-import platform
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 
+from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
 
 __all__ = ["BENCHES", "COMPETITORS", "run_bench"]
@@ -166,21 +164,6 @@ def _start_to_first_step(name: str, params: dict, seed: int, tries: int = 2) -> 
                                   "first_step_done": best["first_step"]}}
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _fmt(x, spec=".3f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
 def _print_table(report: dict) -> None:
     sims = report["simulators"]
     print(f"{report['name']}: {report['n_neurons']} neurons, {report['n_synapses']} synapses (biosim), "
@@ -191,8 +174,8 @@ def _print_table(report: dict) -> None:
     print("-" * len(head))
     for key, s in sims.items():
         ratio = report.get(_RATIO_FIELDS.get(key, ""), 1.0 if key == "biosim" else None)
-        print(f"{key:<24}{_fmt(s['setup_s']):>10}{_fmt(s['compile_s']):>11}{_fmt(s['loop_s'], '.4f'):>10}"
-              f"{_fmt(ratio, '.2f'):>13}{s['n_spikes']:>9}{_fmt(s['mean_rate_hz'], '.2f'):>9}")
+        print(f"{key:<24}{fmt(s['setup_s']):>10}{fmt(s['compile_s']):>11}{fmt(s['loop_s'], '.4f'):>10}"
+              f"{fmt(ratio, '.2f'):>13}{s['n_spikes']:>9}{fmt(s['mean_rate_hz'], '.2f'):>9}")
     if report.get("start_to_first_step_s") is not None:
         b = report["start_breakdown_s"]
         print(f"start to first step (new process, warm cache): {report['start_to_first_step_s']:.2f} s "
@@ -273,8 +256,7 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
             report["start_to_first_step_error"] = st["error"]
         else:
             report.update(st)
-    report["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                         **_versions()}
+    report["machine"] = machine(**_versions())
     if not as_json:
         _print_table(report)
     return report

@@ -51,14 +51,13 @@ not repeated here).
 from __future__ import annotations
 
 import math
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 
+from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
 
 __all__ = ["COMPETITORS", "run_train_bench"]
@@ -490,21 +489,6 @@ def _run_layer(names, *, n, steps, batch_size, iterations, warmup, repeats, seed
 
 # ----------------------------------------------------------------------------- report
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _fmt(x, spec=".2f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
 def _print_train(report: dict) -> None:
     libs = report["libraries"]
     print(f"bench train: {report['network']}, {report['steps']} steps, batch {report['batch_size']}, "
@@ -521,7 +505,7 @@ def _print_train(report: dict) -> None:
         med = report["n_batches"] * report["batch_size"] / lib["seconds_median"]
         print(f"{name:<16}{lib['samples_per_s']:>11.0f}{med:>10.0f}{100 * lib['spread']:>7.0f}%"
               f"{lib['seconds']:>10.3f}{lib['first_loss']:>12.2f}{lib['final_loss']:>8.2f}{ratio:>9.2f}x")
-    parts = [f"vs {k.split('_vs_')[1]} {_fmt(report[k])}x" for k in ("speedup_vs_snntorch", "speedup_vs_norse")
+    parts = [f"vs {k.split('_vs_')[1]} {fmt(report[k], '.2f')}x" for k in ("speedup_vs_snntorch", "speedup_vs_norse")
              if report.get(k) is not None]
     if parts:
         print("speedup of biosim (samples/s ratio, higher = biosim faster): " + ", ".join(parts))
@@ -542,8 +526,8 @@ def _print_layer(report: dict) -> None:
     bio = libs["biosim"]
     for name, lib in libs.items():
         print(f"{name:<16}{lib['ms']:>10.2f}{lib['ms_median']:>10.2f}{100 * lib['spread']:>7.0f}%"
-              f"{_fmt(lib['spike_rate'], '.3f'):>13}{lib['ms'] / bio['ms']:>9.2f}x")
-    parts = [f"vs {k.split('_vs_')[1]} {_fmt(report[k])}x" for k in ("speedup_vs_snntorch", "speedup_vs_norse")
+              f"{fmt(lib['spike_rate'], '.3f'):>13}{lib['ms'] / bio['ms']:>9.2f}x")
+    parts = [f"vs {k.split('_vs_')[1]} {fmt(report[k], '.2f')}x" for k in ("speedup_vs_snntorch", "speedup_vs_norse")
              if report.get(k) is not None]
     if parts:
         print("speedup of biosim (time ratio, higher = biosim faster): " + ", ".join(parts))
@@ -650,8 +634,7 @@ def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_j
         report[f"speedup_vs_{comp}"] = _ratio(bio, other, key)
         report[f"speedup_vs_{comp}_median"] = _ratio(bio, other, key + "_median")
     report.update(libraries=libs, threads=threads, seed=seed, verbatim=verbatim, against=comps,
-                  machine={"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                           **_versions(comps)})
+                  machine=machine(**_versions(comps)))
     if not as_json:
         (_print_train if layer is None else _print_layer)(report)
     return report

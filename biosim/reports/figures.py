@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from biosim.network.stats import population_rate
 
 __all__ = ["raster_figure", "rate_figure"]
