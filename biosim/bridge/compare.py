@@ -17,7 +17,7 @@ import math
 import time
 from pathlib import Path
 
-from biosim.errors import BiosimError, unknown
+from biosim.errors import BiosimError
 
 __all__ = ["SUMMARY_KEYS", "resolve_params", "find_run", "compare", "summarise", "engine_agreement"]
 

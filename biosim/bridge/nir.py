@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biosim.bridge.nir_engine import (Conv, Dense, EngineNet, Flatten, Neuron, Scale, SumPool,
+from biosim.bridge.nir_engine import (Conv, Dense, EngineNet, Flatten, Scale, SumPool,
                                       discretise)
 from biosim.errors import BiosimError
 
