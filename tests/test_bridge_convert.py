@@ -50,3 +50,37 @@ def test_conversion_rejects_non_mlp():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     with pytest.raises(BiosimError, match="Tanh"):
         convert_mlp(model, np.random.default_rng(0).random((8, 4)))
+
+
+def test_convert_mnist_run(tmp_path, capsys):
+    """`biosim run convert_mnist` (tiny): ANN trained, converted, run in the engine, plotted."""
+    import json
+
+    from biosim.cli import main
+
+    args = ["run", "convert_mnist", "--quiet", "--out", str(tmp_path)]
+    for s in ("data=digits", "net.hidden=[32]", "net.dropout=0.0", "learn.epochs=10", "learn.lr=0.01",
+              "augment.shift_px=0", "convert.steps=[5, 100]", "convert.calib_samples=200"):
+        args += ["--set", s]
+    assert main(args) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["ann_accuracy"] > 0.85
+    assert set(m["snn_accuracy"]) == {"5", "100"}
+    assert m["loss_pp_at_100"] == pytest.approx(100 * (m["ann_accuracy"] - m["snn_accuracy"]["100"]))
+    assert m["loss_pp_at_100"] <= 2.0  # a tiny digits net: within 2 pp of its ANN at 100 steps
+    assert m["n_test"] == len(load("digits").y_test) and m["snn_spikes_per_sample"] > 0
+    assert (tmp_path / "accuracy_vs_steps.png").is_file() and (tmp_path / "best.safetensors").is_file()
+
+
+@pytest.mark.parametrize("sets,match", [
+    (["convert.steps=[]"], "convert.steps"),
+    (["convert.percentile=0.0"], "convert.percentile"),
+    (["net.kind=cnn"], "net.kind"),
+])
+def test_convert_run_rejects_bad_settings(tmp_path, sets, match):
+    from biosim.experiments.convert_runner import run_convert
+    from biosim.experiments.registry import apply_overrides, load_model
+
+    spec = load_model("convert_mnist")
+    with pytest.raises(BiosimError, match=match):
+        run_convert(spec, apply_overrides(spec["params"], sets), 0, "numpy", tmp_path, progress=False)

@@ -112,6 +112,22 @@ def test_maxpool_is_refused():
         to_nir_graph(model, input_shape=(1, 8, 8))
 
 
+def test_net_pool_avg_builds_an_exportable_conv_net():
+    """net.pool = "avg" (conv stages average-pool) exports to NIR; "max" is refused; others are errors."""
+    from biosim.learn.network import NetSpec, build_net
+
+    def make(pool):
+        spec = NetSpec(input_shape=(1, 8, 8), n_classes=3, conv_channels=(2,), kernel_size=3, hidden=(), pool=pool)
+        return build_net(spec, lambda n: LIF(), LI)
+
+    graph = to_nir_graph(make("avg"), input_shape=(1, 8, 8))
+    assert "AvgPool2d" in {type(n).__name__ for n in graph.nodes.values()}
+    with pytest.raises(BiosimError, match="MaxPool2d"):
+        to_nir_graph(make("max"), input_shape=(1, 8, 8))
+    with pytest.raises(BiosimError, match="net.pool"):
+        make("min")
+
+
 def _li_graph(tau=10e-3):
     return nir.NIRGraph.from_list(nir.Input(input_type=np.array([3])),
                                   nir.Affine(weight=np.eye(3, dtype=np.float32), bias=np.zeros(3, np.float32)),

@@ -164,3 +164,67 @@ def test_broadcast_and_strided_gradients(static):
     z, g = run(lambda c: lif_sequence(c, p, steps, impl="numba"))
     assert torch.equal(z, z_ref)
     torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5 * float(g_ref.abs().max()))
+
+
+# ----------------------------------------------------------------------------- in the trainer's networks
+
+def _net_from_model(name, sets, input_shape, seed=0):
+    from biosim.experiments.registry import apply_overrides, load_model
+    from biosim.experiments.train_runner import build_from_params
+
+    params = apply_overrides(load_model(name)["params"], list(sets))
+    torch.manual_seed(seed)
+    model, encode, _, _ = build_from_params(params, input_shape, 10)
+    return model, encode
+
+
+def _fused_vs_stock(name, sets, input_shape, train):
+    fz, encode = _net_from_model(name, [*sets, "learn.fused=true"], input_shape)
+    st, _ = _net_from_model(name, [*sets, "learn.fused=false"], input_shape)
+    st.load_state_dict(fz.state_dict())
+    g = torch.Generator().manual_seed(1)
+    x = encode(torch.rand((6, *input_shape), generator=g))
+    outs, grads = [], []
+    for net in (fz, st):
+        net.train(train)
+        torch.manual_seed(2)  # the same dropout masks and encoder draws
+        out = net(x)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in net.parameters()])
+    assert torch.equal(outs[0], outs[1])  # the same spikes, the same read-out
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    return fz, st
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_lif_mnist_net_runs_fused_with_the_stock_output(train):
+    fz, st = _fused_vs_stock("lif_mnist", ["net.hidden=[200]"], (1, 28, 28), train)
+    assert fz.fused_stages() == [True, False]  # the LI read-out stays a step loop
+    assert st.fused_stages() == [False, False]
+
+
+def test_lif_mnist_config_selects_the_fused_path():
+    from biosim.experiments.registry import load_model
+
+    assert load_model("lif_mnist")["params"]["learn"]["fused"] is True
+    net, _ = _net_from_model("lif_mnist", [], (1, 28, 28))
+    assert net.fused and net.fused_stages() == [True, False]
+    assert [type(m).__name__ for m in net.neurons] == ["LIF", "LI"]  # the same modules (checkpoints, NIR)
+
+
+@pytest.mark.parametrize("sets", [
+    ["net.conv_channels=[4]", "net.hidden=[16]", "encoder.kind=poisson", "encoder.gain=0.5",
+     "readout.kind=count_ce", "neuron.reset=zero", "surrogate.kind=arctan"],
+    ["net.hidden=[16, 12]", "neuron.detach_reset=false", "surrogate.kind=triangle"],
+])
+def test_other_fusable_nets_give_the_stock_output(sets):
+    fz, _ = _fused_vs_stock("lif_digits", sets, (1, 8, 8), True)
+    assert all(fz.fused_stages()[:-1])
+
+
+@pytest.mark.parametrize("sets", [["net.neuron=cuba"], ["net.neuron=alif"], ["neuron.integration=norse"]])
+def test_other_neurons_fall_back_to_the_step_loop(sets):
+    net, _ = _net_from_model("lif_digits", [*sets, "net.hidden=[16]"], (1, 8, 8))
+    assert net.fused and not any(net.fused_stages())

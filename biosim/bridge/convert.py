@@ -30,7 +30,7 @@ _TAU_OUT = 1e6 * DT  # an integrator: exp(-dt/tau) = 1 - 1e-6 per step
 def _layers(model):
     import torch
 
-    mods = [m for m in model.modules() if not isinstance(m, torch.nn.Sequential)]
+    mods = [m for m in model.modules() if not list(m.children())]  # leaves (biosim's MLP or a Sequential)
     linears = [m for m in mods if isinstance(m, torch.nn.Linear)]
     for m in mods:
         if not isinstance(m, (torch.nn.Linear, torch.nn.ReLU, torch.nn.Flatten, torch.nn.Dropout, torch.nn.Identity)):
@@ -46,7 +46,8 @@ def convert_mlp(model, x_calib: np.ndarray, percentile: float = 99.9):
     Parameters
     ----------
     model : torch.nn.Module
-        ``Sequential`` of ``Flatten`` / ``Linear`` / ``ReLU`` (dropout ignored).
+        Its leaf modules are ``Flatten`` / ``Linear`` / ``ReLU`` / ``Dropout`` (dropout ignored), in
+        order: a ``Sequential`` or :class:`biosim.bridge.ann.MLP`.
     x_calib : numpy.ndarray
         Calibration inputs in [0, 1], shape ``(N, in_features)`` (or images, flattened here).
     percentile : float

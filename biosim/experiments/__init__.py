@@ -10,6 +10,7 @@ __all__ = ["RUNNERS", "get_runner"]
 RUNNERS = {
     "simulation": "biosim.experiments.simulation:run_simulation",
     "train": "biosim.experiments.train_runner:run_train",
+    "convert": "biosim.experiments.convert_runner:run_convert",
 }
 
 

@@ -127,7 +127,9 @@ def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes
     spec = NetSpec(input_shape=input_shape, n_classes=n_classes, conv_channels=_int_list(net, "conv_channels", "net"),
                    kernel_size=_get(net, "kernel_size", int, low=1), hidden=_int_list(net, "hidden", "net"),
                    dropout=_get(net, "dropout", low=0, high=0.99),
-                   weight_scale=_get(net, "weight_scale", positive=True))
+                   weight_scale=_get(net, "weight_scale", positive=True),
+                   pool=_get(net, "pool", str) if "pool" in net else "max",
+                   fused=_get(learn, "fused", bool) if "fused" in learn else True)
     out_kind = neuron_kind if neuron_kind in ("lif", "cuba") else "lif"
     out_params = {k: v for k, v in nparams.items() if k in _NEURON_KEYS[out_kind]}
     notes = []

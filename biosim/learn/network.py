@@ -1,7 +1,7 @@
 r"""Feed-forward and convolutional spiking networks built from a run's configuration.
 
 A :class:`SpikingNet` is a stack of stages; each stage is a synapse (a ``torch.nn`` module:
-``Conv2d`` then ``MaxPool2d`` for a convolutional stage, ``Linear`` for a fully connected one) and
+``Conv2d`` then ``MaxPool2d`` or ``AvgPool2d`` for a convolutional stage, ``Linear`` for a fully connected one) and
 a neuron layer from :mod:`biosim.learn.layers` driven by the synapse's output current::
 
     x_t --conv/pool--> LIF --conv/pool--> LIF --flatten/linear--> LIF ... --linear--> read-out
@@ -12,6 +12,14 @@ returns the output layer's sequence ``(T, batch, classes)`` (membrane potentials
 integrator, or spikes). When ``x_seq`` is constant in time (an expanded view, as the direct-current
 encoder returns), the first synapse is evaluated once instead of ``T`` times: same result, less
 work. Dropout on hidden spikes uses one mask per sample for all time steps.
+
+With ``fused=True`` (the default; ``learn.fused`` in a run's configuration) every plain
+:class:`~biosim.learn.layers.LIF` layer that :func:`fusable` accepts (exact integration, a reset
+and surrogate the fused kernels know) runs its whole time loop as one autograd node
+(:func:`biosim.learn.fused.lif_sequence`): the network is then run stage by stage instead of step
+by step, each synapse still applied to one step at a time, so the spikes and outputs are the same
+as the step loop's and only the gradients differ (float rounding, about 1e-7). The modules, their
+parameters and the dropout masks drawn are the same either way.
 """
 
 from __future__ import annotations
@@ -21,9 +29,12 @@ from dataclasses import dataclass
 
 import torch
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, unknown
 
-__all__ = ["NetSpec", "SpikingNet", "build_net", "count_params"]
+__all__ = ["NetSpec", "SpikingNet", "build_net", "count_params", "fusable", "POOLS"]
+
+#: net.pool -> the pooling module of a convolutional stage
+POOLS = {"max": torch.nn.MaxPool2d, "avg": torch.nn.AvgPool2d}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +50,10 @@ class NetSpec:
     conv_channels : tuple of int
         Output channels of each convolutional stage (empty: fully connected only).
     kernel_size : int
-        Odd convolution kernel size (padding keeps the size; each stage then max-pools by 2).
+        Odd convolution kernel size (padding keeps the size; each stage then pools by 2).
+    pool : {"max", "avg"}
+        Pooling of the convolutional stages: ``MaxPool2d(2)`` or ``AvgPool2d(2)`` (NIR can express
+        only the average, so only "avg" nets export).
     hidden : tuple of int
         Sizes of the fully connected hidden LIF layers.
     dropout : float
@@ -47,6 +61,8 @@ class NetSpec:
     weight_scale : float
         Factor applied to torch's default initial weights and biases of every synapse (> 0);
         spike inputs (Poisson, latency) usually need more than 1 to make the first layer fire.
+    fused : bool
+        Run the LIF layers that :func:`fusable` accepts with the fused time loop (same spikes).
     """
 
     input_shape: tuple[int, int, int]
@@ -56,8 +72,12 @@ class NetSpec:
     hidden: tuple[int, ...] = (1000,)
     dropout: float = 0.0
     weight_scale: float = 1.0
+    pool: str = "max"
+    fused: bool = True
 
     def __post_init__(self):
+        if self.pool not in POOLS:
+            raise unknown("net.pool", self.pool, POOLS)
         if any(c < 1 for c in self.conv_channels) or any(h < 1 for h in self.hidden):
             raise BiosimError(f"layer sizes must be >= 1 (conv_channels={list(self.conv_channels)}, "
                               f"hidden={list(self.hidden)})")
@@ -85,16 +105,24 @@ class SpikingNet(torch.nn.Module):
         the last one is the read-out (spiking or not).
     dropout : float
         Dropout on the spikes of every hidden stage.
+    fused : bool
+        Run the neuron layers that :func:`fusable` accepts with
+        :func:`biosim.learn.fused.lif_sequence` (the same spikes; False: the step loop).
     """
 
     def __init__(self, synapses: Sequence[torch.nn.Module], neurons: Sequence[torch.nn.Module],
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, fused: bool = True):
         super().__init__()
         if len(synapses) != len(neurons) or not synapses:
             raise ValueError("one neuron layer per synapse, at least one stage")
         self.synapses = torch.nn.ModuleList(synapses)
         self.neurons = torch.nn.ModuleList(neurons)
         self.dropout = float(dropout)
+        self.fused = bool(fused)
+
+    def fused_stages(self) -> list[bool]:
+        """Which stages' neuron layers run fused (all False with ``fused=False``)."""
+        return [self.fused and fusable(m) for m in self.neurons]
 
     def forward(self, x_seq: torch.Tensor, record: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
         """Run the network over the ``T`` steps of ``x_seq`` ``(T, batch, *input)``.
@@ -114,6 +142,9 @@ class SpikingNet(torch.nn.Module):
         """
         steps = x_seq.shape[0]
         static = steps > 1 and x_seq.stride(0) == 0
+        fused = self.fused_stages()
+        if any(fused):
+            return self._forward_stages(x_seq, static, fused, record)
         n = len(self.synapses)
         states: list = [None] * n
         masks: list = [None] * n
@@ -137,6 +168,56 @@ class SpikingNet(torch.nn.Module):
                         h = h * masks[k]
             outs.append(h)
         return torch.stack(outs)
+
+    def _forward_stages(self, x_seq: torch.Tensor, static: bool, fused: list[bool],
+                        record: Callable[[int, torch.Tensor], None] | None) -> torch.Tensor:
+        """:meth:`forward` stage by stage (all steps of a stage, then the next stage): the same
+        operations on the same values as the step loop, fused LIF layers as one node each."""
+        from biosim.learn.fused import lif_sequence
+
+        steps = x_seq.shape[0]
+        n = len(self.synapses)
+        h_seq = x_seq
+        for k in range(n):
+            syn, neuron = self.synapses[k], self.neurons[k]
+            # the synapse on one step at a time, as in the step loop (the same rounding)
+            if k == 0 and static:
+                cur, held = syn(x_seq[0]), True
+            else:
+                cur, held = torch.stack([syn(h_seq[t]) for t in range(steps)]), False
+            if fused[k]:
+                h_seq = lif_sequence(cur, neuron.params, steps if held else None, membrane=False).z
+            else:
+                state, outs = None, []
+                for t in range(steps):
+                    h = cur if held else cur[t]
+                    if state is None:
+                        state = neuron.initial_state(h)
+                    h, state = neuron(h, state)
+                    outs.append(h)
+                h_seq = torch.stack(outs)
+            if k < n - 1:
+                if record is not None:
+                    for t in range(steps):
+                        record(k, h_seq[t])
+                if self.dropout and self.training:
+                    keep = 1.0 - self.dropout
+                    h_seq = h_seq * (torch.bernoulli(torch.full_like(h_seq[0], keep)) / keep)
+        return h_seq
+
+
+def fusable(neuron: torch.nn.Module) -> bool:
+    """Whether :func:`biosim.learn.fused.lif_sequence` computes what ``neuron`` computes: a plain
+    :class:`~biosim.learn.layers.LIF` layer with plain :class:`~biosim.learn.layers.LIFParams`,
+    ``integration="exact"``, a reset and surrogate the fused kernels implement."""
+    from biosim.learn.fused import _KIND_CODES
+    from biosim.learn.layers import LIF, LIFParams
+
+    if type(neuron) is not LIF:
+        return False
+    p = neuron.params
+    return (type(p) is LIFParams and p.integration == "exact" and p.reset in ("subtract", "zero")
+            and p.surrogate.kind in _KIND_CODES)
 
 
 def _stage_sizes(spec: NetSpec):
@@ -178,7 +259,7 @@ def build_net(spec: NetSpec, make_neuron: Callable[[int | None], torch.nn.Module
         if kind == "conv":
             pad = spec.kernel_size // 2
             synapses.append(torch.nn.Sequential(torch.nn.Conv2d(n_in, n_out, spec.kernel_size, padding=pad),
-                                                torch.nn.MaxPool2d(2)))
+                                                POOLS[spec.pool](2)))
             neurons.append(make_neuron(None))
             continue
         linear = torch.nn.Linear(n_in, n_out)
@@ -193,7 +274,7 @@ def build_net(spec: NetSpec, make_neuron: Callable[[int | None], torch.nn.Module
             for syn in synapses:
                 for p in syn.parameters():
                     p.mul_(spec.weight_scale)
-    return SpikingNet(synapses, neurons, dropout=spec.dropout)
+    return SpikingNet(synapses, neurons, dropout=spec.dropout, fused=spec.fused)
 
 
 def count_params(net: torch.nn.Module) -> int:
