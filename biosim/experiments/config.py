@@ -19,7 +19,9 @@ def get(cfg: Mapping, key: str, kind=float, low: float | None = None, high: floa
         positive: bool = False, choices=None):
     """``cfg[key]`` converted to ``kind`` and checked against the bounds given."""
     value = cfg[key]
-    if kind is float and isinstance(value, bool) or kind is int and (isinstance(value, bool) or isinstance(value, float) and not value.is_integer()):
+    not_a_number = kind in (int, float) and isinstance(value, bool)
+    not_whole = kind is int and isinstance(value, float) and not value.is_integer()
+    if not_a_number or not_whole:
         raise BiosimError(f"{key} = {value!r} must be {kind.__name__}")
     try:
         value = kind(value)
