@@ -1,10 +1,15 @@
 """Numba on-disk caching that notices changes anywhere in biosim.
 
-Numba keys a cached function on its own source file only, but the engine's kernels inline model
-functions from other files: after editing a model, the stale kernel would be loaded. This module
-registers cache locators (tried before Numba's own) for the package's functions whose source
-stamp hashes every ``.py`` file of the engine folders (backends, neurons, synapses), so any change
-there recompiles. Imported first by :mod:`biosim`.
+Numba keys a cached function on its own source file only, but compiled functions may inline
+functions from other files (a model's step calling a helper of ``neurons/base.py``): after editing
+the helper, stale code would be loaded. This module registers cache locators (tried before
+Numba's own) for the package's functions whose source stamp hashes every ``.py`` file of the
+engine folders (backends, neurons, synapses), so any change there recompiles. Imported first by
+:mod:`biosim`.
+
+The network kernel itself is not cached here: :func:`biosim.backends.numba_cpu.kernel` generates
+it as a module outside the package whose file name is the hash of its text, and the text names
+the hash of every model module it inlines, so Numba's own cache beside that file is never stale.
 """
 
 from __future__ import annotations

@@ -1,5 +1,21 @@
-"""Backends behind one registry. Each provides ``run_chunk`` with the contract of
-:func:`biosim.backends.numba_cpu.run_chunk`; compiled ones are imported only when asked for."""
+"""Backends behind one registry; compiled ones are imported only when asked for.
+
+Each backend module provides ``kernel(specs) -> run_chunk`` for a network whose distinct neuron
+models are the tuple ``specs`` (:func:`biosim.network.compile.model_specs`; population ``p`` uses
+``specs[plan.pop_model[p]]``). No backend names a model: any :class:`~biosim.neurons.base.ModelSpec`
+runs, built-in or a user's. The returned callable has one contract on every backend::
+
+    run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)
+        -> (status, steps_done, sp_n, rec_n, err_pop, err_row, err_neuron)
+
+It advances the :class:`~biosim.backends.plan.Plan` ``pl`` in place by ``n_steps`` steps from the
+global step ``step0``, reading the chunk's inputs ``inp`` (:class:`~biosim.backends.plan.ChunkInput`)
+and appending spikes from ``sp_n`` and recorded states from ``rec_n`` to ``out``
+(:class:`~biosim.backends.plan.Outputs`). ``status`` is ``OK``, ``BUFFER_FULL`` (the spike buffer
+needs room: call again from ``step0 + steps_done``) or ``NOT_FINITE`` (a state variable became
+NaN/inf in the last step done, at population ``err_pop``, row ``err_row``, neuron ``err_neuron``);
+the codes live in :mod:`biosim.backends.numba_cpu`.
+"""
 
 from __future__ import annotations
 

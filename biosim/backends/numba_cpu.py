@@ -1,173 +1,189 @@
-"""The numba-cpu backend: one compiled kernel advances a whole :class:`~biosim.backends.plan.Plan`.
+"""The numba-cpu backend: one compiled kernel, specialised to a network's models, advances a whole
+:class:`~biosim.backends.plan.Plan`.
 
-Each step follows Brian2's schedule (DESIGN.md section 4): record monitors (state at ``t``),
-decay plasticity traces, update every population from ``t`` to ``t + dt``, threshold (spike
-stamped at ``t``), deliver Poisson input, delayed input and spikes due now through every
-projection (in creation order; pre- then post-synaptic STDP), then reset.
+:func:`kernel` generates the Python source of a module for a tuple of
+:class:`~biosim.neurons.base.ModelSpec` (the kernel of :mod:`biosim.backends.kernel_body`, plus
+``pop_step``/``pop_threshold``/``pop_reset`` with one branch per model, each calling that model's
+own ``njit`` functions, imported from wherever they are defined) and imports it with
+:func:`biosim._generated.load_source`. The text names every model and the hash of the source of
+each module its maths comes from, so the file name (the hash of the text) changes whenever a
+model's source does, and Numba's on-disk cache beside the file is never stale; an unchanged
+network loads the compiled kernel instead of compiling it. No model is named in this package:
+adding a neuron model needs no change here.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import inspect
+import marshal
+import sys
+from pathlib import Path
 
-from numba import njit
+from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
+from biosim.errors import BiosimError
 
-from biosim.backends.dispatch import pop_reset, pop_step, pop_threshold
+__all__ = ["BUFFER_FULL", "NOT_FINITE", "OK", "kernel", "kernel_source"]
 
-__all__ = ["run_chunk", "OK", "BUFFER_FULL", "NOT_FINITE"]
+_TEMPLATE = Path(__file__).with_name("kernel_body.py")
+_SOURCE_BEGINS = "# biosim-kernel: source begins\n"
+_DISPATCH_BEGINS = "# biosim-kernel: dispatch begins\n"
+_DISPATCH_ENDS = "# biosim-kernel: dispatch ends\n"
+_ROLES = ("step", "threshold", "reset")
 
-OK, BUFFER_FULL, NOT_FINITE = 0, 1, 2
-
-
-@njit(cache=True)
-def _clip(x, lo, hi):
-    return lo if x < lo else (hi if x > hi else x)
-
-
-@njit(cache=True, fastmath={"reassoc"})
-def _zero_sum(row, a, b):
-    """Sum of ``row[a:b] * 0``: 0 when all are finite, NaN otherwise (vectorises, unlike isfinite)."""
-    r = row[a:b]
-    acc = 0.0
-    for i in range(r.shape[0]):
-        acc += r[i] * 0.0
-    return acc
+#: Kernels built in this process, by the models they were generated for.
+_KERNELS: dict = {}
 
 
-@njit(cache=True)
-def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
-    """Advance the plan ``pl`` by ``n_steps`` steps starting at global step ``step0``.
+def kernel(specs):
+    """The compiled ``run_chunk`` for a network whose populations use the models ``specs``.
 
-    Returns ``(status, steps_done, sp_n, rec_n, err_pop, err_row, err_neuron)``; ``status`` is
-    OK, BUFFER_FULL (the spike buffer needs room: call again from ``step0 + steps_done``) or
-    NOT_FINITE (a state variable became NaN/inf in the last step done).
+    Parameters
+    ----------
+    specs : tuple of ModelSpec
+        The network's distinct models; ``Plan.pop_model[p]`` indexes it
+        (:func:`biosim.network.compile.model_specs`).
+
+    Returns
+    -------
+    callable
+        ``run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)``, a Numba dispatcher with the
+        contract described in :mod:`biosim.backends`. Compiled on its first call (or loaded from
+        Numba's cache); memoised per ``specs`` in this process.
     """
-    X = pl.X
-    N = X.shape[1]
-    V = X.shape[0]
-    L = pl.hist.shape[0]
-    P = pl.pop_model.shape[0]
-    G = pl.grp_off.shape[0] - 1
-    R = pl.pr_grp.shape[0]
-    Q = pl.pi_a.shape[0]
-    Z = pl.st_proj.shape[0]
-    M = pl.mon_row.shape[0]
-    use_acc = pl.dly.shape[0] > 0
-    cap = out.sp_idx.shape[0]
-    for k in range(n_steps):
-        s = step0 + k
-        if sp_n + N > cap:
-            return BUFFER_FULL, k, sp_n, rec_n, -1, -1, -1
-        slot = s % L
-        for g in range(G):
-            pl.hist_cnt[slot, g] = 0
-        if M > 0 and s % pl.mon_every == 0:
-            for m in range(M):
-                out.rec[rec_n, m] = X[pl.mon_row[m], pl.mon_idx[m]]
-            rec_n += 1
-        for z in range(Z):
-            g = pl.pr_grp[pl.st_proj[z]]
-            dpre = pl.st_c[z, 0]
-            for e in range(pl.st_pre_off[z], pl.st_pre_off[z] + pl.grp_off[g + 1] - pl.grp_off[g]):
-                pl.xpre[e] *= dpre
-            tp = pl.st_tgt_grp[z]
-            dpost = pl.st_c[z, 1]
-            for e in range(pl.st_post_off[z], pl.st_post_off[z] + pl.pop_off[tp + 1] - pl.pop_off[tp]):
-                pl.xpost[e] *= dpost
-        # 1. state update, with the NaN/inf check
-        for p in range(P):
-            a = pl.pop_off[p]
-            b = pl.pop_off[p + 1]
-            pop_step(pl.pop_model[p], X, a, b, pl.C[p], pl.i_ext, pl.ref_until, s)
-            for r in range(pl.pop_nvar[p]):
-                if _zero_sum(X[r], a, b) != 0.0:
-                    for i in range(a, b):
-                        if not math.isfinite(X[r, i]):
-                            return NOT_FINITE, k + 1, sp_n, rec_n, p, r, i
-        # 2. thresholds
-        for p in range(P):
-            a = pl.pop_off[p]
-            cnt = pop_threshold(pl.pop_model[p], X, a, pl.pop_off[p + 1], pl.C[p], pl.ref_until, s, pl.hist[slot, a:])
-            for e in range(cnt):
-                i = pl.hist[slot, a + e]
-                pl.ref_until[i] = s + pl.pop_ref[p]
-                if pl.rec_spikes[i]:
-                    out.sp_step[sp_n] = s
-                    out.sp_idx[sp_n] = i
-                    sp_n += 1
-            pl.hist_cnt[slot, p] = cnt
-        for e in range(inp.in_ptr[k], inp.in_ptr[k + 1]):
-            g = inp.in_grp[e]
-            pl.hist[slot, pl.grp_off[g] + pl.hist_cnt[slot, g]] = inp.in_src[e]
-            pl.hist_cnt[slot, g] += 1
-        # 3. synapses: Poisson input, delayed input due now, then each projection
-        for q in range(Q):
-            row = pl.pi_row[q]
-            a = pl.pi_a[q]
-            col = pl.pi_col[q] - a
-            for j in range(a, pl.pi_b[q]):
-                n = inp.counts[k, col + j]
-                if n != 0 and not (pl.gate[row, j] and s < pl.ref_until[j]):
-                    X[row, j] += n * pl.pi_w[q]
-        if use_acc:
-            for r in range(V):
-                for j in range(N):
-                    x = pl.acc[slot, r, j]
-                    if x != 0:
-                        if not (pl.gate[r, j] and s < pl.ref_until[j]):
-                            X[r, j] += x
-                        pl.acc[slot, r, j] = 0
-        for r in range(R):
-            d = pl.pr_delay[r]
-            if d >= 0:
-                if s < d:
-                    continue
-                ss = (s - d) % L
-            else:
-                ss = slot
-            g = pl.pr_grp[r]
-            g0 = pl.grp_off[g]
-            row = pl.pr_row[r]
-            base = pl.pr_ptr[r]
-            z = pl.pr_stdp[r]
-            for e in range(pl.hist_cnt[ss, g]):
-                loc = pl.hist[ss, g0 + e] - g0
-                for syn in range(pl.indptr[base + loc], pl.indptr[base + loc + 1]):
-                    j = pl.tgt[syn]
-                    if d < 0 and pl.dly[syn] > 0:
-                        pl.acc[(s + pl.dly[syn]) % L, row, j] += pl.w[syn]
-                        continue
-                    if not (pl.gate[row, j] and s < pl.ref_until[j]):
-                        X[row, j] += pl.w[syn]
-                    if z >= 0:
-                        jl = j - pl.pop_off[pl.st_tgt_grp[z]]
-                        xp = pl.xpost[pl.st_post_off[z] + jl]
-                        wv = pl.w[syn]
-                        if pl.st_c[z, 6] != 0:
-                            wv = wv - pl.st_c[z, 3] * xp * (wv - pl.st_c[z, 4])
-                        else:
-                            wv = wv - pl.st_c[z, 3] * xp
-                        pl.w[syn] = _clip(wv, pl.st_c[z, 4], pl.st_c[z, 5])
-                if z >= 0:
-                    pl.xpre[pl.st_pre_off[z] + loc] += 1
-        for z in range(Z):
-            tp = pl.st_tgt_grp[z]
-            t0 = pl.pop_off[tp]
-            rb = pl.st_rptr_off[z]
-            for e in range(pl.hist_cnt[slot, tp]):
-                jl = pl.hist[slot, t0 + e] - t0
-                for kk in range(pl.rptr[rb + jl], pl.rptr[rb + jl + 1]):
-                    syn = pl.rsyn[kk]
-                    xp = pl.xpre[pl.st_pre_off[z] + pl.rsrc[kk]]
-                    wv = pl.w[syn]
-                    if pl.st_c[z, 6] != 0:
-                        wv = wv + pl.st_c[z, 2] * xp * (pl.st_c[z, 5] - wv)
-                    else:
-                        wv = wv + pl.st_c[z, 2] * xp
-                    pl.w[syn] = _clip(wv, pl.st_c[z, 4], pl.st_c[z, 5])
-                pl.xpost[pl.st_post_off[z] + jl] += 1
-        # 4. reset
-        for p in range(P):
-            a = pl.pop_off[p]
-            pop_reset(pl.pop_model[p], X, a, pl.pop_off[p + 1], pl.C[p], pl.hist[slot, a:a + pl.hist_cnt[slot, p]])
-    return OK, n_steps, sp_n, rec_n, -1, -1, -1
+    specs = tuple(specs)
+    key = tuple((s.name, len(s.var_names), s.step, s.threshold, s.reset) for s in specs)
+    fn = _KERNELS.get(key)
+    if fn is None:
+        from biosim._generated import load_source
+
+        fn = load_source("biosim_kernel", kernel_source(specs)).run_chunk
+        _KERNELS[key] = fn
+    return fn
+
+
+def kernel_source(specs) -> str:
+    """The text of the kernel module :func:`kernel` generates for ``specs``."""
+    specs = tuple(specs)
+    if not specs:
+        raise BiosimError("a kernel needs at least one neuron model")
+    text = _TEMPLATE.read_text()
+    _, found, body = text.partition(_SOURCE_BEGINS)
+    head, found2, rest = body.partition(_DISPATCH_BEGINS)
+    _, found3, tail = rest.partition(_DISPATCH_ENDS)
+    if not (found and found2 and found3):  # pragma: no cover - the template is part of the package
+        raise RuntimeError(f"{_TEMPLATE} lost its biosim-kernel markers")
+    header = [
+        "# Generated by biosim.backends.numba_cpu.kernel from biosim/backends/kernel_body.py; do not edit.",
+        "# Models (index, name, state variables, then each source module and the hash of its text):",
+    ]
+    imports = []
+    for k, spec in enumerate(specs):
+        fns = _functions(spec)
+        mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(fns))
+        header.append(f"#   m{k} {spec.name} ({', '.join(spec.var_names)}): {mods}")
+        for role, fn in zip(_ROLES, fns):
+            imports.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as m{k}_{role}")
+    dispatch = "\n".join(imports) + "\n\n\n" + _dispatch_source(specs) + "\n"
+    return "\n".join(header) + "\n" + head + dispatch + tail
+
+
+def _functions(spec) -> tuple:
+    """``(step, threshold, reset)`` of ``spec``, checked to be top-level njit functions of an
+    importable module (the generated kernel imports them by name)."""
+    fns = (spec.step, spec.threshold, spec.reset)
+    for role, fn in zip(_ROLES, fns):
+        py = getattr(fn, "py_func", None)
+        if py is None or not hasattr(fn, "signatures"):
+            raise BiosimError(f"neuron model '{spec.name}': {role} must be a numba njit function, "
+                              f"got {type(fn).__name__}")
+        mod = sys.modules.get(py.__module__)
+        if mod is None or getattr(mod, py.__name__, None) is not fn:
+            raise BiosimError(f"neuron model '{spec.name}': {role} function {py.__qualname__} must be defined "
+                              f"at the top level of an importable module (it is not {py.__module__}.{py.__name__})")
+    if not spec.var_names:
+        raise BiosimError(f"neuron model '{spec.name}' has no state variables")
+    return fns
+
+
+def _source_hashes(fns) -> list[tuple[str, str]]:
+    """``(module, hash of its source)`` for the modules of ``fns`` and of the njit functions they
+    call through module globals (transitively), sorted by module name."""
+    seen_fns: set[int] = set()
+    mods: dict[str, list] = {}
+    todo = list(fns)
+    while todo:
+        fn = todo.pop()
+        if id(fn) in seen_fns:
+            continue
+        seen_fns.add(id(fn))
+        py = fn.py_func
+        mods.setdefault(py.__module__, []).append(py)
+        for name in _global_names(py.__code__):
+            value = py.__globals__.get(name)
+            if hasattr(value, "py_func") and hasattr(value, "signatures"):
+                todo.append(value)
+    return [(m, hashlib.sha256(_module_text(m, pys)).hexdigest()[:16]) for m, pys in sorted(mods.items())]
+
+
+def _global_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _global_names(const)
+    return names
+
+
+def _module_text(modname: str, pys: list) -> bytes:
+    """The source of module ``modname``; for a module without a file (an interactive session), the
+    source of the functions, or failing that their byte code."""
+    path = getattr(sys.modules.get(modname), "__file__", None)
+    if path:
+        try:
+            return Path(path).read_bytes()
+        except OSError:
+            pass
+    try:
+        return "".join(inspect.getsource(py) for py in pys).encode()
+    except (OSError, TypeError):
+        return b"".join(marshal.dumps(py.__code__) for py in pys)
+
+
+def _rows(n: int) -> str:
+    """Source of the tuple of 1-D row views ``(X[0, a:b], ..., X[n-1, a:b])``."""
+    return "(" + ", ".join(f"X[{r}, a:b]" for r in range(n)) + ("," if n == 1 else "") + ")"
+
+
+def _dispatch_source(specs) -> str:
+    """``pop_step``, ``pop_threshold`` and ``pop_reset``: one branch per model index."""
+    def branches(call):
+        out = []
+        for k, spec in enumerate(specs):
+            out.append(f"    {'if' if k == 0 else 'elif'} model == {k}:")
+            out.append(f"        {call(k, _rows(len(spec.var_names)))}")
+        return out
+
+    step = [
+        "@njit(cache=True)",
+        "def pop_step(model, X, a, b, c, i_ext, ref_until, s):",
+        '    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step."""',
+        "    e = i_ext[a:b]",
+        "    r = ref_until[a:b]",
+        *branches(lambda k, rows: f"_step_all(m{k}_step, {rows}, c, e, r, s)"),
+    ]
+    threshold = [
+        "@njit(cache=True)",
+        "def pop_threshold(model, X, a, b, c, ref_until, s, out):",
+        '    """Write the (global) indices of neurons ``a..b-1`` that spike at step ``s`` into ``out[0:]``',
+        '    in ascending order; return how many."""',
+        "    r = ref_until[a:b]",
+        *branches(lambda k, rows: f"return _threshold_all(m{k}_threshold, {rows}, c, r, s, a, out)"),
+        "    return 0",
+    ]
+    reset = [
+        "@njit(cache=True)",
+        "def pop_reset(model, X, a, b, c, spiking):",
+        '    """Reset the neurons whose global indices are in ``spiking`` (all within ``a..b-1``)."""',
+        *branches(lambda k, rows: f"_reset_all(m{k}_reset, {rows}, c, spiking, a)"),
+    ]
+    return "\n\n\n".join("\n".join(f) for f in (step, threshold, reset))

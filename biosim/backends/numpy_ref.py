@@ -3,19 +3,25 @@
 Network plumbing (spike delivery, delays, plasticity) is vectorised NumPy written independently
 of the compiled kernel, so the two cross-check each other; the neuron maths is the model's own
 scalar function run as pure Python (``py_func``), so float64 results are identical to the
-compiled backend. It is slow: meant for small networks and tests.
+compiled backend. It is slow: meant for small networks and tests. :func:`kernel` binds
+:func:`run_chunk` to a network's models; population ``p`` runs ``specs[pl.pop_model[p]]``.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE, OK
-from biosim.neurons import MODELS
 
-__all__ = ["run_chunk"]
+__all__ = ["kernel", "run_chunk"]
 
-_BY_ID = {spec.model_id: spec for spec in MODELS.values()}
+
+def kernel(specs):
+    """``run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)`` for a network whose models are
+    ``specs`` (the contract of :mod:`biosim.backends`)."""
+    return functools.partial(run_chunk, tuple(specs))
 
 
 def _deliver(X, gate, ref_until, s, row, j, w):
@@ -35,17 +41,17 @@ def _stdp_update(pl, z, syn, xp, sign):
     pl.w[syn] = np.clip(wv, lo, hi)
 
 
-def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
-    """Same contract as :func:`biosim.backends.numba_cpu.run_chunk`.
+def run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
+    """Advance ``pl`` (whose models are ``specs``) with the contract of :mod:`biosim.backends`.
 
     Floating-point warnings are off inside (as in compiled code): an overflow must end as the
     NOT_FINITE status that names the variable, not as a NumPy warning or FloatingPointError.
     """
     with np.errstate(all="ignore"):
-        return _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)
+        return _run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n)
 
 
-def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
+def _run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
     X = pl.X
     N = X.shape[1]
     L = pl.hist.shape[0]
@@ -69,7 +75,7 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
             pl.xpost[pl.st_post_off[z]:pl.st_post_off[z] + n_tgt] *= pl.st_c[z, 1]
         spikes = []
         for p in range(P):
-            spec = _BY_ID[int(pl.pop_model[p])]
+            spec = specs[int(pl.pop_model[p])]
             a, b = pl.pop_off[p], pl.pop_off[p + 1]
             c = pl.C[p]
             for i in range(a, b):
@@ -79,7 +85,7 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
             if len(bad):
                 return NOT_FINITE, k + 1, sp_n, rec_n, p, int(bad[0, 0]), int(a + bad[0, 1])
         for p in range(P):
-            spec = _BY_ID[int(pl.pop_model[p])]
+            spec = specs[int(pl.pop_model[p])]
             a, b = pl.pop_off[p], pl.pop_off[p + 1]
             idx = np.array([i for i in range(a, b)
                             if s >= pl.ref_until[i] and spec.threshold.py_func(X, i, pl.C[p])], dtype=np.int64)
@@ -139,7 +145,7 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
                 _stdp_update(pl, z, pl.rsyn[kk], pl.xpre[pl.st_pre_off[z] + pl.rsrc[kk]], +1)
             pl.xpost[pl.st_post_off[z] + jl] += 1
         for p in range(P):
-            spec = _BY_ID[int(pl.pop_model[p])]
+            spec = specs[int(pl.pop_model[p])]
             for i in spikes[p]:
                 spec.reset.py_func(X, int(i), pl.C[p])
     return OK, n_steps, sp_n, rec_n, -1, -1, -1

@@ -23,7 +23,7 @@ class Plan(NamedTuple):
     X: np.ndarray          # (V, N) state, float32/float64
     C: np.ndarray          # (P, K) model constants per population
     pop_off: np.ndarray    # (P+1,) int64 neuron ranges
-    pop_model: np.ndarray  # (P,) int64 model ids
+    pop_model: np.ndarray  # (P,) int64 index of each population's model in the network's specs
     pop_nvar: np.ndarray   # (P,) int64 number of state rows the model uses
     pop_ref: np.ndarray    # (P,) int64 refractory steps
     ref_until: np.ndarray  # (N,) int64: refractory while step < ref_until

@@ -11,7 +11,7 @@ from biosim.backends.plan import Plan
 from biosim.errors import BiosimError
 from biosim.neurons.base import refractory_steps
 
-__all__ = ["compile_network", "estimate_bytes", "available_bytes"]
+__all__ = ["compile_network", "model_specs", "estimate_bytes", "available_bytes"]
 
 
 def available_bytes() -> int:
@@ -87,6 +87,17 @@ def _draw_synapses(net, proj):
     proj.i, proj.j, proj.w, proj.delay_steps = i, j, np.array(w, dtype=net.dtype), steps
 
 
+def model_specs(net) -> tuple:
+    """The distinct neuron models (:class:`~biosim.neurons.base.ModelSpec`) of ``net``, in the order
+    of their first population. ``Plan.pop_model[p]`` is the index of population ``p``'s model in it,
+    and backends build their kernel for exactly these models."""
+    specs: list = []
+    for pop in net.populations:
+        if not any(s is pop.spec for s in specs):
+            specs.append(pop.spec)
+    return tuple(specs)
+
+
 def compile_network(net) -> Plan:
     """Draw the network's random structure and lay it out as a Plan (checks memory first)."""
     need, have = estimate_bytes(net), available_bytes()
@@ -95,6 +106,7 @@ def compile_network(net) -> Plan:
                           f"{have / 2**30:.1f} GiB available")
     dt, dtype = net.dt_ms, net.dtype
     pops = net.populations
+    specs = model_specs(net)
     V = max(len(p.spec.var_names) for p in pops)
     pop_off = np.cumsum([0] + [p.n for p in pops]).astype(np.int64)
     N = int(pop_off[-1])
@@ -174,7 +186,7 @@ def compile_network(net) -> Plan:
     mon_row = cat([np.full(len(pr_.indices), pr_.pop.spec.var_index(pr_.var)) for pr_ in probes], np.int64)
     mon_idx = cat([pr_.indices + pop_off[pr_.pop.index] for pr_ in probes], np.int64)
     return Plan(
-        X=X, C=C, pop_off=pop_off, pop_model=i64([p.spec.model_id for p in pops]),
+        X=X, C=C, pop_off=pop_off, pop_model=i64([next(k for k, s in enumerate(specs) if s is p.spec) for p in pops]),
         pop_nvar=i64([len(p.spec.var_names) for p in pops]),
         pop_ref=i64([refractory_steps(p.spec.t_ref_ms(p.params), dt) for p in pops]),
         ref_until=np.full(N, -1, dtype=np.int64), i_ext=np.zeros(N, dtype=dtype), gate=gate,

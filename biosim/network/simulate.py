@@ -13,7 +13,7 @@ from biosim.backends import get_backend
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE
 from biosim.backends.plan import ChunkInput, Outputs
 from biosim.errors import SimulationError
-from biosim.network.compile import compile_network
+from biosim.network.compile import compile_network, model_specs
 
 __all__ = ["Simulation", "Result", "generator_steps"]
 
@@ -54,7 +54,8 @@ class Result:
 
 
 class Simulation:
-    """Owns a network's plan and its backend; :meth:`run` advances it."""
+    """Owns a network's plan and its backend's kernel for the network's models (``specs``);
+    :meth:`run` advances it."""
 
     def __init__(self, net, backend_name: str):
         self.backend = get_backend(backend_name)
@@ -62,6 +63,7 @@ class Simulation:
         self.net = net
         t0 = time.perf_counter()
         self.plan = compile_network(net)
+        self.specs = model_specs(net)
         self.loop_s = 0.0
         # One random stream per random input (Poisson groups, then Poisson inputs), each consumed
         # step after step: the draws do not depend on how the run is cut into chunks or calls.
@@ -78,9 +80,10 @@ class Simulation:
         self.gen_steps = {g.index: (generator_steps(g.times_ms, net.dt_ms), g.indices) for g in gens}
         self.change_steps = sorted({s for c in net.currents for s in (self._to_step(c.start_ms), self._to_step(c.stop_ms))})
         t1 = time.perf_counter()
+        self.run_chunk = self.backend.kernel(self.specs)
         empty = np.zeros(0, np.int64)
-        self.backend.run_chunk(self.plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)), Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self.plan.X.dtype)),
-                               0, 0, 0, 0)  # compile (or load the cached kernel) outside the timed loop
+        self.run_chunk(self.plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)), Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self.plan.X.dtype)),
+                       0, 0, 0, 0)  # compile (or load the cached kernel) outside the timed loop
         self.compile_s = time.perf_counter() - t1
         self.setup_s = time.perf_counter() - t0
 
@@ -153,7 +156,7 @@ class Simulation:
                     out = Outputs(self.sp_step, self.sp_idx, rec)
                     sub = ChunkInput(inp.in_ptr[done_total:] - inp.in_ptr[done_total], inp.in_src[inp.in_ptr[done_total]:],
                                      inp.in_grp[inp.in_ptr[done_total]:], inp.counts[done_total:])
-                    status, done, self.sp_n, rec_n, ep, er, ei = self.backend.run_chunk(
+                    status, done, self.sp_n, rec_n, ep, er, ei = self.run_chunk(
                         self.plan, sub, out, self.step, n - done_total, self.sp_n, rec_n)
                     self.step += done
                     done_total += done

@@ -118,7 +118,7 @@ def adex_reset(X, i, c):
 
 
 ADEX_SPEC = ModelSpec(
-    name="adex", model_id=2, params_cls=AdEx, var_names=("v", "w", "ge", "gi"), frozen_vars=("v",),
+    name="adex", params_cls=AdEx, var_names=("v", "w", "ge", "gi"), frozen_vars=("v",),
     constants=_adex_constants,
     initial=lambda p: {"v": p.e_leak_mv, "w": 0.0, "ge": 0.0, "gi": 0.0},
     t_ref_ms=lambda p: p.t_ref_ms,

@@ -12,8 +12,10 @@ the compiled kernel (``i`` local), the whole ``(n_vars, n_neurons)`` matrix in t
 (``i`` global). ``c`` holds the model's constants (the
 parameters turned into per-step factors by :meth:`ModelSpec.constants`), ``i_ext`` the external
 input of neuron ``i`` in the model's current unit and ``refractory`` whether neuron ``i`` is in its
-refractory period. The functions are Numba ``njit`` functions: the numba-cpu backend compiles them
-into its kernel, the NumPy reference calls their pure-Python ``py_func``.
+refractory period. The functions are Numba ``njit`` functions defined at the top level of an
+importable module: the numba-cpu backend generates a kernel that imports and inlines them, the
+NumPy reference calls their pure-Python ``py_func``. A model outside the package is made known to
+the engine with :func:`biosim.neurons.register_model`; nothing in ``biosim.backends`` changes.
 """
 
 from __future__ import annotations
@@ -75,8 +77,6 @@ class ModelSpec:
     ----------
     name : str
         Registry name (``"lif"``, ``"hh"``...).
-    model_id : int
-        Small integer the kernels dispatch on.
     params_cls : type
         The frozen parameter dataclass.
     var_names : tuple of str
@@ -97,7 +97,6 @@ class ModelSpec:
     """
 
     name: str
-    model_id: int
     params_cls: type
     var_names: tuple[str, ...]
     frozen_vars: tuple[str, ...]

@@ -183,7 +183,7 @@ def hh_reset(X, i, c):
 
 
 HH_SPEC = ModelSpec(
-    name="hh", model_id=4, params_cls=HH, var_names=("v", "m", "h", "n", "ge", "gi"), frozen_vars=(),
+    name="hh", params_cls=HH, var_names=("v", "m", "h", "n", "ge", "gi"), frozen_vars=(),
     constants=_hh_constants,
     initial=_hh_initial,
     t_ref_ms=lambda p: p.t_ref_ms,

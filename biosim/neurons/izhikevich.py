@@ -88,7 +88,7 @@ def izhikevich_reset(X, i, c):
 
 
 IZHIKEVICH_SPEC = ModelSpec(
-    name="izhikevich", model_id=3, params_cls=Izhikevich, var_names=("v", "u", "ge", "gi"),
+    name="izhikevich", params_cls=Izhikevich, var_names=("v", "u", "ge", "gi"),
     frozen_vars=("v",),
     constants=_izhikevich_constants,
     initial=lambda p: {"v": p.c_mv, "u": p.b * p.c_mv, "ge": 0.0, "gi": 0.0},

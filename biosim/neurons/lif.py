@@ -91,7 +91,7 @@ def lif_reset(X, i, c):
 
 
 LIF_SPEC = ModelSpec(
-    name="lif", model_id=0, params_cls=LIF, var_names=("v", "ge", "gi"), frozen_vars=("v",),
+    name="lif", params_cls=LIF, var_names=("v", "ge", "gi"), frozen_vars=("v",),
     constants=_lif_constants,
     initial=lambda p: {"v": p.v_rest_mv, "ge": 0.0, "gi": 0.0},
     t_ref_ms=lambda p: p.t_ref_ms,
@@ -153,7 +153,7 @@ def cond_lif_reset(X, i, c):
 
 
 COND_LIF_SPEC = ModelSpec(
-    name="cond_lif", model_id=1, params_cls=CondLIF, var_names=("v", "ge", "gi"), frozen_vars=("v",),
+    name="cond_lif", params_cls=CondLIF, var_names=("v", "ge", "gi"), frozen_vars=("v",),
     constants=_cond_lif_constants,
     initial=lambda p: {"v": p.e_leak_mv, "ge": 0.0, "gi": 0.0},
     t_ref_ms=lambda p: p.t_ref_ms,
