@@ -218,7 +218,7 @@ def test_threshold_and_reset_mistakes():
         Model.from_equations(eqs, parameters=params, threshold="v + v_th", name="eq_test_bad_th3")
     with pytest.raises(BiosimError, match="'u' is not a variable that can be set"):
         Model.from_equations(eqs, parameters=params, threshold="v > v_th", reset="u = 0*mV", name="eq_test_bad_r")
-    with pytest.raises(BiosimError, match="the value is in s but 'v' is in V"):
+    with pytest.raises(BiosimError, match="the value is in s but must be in V"):
         Model.from_equations(eqs, parameters=params, threshold="v > v_th", reset="v = tau", name="eq_test_bad_r2")
     with pytest.raises(BiosimError, match="give its unit as input_unit"):
         Model.from_equations("dv/dt = (i_ext - v) / tau : mV", parameters=params, name="eq_test_bad_in")

@@ -9,7 +9,8 @@ keep this file importable and lint-clean: never call this module's functions dir
 Each step of :func:`run_chunk` follows Brian2's schedule (DESIGN.md section 4): record monitors
 (state at ``t``), decay plasticity traces, update every population from ``t`` to ``t + dt``,
 threshold (spike stamped at ``t``), deliver Poisson input, delayed input and spikes due now through
-every projection (in creation order; pre- then post-synaptic STDP), then reset.
+every projection (in creation order; a synapse model's ``on_pre`` statements for its synapses;
+pre- then post-synaptic STDP, then synapse models' ``on_post``), then reset.
 
 Population dispatch hands a model a tuple of 1-D row views of one population (``X[var][i]`` with
 a local ``i``): unlike 2-D indexing, this lets LLVM vectorise the neuron loops.
@@ -63,6 +64,16 @@ def pop_threshold(model, X, a, b, c, ref_until, s, out):
 
 def pop_reset(model, X, a, b, c, spiking):
     """Reset the neurons whose global indices are in ``spiking`` (all within ``a..b-1``)."""
+    raise NotImplementedError("template only: use biosim.backends.numba_cpu.kernel(specs)")
+
+
+def syn_pre(kind, S, k, X, i, j, c, gate, refractory, elapsed):
+    """Run synapse model ``kind``'s ``on_pre`` for synapse ``k`` (source ``i``, target ``j``)."""
+    raise NotImplementedError("template only: use biosim.backends.numba_cpu.kernel(specs)")
+
+
+def syn_post(kind, S, k, X, i, j, c, gate, refractory, elapsed):
+    """Run synapse model ``kind``'s ``on_post`` for synapse ``k`` (source ``i``, target ``j``)."""
     raise NotImplementedError("template only: use biosim.backends.numba_cpu.kernel(specs)")
 
 
@@ -181,8 +192,16 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
             row = pl.pr_row[r]
             base = pl.pr_ptr[r]
             z = pl.pr_stdp[r]
+            kind = pl.pr_syn[r]
             for e in range(pl.hist_cnt[ss, g]):
                 loc = pl.hist[ss, g0 + e] - g0
+                if kind >= 0:  # a synapse model: its on_pre statements, synapse by synapse
+                    pre = g0 + loc if g < P else -1
+                    for syn in range(pl.indptr[base + loc], pl.indptr[base + loc + 1]):
+                        j = pl.tgt[syn]
+                        syn_pre(kind, pl.S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j], s - pl.s_last[syn])
+                        pl.s_last[syn] = s
+                    continue
                 for syn in range(pl.indptr[base + loc], pl.indptr[base + loc + 1]):
                     j = pl.tgt[syn]
                     if d < 0 and pl.dly[syn] > 0:
@@ -217,6 +236,22 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
                         wv = wv + pl.st_c[z, 2] * xp
                     pl.w[syn] = _clip(wv, pl.st_c[z, 4], pl.st_c[z, 5])
                 pl.xpost[pl.st_post_off[z] + jl] += 1
+        for r in range(R):  # synapse models' on_post, for the targets that spiked
+            rb = pl.pr_rptr[r]
+            if rb < 0:
+                continue
+            tp = pl.pr_tgt[r]
+            t0 = pl.pop_off[tp]
+            g = pl.pr_grp[r]
+            g0 = pl.grp_off[g]
+            kind = pl.pr_syn[r]
+            for e in range(pl.hist_cnt[slot, tp]):
+                j = pl.hist[slot, t0 + e]
+                for kk in range(pl.rptr[rb + j - t0], pl.rptr[rb + j - t0 + 1]):
+                    syn = pl.rsyn[kk]
+                    pre = g0 + pl.rsrc[kk] if g < P else -1
+                    syn_post(kind, pl.S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j], s - pl.s_last[syn])
+                    pl.s_last[syn] = s
         # 4. reset
         for p in range(P):
             a = pl.pop_off[p]

@@ -35,7 +35,7 @@ _ROLES = ("step", "threshold", "reset")
 _KERNELS: dict = {}
 
 
-def kernel(specs):
+def kernel(specs, syn_specs=()):
     """The compiled ``run_chunk`` for a network whose populations use the models ``specs``.
 
     Parameters
@@ -43,6 +43,9 @@ def kernel(specs):
     specs : tuple of ModelSpec
         The network's distinct models; ``Plan.pop_model[p]`` indexes it
         (:func:`biosim.network.compile.model_specs`).
+    syn_specs : tuple of SynapseSpec
+        The network's synapse models (:class:`biosim.synapses.spec.SynapseSpec`);
+        ``Plan.pr_syn[r]`` indexes it.
 
     Returns
     -------
@@ -51,19 +54,20 @@ def kernel(specs):
         contract described in :mod:`biosim.backends`. Compiled on its first call (or loaded from
         Numba's cache); memoised per ``specs`` in this process.
     """
-    specs = tuple(specs)
-    key = tuple((s.name, len(s.var_names), s.step, s.threshold, s.reset) for s in specs)
+    specs, syn_specs = tuple(specs), tuple(syn_specs)
+    key = (tuple((s.name, len(s.var_names), s.step, s.threshold, s.reset) for s in specs),
+           tuple((s.name, s.on_pre, s.on_post) for s in syn_specs))
     fn = _KERNELS.get(key)
     if fn is None:
         from biosim._generated import load_source
 
-        fn = load_source("biosim_kernel", kernel_source(specs)).run_chunk
+        fn = load_source("biosim_kernel", kernel_source(specs, syn_specs)).run_chunk
         _KERNELS[key] = fn
     return fn
 
 
-def kernel_source(specs) -> str:
-    """The text of the kernel module :func:`kernel` generates for ``specs``."""
+def kernel_source(specs, syn_specs=()) -> str:
+    """The text of the kernel module :func:`kernel` generates for ``specs`` (and ``syn_specs``)."""
     specs = tuple(specs)
     if not specs:
         raise BiosimError("a kernel needs at least one neuron model")
@@ -84,7 +88,13 @@ def kernel_source(specs) -> str:
         header.append(f"#   m{k} {spec.name} ({', '.join(spec.var_names)}): {mods}")
         for role, fn in zip(_ROLES, fns):
             imports.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as m{k}_{role}")
-    dispatch = "\n".join(imports) + "\n\n\n" + _dispatch_source(specs) + "\n"
+    for k, spec in enumerate(syn_specs):
+        fns = (spec.on_pre, spec.on_post)
+        mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(fns))
+        header.append(f"#   s{k} synapse model {spec.name} ({', '.join(spec.var_names)}): {mods}")
+        for role, fn in zip(("on_pre", "on_post"), fns):
+            imports.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as s{k}_{role}")
+    dispatch = "\n".join(imports) + "\n\n\n" + _dispatch_source(specs) + "\n\n\n" + _synapse_source(syn_specs) + "\n"
     return "\n".join(header) + "\n" + head + dispatch + tail
 
 
@@ -187,3 +197,17 @@ def _dispatch_source(specs) -> str:
         *branches(lambda k, rows: f"_reset_all(m{k}_reset, {rows}, c, spiking, a)"),
     ]
     return "\n\n\n".join("\n".join(f) for f in (step, threshold, reset))
+
+
+def _synapse_source(syn_specs) -> str:
+    """``syn_pre`` and ``syn_post``: one branch per synapse model index."""
+    out = []
+    for role in ("pre", "post"):
+        lines = ["@njit(cache=True)", f"def syn_{role}(kind, S, k, X, i, j, c, gate, refractory, elapsed):"]
+        for q in range(len(syn_specs)):
+            lines.append(f"    {'if' if q == 0 else 'elif'} kind == {q}:")
+            lines.append(f"        s{q}_on_{role}(S, k, X, i, j, c, gate, refractory, elapsed)")
+        if not syn_specs:
+            lines.append("    pass")
+        out.append("\n".join(lines))
+    return "\n\n\n".join(out)

@@ -18,10 +18,10 @@ from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE, OK
 __all__ = ["kernel", "run_chunk"]
 
 
-def kernel(specs):
+def kernel(specs, syn_specs=()):
     """``run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)`` for a network whose models are
-    ``specs`` (the contract of :mod:`biosim.backends`)."""
-    return functools.partial(run_chunk, tuple(specs))
+    ``specs`` and whose synapse models are ``syn_specs`` (the contract of :mod:`biosim.backends`)."""
+    return functools.partial(run_chunk, tuple(specs), syn_specs=tuple(syn_specs))
 
 
 def _deliver(X, gate, ref_until, s, row, j, w):
@@ -41,17 +41,25 @@ def _stdp_update(pl, z, syn, xp, sign):
     pl.w[syn] = np.clip(wv, lo, hi)
 
 
-def run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
+def run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n, syn_specs=()):
     """Advance ``pl`` (whose models are ``specs``) with the contract of :mod:`biosim.backends`.
 
     Floating-point warnings are off inside (as in compiled code): an overflow must end as the
     NOT_FINITE status that names the variable, not as a NumPy warning or FloatingPointError.
     """
     with np.errstate(all="ignore"):
-        return _run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n)
+        return _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n)
 
 
-def _run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
+def _synapse_events(fn, pl, r, syn, pre, j, s):
+    """Run a synapse model's ``on_pre``/``on_post`` (pure Python) for each synapse in order."""
+    for k, i, jj in zip(syn, pre, j):
+        fn.py_func(pl.S, int(k), pl.X, int(i), int(jj), pl.pr_c[r], pl.gate, bool(s < pl.ref_until[jj]),
+                   int(s - pl.s_last[k]))
+        pl.s_last[k] = s
+
+
+def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
     X = pl.X
     N = X.shape[1]
     L = pl.hist.shape[0]
@@ -126,6 +134,10 @@ def _run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
             starts, stops = pl.indptr[pl.pr_ptr[r] + loc], pl.indptr[pl.pr_ptr[r] + loc + 1]
             syn = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)] or [np.zeros(0, np.int64)])
             j = pl.tgt[syn].astype(np.int64)
+            if pl.pr_syn[r] >= 0:
+                pre = np.repeat(g0 + loc if g < P else np.full(len(loc), -1), stops - starts)
+                _synapse_events(syn_specs[pl.pr_syn[r]].on_pre, pl, r, syn, pre, j, s)
+                continue
             if d < 0:
                 later = pl.dly[syn] > 0
                 np.add.at(pl.acc, ((s + pl.dly[syn][later]) % L, pl.pr_row[r], j[later]), pl.w[syn][later])
@@ -144,6 +156,12 @@ def _run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
                 kk = np.arange(pl.rptr[rb + jj], pl.rptr[rb + jj + 1])
                 _stdp_update(pl, z, pl.rsyn[kk], pl.xpre[pl.st_pre_off[z] + pl.rsrc[kk]], +1)
             pl.xpost[pl.st_post_off[z] + jl] += 1
+        for r in np.flatnonzero(pl.pr_rptr >= 0):
+            tp, g, rb = pl.pr_tgt[r], pl.pr_grp[r], pl.pr_rptr[r]
+            for jj in spikes[tp]:
+                kk = np.arange(pl.rptr[rb + jj - pl.pop_off[tp]], pl.rptr[rb + jj - pl.pop_off[tp] + 1])
+                pre = pl.grp_off[g] + pl.rsrc[kk] if g < P else np.full(len(kk), -1)
+                _synapse_events(syn_specs[pl.pr_syn[r]].on_post, pl, r, pl.rsyn[kk], pre, np.full(len(kk), jj), s)
         for p in range(P):
             spec = specs[int(pl.pop_model[p])]
             for i in spikes[p]:

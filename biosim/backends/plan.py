@@ -62,6 +62,12 @@ class Plan(NamedTuple):
     mon_row: np.ndarray    # (M,) int64 state row of each recorded trace
     mon_idx: np.ndarray    # (M,) int64 neuron of each recorded trace
     mon_every: int         # record every this many steps
+    pr_syn: np.ndarray     # (R,) int64 synapse-model index (in the network's synapse specs) or -1
+    pr_tgt: np.ndarray     # (R,) int64 target population
+    pr_c: np.ndarray       # (R, KS) float64 synapse-model constants per projection
+    pr_rptr: np.ndarray    # (R,) int64 offset of the projection's by-target CSR block in rptr for on_post, or -1
+    S: np.ndarray          # (VS, n_syn) per-synapse variables of synapse models ((1, 1) when unused)
+    s_last: np.ndarray     # (n_syn,) int64 step of each synapse's last event ((1,) when unused)
 
 
 class ChunkInput(NamedTuple):

@@ -36,8 +36,9 @@ import sympy as sp
 from biosim._generated import load_keyed, source_hash
 from biosim.equations import codegen
 from biosim.equations.methods import DT, System, choose_methods, update_expressions
-from biosim.equations.parse import ANY, dims_of, parse_equations, parse_expression, parse_statements
-from biosim.equations.units import DIMLESS, UNITS, dim_mul, format_dim, parse_quantity, parse_unit, unit_suffix
+from biosim.equations.parse import parse_equations, parse_statements
+from biosim.equations.scope import Scope, field_name
+from biosim.equations.units import dim_mul, format_dim, parse_quantity, parse_unit
 from biosim.errors import BiosimError
 from biosim.neurons.base import ModelSpec, check_finite
 
@@ -168,6 +169,7 @@ def _from_module(label: str, module, values: dict) -> Model:
         name=label, params_cls=params_cls, var_names=module.VAR_NAMES, frozen_vars=module.FROZEN,
         constants=module.constants, initial=module.initial, t_ref_ms=module.t_ref_ms, step=module.step,
         threshold=module.threshold, reset=module.reset, current_unit=module.INPUT_UNIT,
+        var_units=module.VAR_UNITS,
     )
     from biosim.neurons import register_model
 
@@ -178,70 +180,36 @@ def _from_module(label: str, module, values: dict) -> Model:
 def _generate(label, equations, units, threshold, reset, ref, method, input_name, input_unit, init_q) -> str:
     """The whole pipeline: parse, check units, choose methods, generate the module's text."""
     eqs = parse_equations(equations)
-    sym = {}
-    dims, scale = {}, {}
-
-    def declare(n, unit, what):
-        if n in sym:
-            raise BiosimError(f"'{n}' is defined twice (as a {what} and before)")
-        sym[n] = sp.Symbol(n, real=True)
-        scale[sym[n]], dims[sym[n]] = parse_unit(unit)
-
+    sc = Scope()
+    var_units = {e.name: e.unit for e in eqs}
     for e in eqs:
-        declare(e.name, e.unit, "variable")
+        sc.declare(e.name, e.unit, "variable")
     for pname, unit in units.items():
-        if pname in sym or pname == input_name:
-            raise BiosimError(f"parameter '{pname}' has the name of a variable of the equations")
-        declare(pname, unit, "parameter")
+        sc.declare(pname, unit, "parameter")
     text_all = " ".join([e.expr_text for e in eqs] + [threshold or "", reset or ""])
     uses_input = re.search(rf"\b{re.escape(input_name)}\b", text_all) is not None
     if uses_input:
         if input_unit is None:
             raise BiosimError(f"the equations use the external input '{input_name}': give its unit as input_unit "
                               f"(e.g. input_unit='pA')")
-        declare(input_name, input_unit, "input")
-    for unit_name, (s, d) in UNITS.items():
-        us = sp.Symbol(f"unit:{unit_name}")
-        scale[us], dims[us] = s, d
+        sc.declare(input_name, input_unit, "input")
+    sym, dims, scale = sc.sym, sc.dims, sc.scale
     states = [e.name for e in eqs if e.kind == "diff"]
     consts = [e.name for e in eqs if e.kind == "const"]
-    subexprs = {e.name: e for e in eqs if e.kind == "subexpr"}
     if not states:
         raise BiosimError("the equations have no differential equation ('dx/dt = ... : unit')")
-    parsed = {e.name: parse_expression(e.expr_text, sym, f"equation '{e.line}'") for e in eqs if e.kind != "const"}
     for e in eqs:
-        if e.kind == "const":
-            continue
-        where = f"equation '{e.line}'"
-        got = dims_of(parsed[e.name], dims, where)
-        want = dims[sym[e.name]]
-        if e.kind == "diff":
-            want = dim_mul(want, tuple(-x for x in _TIME))
-        if got is not ANY and got != want:
-            raise BiosimError(f"{where}: the right-hand side is in {format_dim(got)} but must be in {format_dim(want)}")
-
-    si_cache: dict = {}
-
-    def to_si(expr, stack=()):
-        repl = {}
-        for s in expr.free_symbols:
-            if s.name in subexprs:
-                if s.name in stack:
-                    raise BiosimError(f"subexpression '{s.name}' refers to itself")
-                if s.name not in si_cache:
-                    si_cache[s.name] = to_si(parsed[s.name], stack + (s.name,))
-                repl[s] = si_cache[s.name]
-            elif s.name.startswith("unit:"):
-                repl[s] = scale[s]
-            else:
-                repl[s] = scale[s] * s
-        return expr.xreplace(repl)
-
-    def stored(expr, target_scale):
-        return sp.factor_terms(to_si(expr) / target_scale)
-
-    f = {r: stored(parsed[r], scale[sym[r]]) * sp.Rational(1, 1000) for r in states}
-    f = {r: sp.factor_terms(e) for r, e in f.items()}
+        if "event-driven" in e.flags:
+            raise BiosimError(f"equation '{e.line}': 'event-driven' is for synapse models, not neurons")
+    parsed = {e.name: sc.parse(e.expr_text, f"equation '{e.line}'") for e in eqs if e.kind != "const"}
+    sc.subexprs = {e.name: parsed[e.name] for e in eqs if e.kind == "subexpr"}
+    for e in eqs:
+        if e.kind != "const":
+            want = dims[sym[e.name]]
+            sc.check(parsed[e.name], dim_mul(want, tuple(-x for x in _TIME)) if e.kind == "diff" else want,
+                     f"equation '{e.line}'")
+    to_si, stored = sc.to_si, sc.stored
+    f = {r: sp.factor_terms(stored(parsed[r], scale[sym[r]]) * sp.Rational(1, 1000)) for r in states}
     lines = {e.name: e.line for e in eqs}
     inputs = ([input_name] if uses_input else []) + consts
     frozen = {e.name for e in eqs if "unless refractory" in e.flags}
@@ -255,24 +223,15 @@ def _generate(label, equations, units, threshold, reset, ref, method, input_name
         if not isinstance(threshold, str):
             raise BiosimError(f"threshold must be a condition string such as 'v > v_thresh', not {threshold!r}")
         where = f"threshold '{threshold}'"
-        cond = parse_expression(threshold, names, where)
+        cond = sc.parse(threshold, where)
         if not isinstance(cond, (sp.core.relational.Relational, sp.And, sp.Or, sp.Not)):
             raise BiosimError(f"{where} is not a condition (use a comparison such as 'v > v_thresh')")
-        dims_of(cond, dims, where)
+        sc.dim(cond, where)
         cond = _stored_condition(cond, to_si)
     statements = []
     if reset is not None:
         for st in parse_statements(reset, names, states + consts, "reset"):
-            where = f"reset '{st.text}'"
-            got, want = dims_of(st.expr, dims, where), dims[sym[st.target]]
-            if st.op in ("*=", "/="):
-                want = DIMLESS
-            if got is not ANY and got != want:
-                raise BiosimError(f"{where}: the value is in {format_dim(got)} but '{st.target}' is in {format_dim(want)}")
-            t = sym[st.target]
-            value = st.expr if st.op in ("*=", "/=") else stored(st.expr, scale[t])
-            new = {"=": value, "+=": t + value, "-=": t - value, "*=": t * value, "/=": t / value}[st.op]
-            statements.append((st.target, new))
+            statements.append((st.target, sc.assignment(st, f"reset '{st.text}'")))
 
     pool: dict = {}
     const_syms = {sym[p] for p in units} | {DT}
@@ -293,7 +252,7 @@ def _generate(label, equations, units, threshold, reset, ref, method, input_name
     consts_idx = {s: k for k, s in enumerate(const_list)}
     var_names = states + consts
     rows = {n: k for k, n in enumerate(var_names)}
-    fields = [f"{p}_{unit_suffix(units[p])}" if unit_suffix(units[p]) else p for p in units]
+    fields = [field_name(p, units[p]) for p in units]
     if len(set(fields)) != len(fields):
         raise BiosimError("two parameters map to the same field name; rename one")
 
@@ -302,15 +261,13 @@ def _generate(label, equations, units, threshold, reset, ref, method, input_name
     def value_expr(q, target_dim, target_scale, what):
         """A quantity or an expression of the parameters, in the target's stored unit."""
         if isinstance(q, str):
-            e = parse_expression(q, param_names, what)
-            d = dims_of(e, dims, what)
-            shown = q
-        else:
-            s_, d = parse_unit(q[1])
-            e, shown = sp.Float(q[0]) * s_, f"{q[0]} {q[1]}"
-        if d is not ANY and d != target_dim:
-            raise BiosimError(f"{what}: '{shown}' is in {format_dim(d)}, not {format_dim(target_dim)}")
-        return stored(e, target_scale) if isinstance(q, str) else e / target_scale
+            e = sc.parse(q, what, param_names)
+            sc.check(e, target_dim, what, f"'{q}'")
+            return sc.stored(e, target_scale)
+        s_, d = parse_unit(q[1])
+        if d != target_dim:
+            raise BiosimError(f"{what}: '{q[0]} {q[1]}' is in {format_dim(d)}, not {format_dim(target_dim)}")
+        return sp.Float(q[0]) * s_ / target_scale
 
     t_ref = sp.Integer(0) if ref is None else sp.sympify(value_expr(ref, _TIME, sp.Rational(1, 1000), "refractory"))
     if t_ref.is_Number and t_ref < 0:
@@ -327,7 +284,7 @@ def _generate(label, equations, units, threshold, reset, ref, method, input_name
         f"threshold: {threshold}", f"reset: {reset}", f"methods: {methods}", '"""', "",
         "import math", "", "import numpy as np", "from numba import njit", "",
         "from biosim.equations.runtime import clip, exp_euler, exprel, propagator  # noqa: F401", "",
-        f"VAR_NAMES = {tuple(var_names)!r}", f"FROZEN = {tuple(v for v in var_names if v in frozen)!r}",
+        f"VAR_NAMES = {tuple(var_names)!r}", f"VAR_UNITS = {tuple(var_units[v] for v in var_names)!r}", f"FROZEN = {tuple(v for v in var_names if v in frozen)!r}",
         f"METHODS = {methods!r}", f"PARAMS = {[(p, fld, units[p]) for p, fld in zip(units, fields)]!r}",
         f"INPUT_UNIT = {(input_unit or '1')!r}", "", "",
     ]

@@ -11,7 +11,7 @@ from biosim.backends.plan import Plan
 from biosim.errors import BiosimError
 from biosim.neurons.base import refractory_steps
 
-__all__ = ["compile_network", "model_specs", "estimate_bytes", "available_bytes"]
+__all__ = ["compile_network", "model_specs", "synapse_specs", "estimate_bytes", "available_bytes"]
 
 
 def available_bytes() -> int:
@@ -48,6 +48,7 @@ def estimate_bytes(net) -> int:
         n_syn += k
         per_syn_extra = (4 if np.size(proj.delay_ms) > 1 or callable(proj.delay_ms) else 0)
         per_syn_extra += 16 if proj.stdp else 0
+        per_syn_extra += (8 + item * len(proj.syn_spec.var_names)) if proj.syn_spec is not None else 0
         n_syn += k * per_syn_extra / per_syn
     building = 2 * 8 * max((p.rule.expected(p.src.n, p.tgt.n) for p in net.projections), default=0)
     slots = max(_max_delay_steps(net), 0) + 1
@@ -134,8 +135,20 @@ def compile_network(net) -> Plan:
     max_d = max([int(p.delay_steps.max()) for p in net.projections if len(p.delay_steps)] + [0])
     L = max_d + 1
 
+    if any(h and p.synapse is not None for h, p in zip(hetero, net.projections)):
+        raise BiosimError("a synapse model needs one delay for the whole projection (per-synapse delays are not supported)")
+    syn_specs = synapse_specs(net)
+    syn_proj = [p for p in net.projections if p.synapse is not None]
+    VS = max([len(p.syn_spec.var_names) for p in syn_proj] + [1])
+    syn_c = [p.syn_spec.constants(p.synapse, dt) if p.synapse is not None else np.zeros(1) for p in net.projections]
+    pr_c = np.zeros((len(net.projections), max([len(c) for c in syn_c] + [1])), dtype=np.float64)
+    for r, c in enumerate(syn_c):
+        pr_c[r, :len(c)] = c
+    n_total = sum(len(p.i) for p in net.projections)
+    S = np.zeros((VS, n_total) if syn_proj else (1, 1), dtype=dtype)
+
     indptr, tgt, w, dly = [], [], [], []
-    pr = {k: [] for k in ("grp", "row", "delay", "ptr", "stdp")}
+    pr = {k: [] for k in ("grp", "row", "delay", "ptr", "stdp", "syn", "rptr")}
     st = {k: [] for k in ("c", "proj", "pre_off", "post_off", "tgt_grp", "rptr_off")}
     rptr, rsyn, rsrc = [], [], []
     n_syn = ptr_len = pre_len = post_len = rptr_len = n_rev = 0
@@ -146,24 +159,29 @@ def compile_network(net) -> Plan:
         tgt.append((proj.j + pop_off[proj.tgt.index]).astype(np.int32))
         w.append(proj.w)
         pr["grp"].append(proj.src.index)
-        pr["row"].append(proj.tgt.spec.var_index(proj.var))
+        pr["row"].append(proj.tgt.spec.var_index(proj.var) if proj.synapse is None else 0)
+        pr["syn"].append(next((q for q, sp_ in enumerate(syn_specs) if sp_ is proj.syn_spec), -1))
+        pr["rptr"].append(-1)
+        if proj.synapse is not None:
+            for k, var in enumerate(proj.syn_spec.var_names):
+                value = proj.syn_init.get(var, 0.0)
+                S[k, n_syn:n_syn + len(proj.i)] = _initial(value, net.rng, len(proj.i), f"initial value of synapse variable {var}", dtype)
+        if proj.synapse is not None and proj.syn_spec.has_post:
+            pr["rptr"][-1] = rptr_len
+            n_rev = _by_target(proj, n_syn, n_rev, rptr, rsyn, rsrc)
+            rptr_len += proj.tgt.n + 1
         pr["delay"].append(-1 if is_hetero else (int(proj.delay_steps[0]) if len(proj.delay_steps) else 0))
         pr["ptr"].append(ptr_len)
         pr["stdp"].append(len(st["proj"]) if proj.stdp else -1)
         dly.append(proj.delay_steps if is_hetero else np.zeros(len(proj.i), np.int64))
         if proj.stdp:
-            order = np.argsort(proj.j, kind="stable")
-            rc = np.bincount(proj.j, minlength=proj.tgt.n)
-            rptr.append(n_rev + np.concatenate([[0], np.cumsum(rc)]))
-            n_rev += len(order)
-            rsyn.append(n_syn + order)
-            rsrc.append(proj.i[order])
+            st["rptr_off"].append(rptr_len)
+            n_rev = _by_target(proj, n_syn, n_rev, rptr, rsyn, rsrc)
             st["c"].append(proj.stdp.constants(dt))
             st["proj"].append(r)
             st["pre_off"].append(pre_len)
             st["post_off"].append(post_len)
             st["tgt_grp"].append(proj.tgt.index)
-            st["rptr_off"].append(rptr_len)
             pre_len += n_src
             post_len += proj.tgt.n
             rptr_len += proj.tgt.n + 1
@@ -205,4 +223,27 @@ def compile_network(net) -> Plan:
         rptr=cat(rptr, np.int64), rsyn=cat(rsyn, np.int64), rsrc=cat(rsrc, np.int64),
         rec_spikes=rec_spikes, mon_row=mon_row, mon_idx=mon_idx,
         mon_every=probes[0].every if probes else 1,
+        pr_syn=i64(pr["syn"]), pr_tgt=i64([p.tgt.index for p in net.projections]), pr_c=pr_c,
+        pr_rptr=i64(pr["rptr"]), S=S, s_last=np.zeros(n_total if syn_proj else 1, dtype=np.int64),
     )
+
+
+def _by_target(proj, n_syn: int, n_rev: int, rptr: list, rsyn: list, rsrc: list) -> int:
+    """Append the projection's synapses ordered by target (a CSR block: offsets into ``rsyn``, the
+    synapse ids, and their local sources); return the new number of entries."""
+    order = np.argsort(proj.j, kind="stable")
+    rc = np.bincount(proj.j, minlength=proj.tgt.n)
+    rptr.append(n_rev + np.concatenate([[0], np.cumsum(rc)]))
+    rsyn.append(n_syn + order)
+    rsrc.append(proj.i[order])
+    return n_rev + len(order)
+
+
+def synapse_specs(net) -> tuple:
+    """The distinct synapse models (:class:`~biosim.synapses.spec.SynapseSpec`) of ``net``'s
+    projections, in order of first use; ``Plan.pr_syn[r]`` indexes it."""
+    specs: list = []
+    for proj in net.projections:
+        if proj.syn_spec is not None and not any(s is proj.syn_spec for s in specs):
+            specs.append(proj.syn_spec)
+    return tuple(specs)

@@ -118,22 +118,46 @@ class Network:
         self.inputs.append(group)
         return group
 
-    def connect(self, src, tgt: Population, var: str, weight, rule=None, delay_ms=0.0, stdp: STDP | None = None) -> Projection:
-        """Connect ``src`` to ``tgt``: each spike adds ``weight`` to ``var`` of the targets.
+    def connect(self, src, tgt: Population, var: str | None = None, weight=None, rule=None, delay_ms=0.0,
+                stdp: STDP | None = None, synapse=None, init: dict | None = None) -> Projection:
+        """Connect ``src`` to ``tgt``: each spike adds ``weight`` to ``var`` of the targets, or runs
+        the statements of a synapse model.
 
-        ``weight`` and ``delay_ms`` are scalars, per-synapse arrays (in the rule's synapse order)
-        or ``f(rng, n_syn)``; ``rule`` defaults to :class:`~biosim.network.connect.AllToAll`.
+        ``weight``, ``delay_ms`` and the values of ``init`` are scalars, per-synapse arrays (in the
+        rule's synapse order) or ``f(rng, n_syn)``; ``rule`` defaults to
+        :class:`~biosim.network.connect.AllToAll`. ``synapse`` is the parameters of a
+        :class:`biosim.equations.SynapseModel` (``model(...)``); its per-synapse variables start at
+        ``init`` (default 0), and ``var``/``weight``/``stdp`` are not used with it.
         """
         if not isinstance(tgt, Population):
             raise BiosimError("synapses must target a population of neurons")
         if src not in self.populations and src not in self.inputs:
             raise BiosimError("the source of a connection must belong to this network")
-        tgt.spec.var_index(var)
+        syn_spec, syn_init = None, dict(init or {})
+        if synapse is not None:
+            model = getattr(type(synapse), "_biosim_synapse_model", None)
+            if model is None:
+                raise BiosimError("synapse must be the parameters of a biosim.equations.SynapseModel, e.g. model()")
+            if var is not None or weight is not None or stdp is not None:
+                raise BiosimError("with a synapse model, give its variables' values as init={...}, "
+                                  "not var/weight/stdp")
+            syn_spec = model.bind(tgt.spec, src.spec if isinstance(src, Population) else None)
+            for key in syn_init:
+                if key not in syn_spec.var_names:
+                    from biosim.errors import unknown
+                    raise unknown(f"variable of synapse model '{model.name}'", key, syn_spec.var_names)
+            weight = 0.0
+        else:
+            if var is None or weight is None:
+                raise BiosimError("connect needs the target variable and a weight (or a synapse model)")
+            if init:
+                raise BiosimError("init= sets a synapse model's variables; this connection has none")
+            tgt.spec.var_index(var)
         if stdp is not None and not isinstance(stdp, STDP):
             raise BiosimError("stdp must be a biosim.STDP")
         if self._sim is not None:
             raise BiosimError("the network has already run; build a new Network to change its structure")
-        proj = Projection(src, tgt, var, rule or AllToAll(), weight, delay_ms, stdp)
+        proj = Projection(src, tgt, var, rule or AllToAll(), weight, delay_ms, stdp, synapse, syn_spec, syn_init)
         self.projections.append(proj)
         return proj
 
@@ -179,9 +203,10 @@ class Network:
     def n_neurons(self) -> int:
         return sum(p.n for p in self.populations)
 
-    def weights(self, proj: Projection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def weights(self, proj: Projection, var: str = "w") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(i, j, w)`` of ``proj`` now (after any plasticity): source index, target index and
-        weight of each synapse, in the projection's synapse order. Available once the network has run."""
+        weight of each synapse, in the projection's synapse order (for a synapse model, the values
+        of its variable ``var``). Available once the network has run."""
         if self._sim is None:
             raise BiosimError("synapses are drawn when the network first runs; call run() first")
         if proj not in self.projections:
@@ -189,7 +214,13 @@ class Network:
         plan = self._sim.plan
         r = self.projections.index(proj)
         start = plan.indptr[plan.pr_ptr[r]]
-        w = plan.w[start:start + len(proj.i)].copy()
+        if proj.syn_spec is not None:
+            if var not in proj.syn_spec.var_names:
+                from biosim.errors import unknown
+                raise unknown(f"variable of synapse model '{proj.syn_spec.name}'", var, proj.syn_spec.var_names)
+            w = plan.S[proj.syn_spec.var_names.index(var), start:start + len(proj.i)].copy()
+        else:
+            w = plan.w[start:start + len(proj.i)].copy()
         return proj.i.copy(), proj.j.copy(), w
 
     def run(self, duration_ms: float, backend: str = "numba-cpu", progress: bool = False):

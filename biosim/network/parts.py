@@ -50,6 +50,9 @@ class Projection:
     weight: Any
     delay_ms: Any
     stdp: Any = None
+    synapse: Any = None      # parameters of a synapse model (biosim.equations.SynapseModel)
+    syn_spec: Any = None     # that model bound to the source and target models
+    syn_init: dict = field(default_factory=dict)
     i: np.ndarray | None = None
     j: np.ndarray | None = None
     w: np.ndarray | None = None

@@ -13,7 +13,7 @@ from biosim.backends import get_backend
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE
 from biosim.backends.plan import ChunkInput, Outputs
 from biosim.errors import SimulationError
-from biosim.network.compile import compile_network, model_specs
+from biosim.network.compile import compile_network, model_specs, synapse_specs
 
 __all__ = ["Simulation", "Result", "generator_steps"]
 
@@ -64,6 +64,7 @@ class Simulation:
         t0 = time.perf_counter()
         self.plan = compile_network(net)
         self.specs = model_specs(net)
+        self.syn_specs = synapse_specs(net)
         self.loop_s = 0.0
         # One random stream per random input (Poisson groups, then Poisson inputs), each consumed
         # step after step: the draws do not depend on how the run is cut into chunks or calls.
@@ -80,7 +81,7 @@ class Simulation:
         self.gen_steps = {g.index: (generator_steps(g.times_ms, net.dt_ms), g.indices) for g in gens}
         self.change_steps = sorted({s for c in net.currents for s in (self._to_step(c.start_ms), self._to_step(c.stop_ms))})
         t1 = time.perf_counter()
-        self.run_chunk = self.backend.kernel(self.specs)
+        self.run_chunk = self.backend.kernel(self.specs, self.syn_specs)
         empty = np.zeros(0, np.int64)
         self.run_chunk(self.plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)), Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self.plan.X.dtype)),
                        0, 0, 0, 0)  # compile (or load the cached kernel) outside the timed loop

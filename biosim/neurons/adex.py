@@ -122,5 +122,5 @@ ADEX_SPEC = ModelSpec(
     constants=_adex_constants,
     initial=lambda p: {"v": p.e_leak_mv, "w": 0.0, "ge": 0.0, "gi": 0.0},
     t_ref_ms=lambda p: p.t_ref_ms,
-    step=adex_step, threshold=adex_threshold, reset=adex_reset, current_unit="pA",
+    step=adex_step, threshold=adex_threshold, reset=adex_reset, current_unit="pA", var_units=("mV", "pA", "pA", "pA"),
 )

@@ -94,6 +94,9 @@ class ModelSpec:
         The scalar maths (see the module docstring).
     current_unit : str
         Unit of ``i_ext`` for this model.
+    var_units : tuple of str
+        Unit of each state variable (Brian2 unit names, ``"1"`` for none); synapse models
+        written as equations check their statements against them.
     """
 
     name: str
@@ -107,6 +110,7 @@ class ModelSpec:
     threshold: Callable
     reset: Callable
     current_unit: str
+    var_units: tuple[str, ...] = ()
 
     def var_index(self, var: str) -> int:
         """Row of ``var`` in the state matrix, with a clear error for an unknown name."""

@@ -187,5 +187,5 @@ HH_SPEC = ModelSpec(
     constants=_hh_constants,
     initial=_hh_initial,
     t_ref_ms=lambda p: p.t_ref_ms,
-    step=hh_step, threshold=hh_threshold, reset=hh_reset, current_unit="pA",
+    step=hh_step, threshold=hh_threshold, reset=hh_reset, current_unit="pA", var_units=("mV", "1", "1", "1", "nS", "nS"),
 )

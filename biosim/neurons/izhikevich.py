@@ -93,5 +93,5 @@ IZHIKEVICH_SPEC = ModelSpec(
     constants=_izhikevich_constants,
     initial=lambda p: {"v": p.c_mv, "u": p.b * p.c_mv, "ge": 0.0, "gi": 0.0},
     t_ref_ms=lambda p: p.t_ref_ms,
-    step=izhikevich_step, threshold=izhikevich_threshold, reset=izhikevich_reset, current_unit="mV/ms",
+    step=izhikevich_step, threshold=izhikevich_threshold, reset=izhikevich_reset, current_unit="mV/ms", var_units=("mV", "mV/ms", "mV/ms", "mV/ms"),
 )

@@ -95,7 +95,7 @@ LIF_SPEC = ModelSpec(
     constants=_lif_constants,
     initial=lambda p: {"v": p.v_rest_mv, "ge": 0.0, "gi": 0.0},
     t_ref_ms=lambda p: p.t_ref_ms,
-    step=lif_step, threshold=lif_threshold, reset=lif_reset, current_unit="mV",
+    step=lif_step, threshold=lif_threshold, reset=lif_reset, current_unit="mV", var_units=("mV", "mV", "mV"),
 )
 
 
@@ -157,5 +157,5 @@ COND_LIF_SPEC = ModelSpec(
     constants=_cond_lif_constants,
     initial=lambda p: {"v": p.e_leak_mv, "ge": 0.0, "gi": 0.0},
     t_ref_ms=lambda p: p.t_ref_ms,
-    step=cond_lif_step, threshold=cond_lif_threshold, reset=cond_lif_reset, current_unit="pA",
+    step=cond_lif_step, threshold=cond_lif_threshold, reset=cond_lif_reset, current_unit="pA", var_units=("mV", "nS", "nS"),
 )
