@@ -9,7 +9,9 @@ constant over a step).
   (:func:`biosim.equations.runtime.propagator`), exact also for equal time constants.
 - ``exponential_euler``: each :math:`f_r` is linear in its own variable,
   :math:`f_r = A_r x_r + B_r` with ``A``, ``B`` taken at the start of the step;
-  :math:`x_r' = (x_r + B_r/A_r) e^{A_r dt} - B_r/A_r`.
+  :math:`x_r' = (x_r + B_r/A_r) e^{A_r dt} - B_r/A_r`. Chosen automatically only where ``A``
+  and ``B`` are free of :math:`x_r`; forced, it accepts Brian2's looser split (the terms of the
+  expanded :math:`f_r` that carry a factor :math:`x_r`).
 - ``euler``, ``rk2`` (midpoint), ``rk4``: explicit Runge-Kutta.
 
 Automatic choice (``method=None``): ``exact`` when the whole system is linear; otherwise the
@@ -87,6 +89,21 @@ def _conditionally_linear(sysm: System, r: str):
     return a, b
 
 
+def _collected(sysm: System, r: str):
+    """Brian2's looser split for a forced ``exponential_euler``: expand ``f_r`` and collect the
+    terms in ``x_r``; ``A`` may still depend on ``x_r`` (it is evaluated at the start of the
+    step, e.g. a sodium current ``g m_inf(v)^3 (v - E)``), and so may ``B``. None when the
+    expansion has other powers of ``x_r``."""
+    exact = _conditionally_linear(sysm, r)
+    if exact is not None:
+        return exact
+    x = sysm.sym[r]
+    terms = sp.collect(sp.expand(sysm.f[r]), x, evaluate=False)
+    if set(terms) - {x, sp.S.One} or x not in terms:
+        return None
+    return terms[x], terms.get(sp.S.One, sp.Integer(0))
+
+
 def choose_methods(sysm: System, method: str | None) -> dict[str, str]:
     """Method per integrated variable (see the module docstring)."""
     if method is not None and method not in METHODS:
@@ -109,7 +126,7 @@ def choose_methods(sysm: System, method: str | None) -> dict[str, str]:
                               f"'{sysm.lines.get(bad[0], bad[0])}' is not")
         return {r: "exact" for r in sysm.states}
     if method == "exponential_euler":
-        bad = [r for r in sysm.states if _conditionally_linear(sysm, r) is None]
+        bad = [r for r in sysm.states if _collected(sysm, r) is None]
         if bad:
             raise BiosimError(f"method 'exponential_euler' needs each equation linear in its own variable; "
                               f"'{sysm.lines.get(bad[0], bad[0])}' is not")
@@ -210,7 +227,7 @@ def update_expressions(sysm: System, methods: dict[str, str]):
         blocks.append(blk)
     for r in sysm.states:
         if methods[r] == "exponential_euler":
-            a, b = _conditionally_linear(sysm, r)
+            a, b = _collected(sysm, r)
             updates[r] = (exp_euler(sysm.sym[r], a, b, DT), None)
         elif methods[r] == "euler":
             updates[r] = (sysm.sym[r] + DT * sysm.f[r], None)

@@ -23,11 +23,10 @@ from fractions import Fraction
 import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
-from biosim.equations.units import DIMLESS, UNITS, Dim, dim_mul, dim_pow, format_dim, parse_unit
+from biosim.equations.units import DIMLESS, UNITS, Dim, dim_mul, dim_pow, format_dim
 from biosim.errors import BiosimError, closest
 
-__all__ = ["ANY", "Equation", "Statement", "parse_equations", "parse_expression", "parse_statements", "dims_of",
-           "FUNCTIONS", "RESERVED", "exprel", "clip"]
+__all__ = ["ANY", "Statement", "parse_expression", "parse_statements", "dims_of", "FUNCTIONS", "exprel", "clip"]
 
 
 class exprel(sp.Function):  # noqa: N801 (the name users write)
@@ -46,32 +45,14 @@ class clip(sp.Function):  # noqa: N801
     nargs = 3
 
 
-#: Function names an expression may use.
+#: Function names an expression may use, as sympy functions.
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "log10": lambda x: sp.log(x, 10), "sqrt": sp.sqrt,
     "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
     "arctan": sp.atan, "abs": sp.Abs, "exprel": exprel, "clip": clip, "min": sp.Min, "max": sp.Max,
 }
-#: Names a model may not use for its own symbols.
-RESERVED = {"dt", "t", "xi", "math", "np", "lastspike", "not_refractory", "True", "False", "and", "or", "not"}
 #: The dimension of a literal 0, which fits any unit.
 ANY = None
-_IDENT = re.compile(r"[A-Za-z_]\w*")
-_GLOBALS = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol}
-
-
-@dataclass(frozen=True)
-class Equation:
-    """One line of a model: ``kind`` is ``"diff"``, ``"subexpr"`` or ``"const"``."""
-
-    kind: str
-    name: str
-    expr_text: str
-    unit: str
-    flags: tuple[str, ...]
-    line: str
-
-
 @dataclass(frozen=True)
 class Statement:
     """``target op expr`` with ``op`` one of ``= += -= *= /=``."""
@@ -82,57 +63,8 @@ class Statement:
     text: str
 
 
-_DIFF = re.compile(r"^d\s*([A-Za-z_]\w*)\s*/\s*dt\s*=\s*(.+?)\s*:\s*([^()]*?)\s*(?:\((.*)\))?\s*$")
-_SUBEXPR = re.compile(r"^([A-Za-z_]\w*)\s*=\s*(.+?)\s*:\s*([^()]*?)\s*(?:\((.*)\))?\s*$")
-_CONST = re.compile(r"^([A-Za-z_]\w*)\s*:\s*([^()]*?)\s*(?:\((.*)\))?\s*$")
-_FLAGS = {"diff": {"unless refractory", "event-driven", "clock-driven"}, "subexpr": {"constant over dt"},
-          "const": {"constant"}}
-
-
-def _check_name(name: str, line: str) -> None:
-    if name.startswith("_") or name in RESERVED or name in FUNCTIONS:
-        raise BiosimError(f"equation '{line}': '{name}' is a reserved name; choose another")
-
-
-def parse_equations(text: str) -> list[Equation]:
-    """Split an equations string into :class:`Equation` records (syntax and flags checked)."""
-    if not isinstance(text, str):
-        raise BiosimError(f"equations must be a string, not {type(text).__name__}")
-    out: list[Equation] = []
-    seen: set[str] = set()
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        for kind, pattern in (("diff", _DIFF), ("subexpr", _SUBEXPR), ("const", _CONST)):
-            m = pattern.match(line)
-            if m:
-                break
-        else:
-            raise BiosimError(f"equation '{line}' is not of the form 'dx/dt = expr : unit', "
-                              f"'name = expr : unit' or 'name : unit'")
-        if kind == "const":
-            name, expr_text, unit, flags = m.group(1), "", m.group(2), m.group(3)
-        else:
-            name, expr_text, unit, flags = m.groups()
-        _check_name(name, line)
-        if name in seen:
-            raise BiosimError(f"equation '{line}': '{name}' is defined twice")
-        seen.add(name)
-        try:
-            parse_unit(unit or "1")
-        except BiosimError as exc:
-            raise BiosimError(f"equation '{line}': {exc}") from None
-        flag_list = tuple(f.strip() for f in (flags or "").split(",") if f.strip())
-        for flag in flag_list:
-            if flag not in _FLAGS[kind]:
-                guess = closest(flag, _FLAGS[kind])
-                hint = f"; did you mean '{guess}'?" if guess else ""
-                raise BiosimError(f"equation '{line}': unknown flag '{flag}'{hint}")
-        out.append(Equation(kind, name, expr_text.strip(), (unit or "1").strip(), flag_list, line))
-    if not out:
-        raise BiosimError("the equations define nothing (no 'dx/dt = ... : unit' line)")
-    return out
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_GLOBALS = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol}
 
 
 def parse_expression(text: str, names: dict[str, sp.Symbol], where: str) -> sp.Expr:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import sympy as sp
 
 from biosim.equations.parse import ANY, Statement, dims_of, parse_expression
-from biosim.equations.units import DIMLESS, UNITS, format_dim, parse_unit, unit_suffix
+from biosim.equations.units import DIMLESS, UNITS, format_dim, parse_unit
 from biosim.errors import BiosimError
 
-__all__ = ["Scope", "field_name"]
+__all__ = ["Scope", "rational"]
 
 
-def field_name(name: str, unit: str) -> str:
-    """The parameter dataclass field of parameter ``name`` in ``unit`` (``tau_mem`` -> ``tau_mem_ms``)."""
-    suffix = unit_suffix(unit)
-    return f"{name}_{suffix}" if suffix else name
+def rational(x) -> sp.Rational:
+    """An exact sympy number from a :class:`fractions.Fraction`."""
+    return sp.Rational(x.numerator, x.denominator)
 
 
 class Scope:
@@ -29,13 +28,14 @@ class Scope:
         self._si: dict[str, sp.Expr] = {}
         for unit_name, (s, d) in UNITS.items():
             us = sp.Symbol(f"unit:{unit_name}")
-            self.scale[us], self.dims[us] = s, d
+            self.scale[us], self.dims[us] = rational(s), d
 
     def declare(self, name: str, unit: str, what: str) -> sp.Symbol:
         if name in self.sym:
             raise BiosimError(f"{what} '{name}' has the name of another symbol of the model; rename it")
         s = self.sym[name] = sp.Symbol(name, real=True)
-        self.scale[s], self.dims[s] = parse_unit(unit)
+        scale, self.dims[s] = parse_unit(unit)
+        self.scale[s] = rational(scale)
         return s
 
     def parse(self, text: str, where: str, names: dict | None = None) -> sp.Expr:

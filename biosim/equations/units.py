@@ -1,6 +1,6 @@
 """Physical units for equations: names, scales and dimensions, and the dimension check.
 
-A unit is a scale (to SI, an exact sympy number) and a dimension: exponents of the SI base units
+A unit is a scale (to SI, an exact fraction) and a dimension: exponents of the SI base units
 ``(m, kg, s, A, K, mol, cd)``. Unit names are Brian2's: a prefix (``p n u m c k M G``) and a
 base (``V``/``volt``, ``s``/``second``, ``A``/``amp``, ``S``/``siemens``, ``F``/``farad``,
 ``ohm``, ``Hz``/``hertz``, ``m``/``metre``, ``mol``/``mole``, ``M``/``molar``, ``l``/``litre``,
@@ -17,11 +17,9 @@ import math
 import re
 from fractions import Fraction
 
-import sympy as sp
-
 from biosim.errors import BiosimError
 
-__all__ = ["Dim", "DIMLESS", "UNITS", "parse_unit", "parse_quantity", "unit_suffix", "format_dim"]
+__all__ = ["DIMLESS", "UNITS", "Dim", "field_name", "format_dim", "parse_quantity", "parse_unit", "unit_suffix"]
 
 Dim = tuple  # seven Fractions: exponents of m, kg, s, A, K, mol, cd
 DIMLESS: Dim = (Fraction(0),) * 7
@@ -55,24 +53,24 @@ _BASES = {
     ("C", "coulomb"): _dim(s=1, A=1),
 }
 # Scales relative to SI of the bases that are not SI units themselves.
-_BASE_SCALE = {"M": sp.Integer(1000), "molar": sp.Integer(1000), "l": sp.Rational(1, 1000),
-               "litre": sp.Rational(1, 1000), "liter": sp.Rational(1, 1000)}
+_BASE_SCALE = {"M": Fraction(1000), "molar": Fraction(1000), "l": Fraction(1, 1000),
+               "litre": Fraction(1, 1000), "liter": Fraction(1, 1000)}
 _PREFIXES = {"": 0, "p": -12, "n": -9, "u": -6, "m": -3, "c": -2, "k": 3, "M": 6, "G": 9}
 
 
-def _build_units() -> dict[str, tuple[sp.Expr, Dim]]:
-    units: dict[str, tuple[sp.Expr, Dim]] = {}
+def _build_units() -> dict[str, tuple[Fraction, Dim]]:
+    units: dict[str, tuple[Fraction, Dim]] = {}
     for names, dim in _BASES.items():
         for base in names:
             for prefix, exp10 in _PREFIXES.items():
                 if base == "C" and prefix:  # mC, nC... would shadow nothing useful; keep C alone
                     continue
                 name = prefix + base
-                units.setdefault(name, (sp.Integer(10) ** exp10 * _BASE_SCALE.get(base, sp.Integer(1)), dim))
+                units.setdefault(name, (Fraction(10) ** exp10 * _BASE_SCALE.get(base, Fraction(1)), dim))
     # gram: kg is the SI base, so g = 1e-3 kg
     for prefix, exp10 in _PREFIXES.items():
         for base in ("g", "gram"):
-            units.setdefault(prefix + base, (sp.Integer(10) ** (exp10 - 3), _dim(kg=1)))
+            units.setdefault(prefix + base, (Fraction(10) ** (exp10 - 3), _dim(kg=1)))
     for prefix in ("", "c", "m", "u"):
         for base in ("m", "metre", "meter"):
             scale, dim = units[prefix + base]
@@ -82,7 +80,7 @@ def _build_units() -> dict[str, tuple[sp.Expr, Dim]]:
 
 
 #: Every unit name -> (scale to SI, dimension).
-UNITS: dict[str, tuple[sp.Expr, Dim]] = _build_units()
+UNITS: dict[str, tuple[Fraction, Dim]] = _build_units()
 
 _NAMED_DIMS = {
     DIMLESS: "1", _dim(m=2, kg=1, s=-3, A=-1): "V", _dim(s=1): "s", _dim(s=-1): "1/s",
@@ -103,17 +101,17 @@ def format_dim(dim: Dim) -> str:
     return "*".join(parts)
 
 
-def parse_unit(text: str) -> tuple[sp.Expr, Dim]:
+def parse_unit(text: str) -> tuple[Fraction, Dim]:
     """Scale to SI and dimension of a unit string (``"mV"``, ``"nS/cm**2"``, ``"1/ms"``, ``"1"``)."""
     text = str(text).strip()
     if text in ("", "1"):
-        return sp.Integer(1), DIMLESS
+        return Fraction(1), DIMLESS
     if text.startswith("/"):
         text = "1" + text
     text = text.replace("^", "**")
     if not re.fullmatch(r"[A-Za-z0-9_.*/() +-]+", text):
         raise BiosimError(f"unit '{text}' has characters a unit cannot have")
-    scale, dim = sp.Integer(1), DIMLESS
+    scale, dim = Fraction(1), DIMLESS
     tokens = re.findall(r"\*\*|[A-Za-z_]\w*|[0-9.]+|[*/()]|\S", text)
     # A unit string is a product of names and numbers with * and /, optionally ** integers.
     pos, sign = 0, 1
@@ -188,3 +186,9 @@ def unit_suffix(unit: str) -> str:
         text = text[1:]
     out = text.replace("/", "_per_").replace("*", "_").replace("(", "").replace(")", "").lower()
     return out.lstrip("_")
+
+
+def field_name(name: str, unit: str) -> str:
+    """The parameter dataclass field of parameter ``name`` in ``unit`` (``tau_mem`` -> ``tau_mem_ms``)."""
+    suffix = unit_suffix(unit)
+    return f"{name}_{suffix}" if suffix else name
