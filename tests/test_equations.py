@@ -251,9 +251,9 @@ def test_generated_module_is_cached_and_reused(tmp_path, monkeypatch):
     assert [str(f) for f in files] == [a.source_file]
     import sys
 
-    import biosim.equations.model as model_mod
+    import biosim.equations.generate as generate
 
     sys.modules.pop(files[0].stem)  # as in a new process: only the file on disk is left
-    monkeypatch.setattr(model_mod, "_generate", lambda *a, **k: pytest.fail("generated twice"))
+    monkeypatch.setattr(generate, "neuron_source", lambda *a, **k: pytest.fail("generated twice"))
     b = Model.from_equations(eqs, parameters={"tau_cache_test": "12 ms"}, name="eq_test_cache")
     assert b.source_file == a.source_file and b().tau_cache_test_ms == 12.0
