@@ -99,11 +99,21 @@ def step_source(updates: dict, rows: dict, consts: dict, frozen: set, input_name
         body.append("    _nr = 0.0 if _refractory else 1.0")
     body += [f"    {s.name} = {pr(e)}" for s, e in temps]
     it = iter(reduced)
+    writes = []
     for r in names:
         free = pr(next(it))
         ref = pr(next(it)) if updates[r][1] is not None else (r if r in frozen else None)
-        value = f"{ref} if _refractory else {free}" if ref is not None else free
-        body.append(f"    _X[{rows[r]}][_i] = {value}")
+        if ref is None:
+            writes.append(f"    _X[{rows[r]}][_i] = {free}")
+            continue
+        # new values into locals first, then a select: a branch around the arithmetic would keep
+        # LLVM from vectorising the neuron loop
+        body.append(f"    _new_{r} = {free}")
+        if ref != r:
+            body.append(f"    _ref_{r} = {ref}")
+            ref = f"_ref_{r}"
+        writes.append(f"    _X[{rows[r]}][_i] = {ref} if _refractory else _new_{r}")
+    body += writes
     return "\n".join(["@njit(cache=True)", "def step(_X, _i, _c, _input, _refractory):", *(body or ["    pass"])])
 
 
