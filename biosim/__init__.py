@@ -4,6 +4,7 @@ The public API is what this module re-exports; everything else is internal.
 """
 
 from biosim import _numba_cache  # noqa: F401  (must precede every njit(cache=True))
+from biosim.equations import Model, SynapseModel
 from biosim.errors import BiosimError, SimulationError
 from biosim.network import AllToAll, Explicit, FixedProbability, Network, OneToOne, Result
 from biosim.neurons import HH, LIF, AdEx, CondLIF, Izhikevich
@@ -13,5 +14,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Network", "Result", "AllToAll", "OneToOne", "FixedProbability", "Explicit",
-    "LIF", "CondLIF", "AdEx", "Izhikevich", "HH", "STDP", "BiosimError", "SimulationError", "__version__",
+    "LIF", "CondLIF", "AdEx", "Izhikevich", "HH", "STDP", "Model", "SynapseModel",
+    "BiosimError", "SimulationError", "__version__",
 ]

@@ -81,6 +81,29 @@ def test_builtin_written_as_equations_spikes_the_same(name):
         np.testing.assert_allclose(got.states[("exc", "v")][1], ref.states[("exc", "v")][1], rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_equation_models_run_in_float32(name):
+    model = library.EQUATION_MODELS[name](CASES[name][0])
+    _, (lo, hi), we, _ = CASES[name]
+    for backend in ("numba-cpu", "numpy"):
+        net = Network(dt_ms=DT_MS, dtype="float32", seed=5)
+        pop = net.population("p", model(), 20, init=_builtin_spec(name).initial(CASES[name][0]))
+        net.current(pop, np.random.default_rng(0).uniform(lo, hi, 20))
+        net.connect(pop, pop, "ge", weight=we, rule=FixedProbability(p=0.2))
+        net.monitor(pop, "v", indices=[0, 1])
+        res = net.run(50.0, backend=backend)
+        assert len(res.spikes["p"][0]) > 0
+        v = res.states[("p", "v")][1]
+        assert v.dtype == np.float32 and np.all(np.isfinite(v))
+
+
+def test_function_names_are_listed_once():
+    from biosim.equations.lines import FUNCTION_NAMES
+    from biosim.equations.parse import FUNCTIONS
+
+    assert tuple(FUNCTIONS) == FUNCTION_NAMES
+
+
 # --- integration methods against analytic solutions ------------------------------------------
 
 def _trace(model, params, init, duration_ms, dt_ms=0.1, var="v", current=None):
