@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="train only: time one Linear(N,N)+LIF layer, 500 steps, batch 16")
     bench.add_argument("--threads", type=int, default=None, help="train only: torch threads (default: torch's)")
     bench.add_argument("--batches", type=int, default=None, help="train only: timed batches per repeat")
+    bench.add_argument("--model", default="builtin", choices=["builtin", "equations"],
+                       help="cuba/cobahh: 'equations' also times the neuron written as equations, beside the "
+                            "built-in one (default builtin)")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
@@ -171,6 +174,8 @@ def _cmd_bench(args) -> int:
     if args.name == "train":
         from biosim.bench.train_bench import run_train_bench
 
+        if args.model != "builtin":
+            raise BiosimError("--model equations is for the engine benchmarks (cuba, cobahh), not train")
         for flag, value in (("--layer", args.layer), ("--threads", args.threads), ("--batches", args.batches)):
             if value is not None and value < 1:
                 raise BiosimError(f"{flag} = {value} must be >= 1")
@@ -185,7 +190,7 @@ def _cmd_bench(args) -> int:
         apply_overrides(spec["params"], args.sets)  # validate before the long part
         against = args.against if args.against is not None else "brian2"
         report = run_bench(args.name, [a.strip() for a in against.split(",") if a.strip()],
-                           args.sets, as_json=args.json, repeats=args.repeats or 1)
+                           args.sets, as_json=args.json, repeats=args.repeats or 1, model=args.model)
     if args.json:
         print(json.dumps(report, indent=2))
     return 0

@@ -12,7 +12,14 @@ What is timed, for every simulator the same way:
   Numba kernel, compiled or loaded from its on-disk cache during a tiny warm-up run; Brian2
   standalone: ``make``; Brian2 runtime: not separated, it is inside ``setup_s``).
 
-Ratios are biosim's ``loop_s`` over the competitor's (below 1: biosim is faster). biosim runs on
+Ratios are biosim's ``loop_s`` over the competitor's (below 1: biosim is faster).
+
+``model="equations"`` (``--model equations``) also runs the network with its neuron written as
+equations (:mod:`biosim.equations.library`: ``lif`` for CUBA, ``hh`` for COBAHH), in the same process
+and timed the same way, as the simulator ``biosim_equations``; ``ratio_equations_vs_builtin`` is its
+``loop_s`` over the built-in model's (the goal: within 10 %, i.e. at most 1.10), and
+``ratio_equations_vs_brian2_standalone`` / ``..._cython`` compare it with Brian2. The start-up time is
+measured for the built-in model only. biosim runs on
 numba-cpu in float64; its kernel is single-threaded, and Brian2 standalone is built with one thread
 (``openmp_threads = 0``). ``start_to_first_step_s`` times a fresh ``python -c`` process (warm Numba
 cache: best of two launches) from its launch to the end of the network's first simulated step.
@@ -30,13 +37,19 @@ from collections.abc import Mapping, Sequence
 from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["BENCHES", "COMPETITORS", "run_bench"]
+__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "run_bench"]
 
 #: bench name -> (biosim builder "module:function", Brian2 builder in biosim.bench.brian2_nets)
 BENCHES = {
     "cuba": ("biosim.experiments.networks:build_cuba", "brian2_cuba"),
     "cobahh": ("biosim.experiments.cobahh:build_cobahh", "brian2_cobahh"),
 }
+
+#: ``--model`` choices: the built-in neuron only, or also its twin written as equations
+BENCH_MODELS = ("builtin", "equations")
+
+#: bench name -> the factory in :mod:`biosim.equations.library` of its neuron written as equations
+EQUATION_MODELS = {"cuba": "lif", "cobahh": "hh"}
 
 #: competitor name -> Brian2 targets it runs. ``brian2`` is the two fast ones.
 COMPETITORS = {
@@ -90,30 +103,46 @@ def _rate(n_spikes: int, n_neurons: int, duration_ms: float) -> float:
     return n_spikes / n_neurons / (duration_ms * 1e-3) if n_neurons and duration_ms > 0 else 0.0
 
 
-def _run_biosim(name: str, params: dict, seed: int, repeats: int) -> dict:
-    """Warm up the kernel on a tiny copy of the network, then time ``repeats`` fresh builds+runs."""
-    build = _builder(name)
+def _equation_model(name: str):
+    from biosim.equations import library
+
+    return getattr(library, EQUATION_MODELS[name])()
+
+
+def _run_biosim(name: str, params: dict, seed: int, repeats: int, models: Sequence = (None,)) -> list[dict]:
+    """Time biosim on the network once per neuron model in ``models`` (None: the built-in one; else an
+    equation-defined :class:`~biosim.equations.Model`). Each kernel is warmed up on a tiny copy of the
+    network first; then the models take turns, ``repeats`` rounds of a fresh build and run each, so
+    that a slow spell of the machine does not fall on one model only. One result per model."""
+    builder = _builder(name)
+
+    def build(cfg, model):
+        return builder(cfg, seed) if model is None else builder(cfg, seed, model=model)
+
     dt_ms = float(params["dt_ms"])
     duration_ms = float(params["bio_time_s"]) * 1e3
     tiny = dict(params, n_exc=8, n_inh=2)
-    t0 = time.perf_counter()
-    build(tiny, seed).run(10 * dt_ms)
-    compile_s = time.perf_counter() - t0
-    loops, setups, n_spikes, n_neurons = [], [], 0, 0
-    for _ in range(repeats):
+    out = []
+    for model in models:
         t0 = time.perf_counter()
-        net = build(params, seed)
-        res = net.run(duration_ms)
-        total = time.perf_counter() - t0
-        loops.append(res.loop_s)
-        setups.append(total - res.loop_s)
-        n_spikes = int(sum(len(t) for t, _ in res.spikes.values()))
-        n_neurons = int(sum(res.sizes.values()))
-        n_syn = int(len(net._sim.plan.tgt))
-        del net, res
-    return {"loop_s": min(loops), "loop_s_all": loops, "setup_s": setups[0], "compile_s": compile_s,
-            "n_spikes": n_spikes, "mean_rate_hz": _rate(n_spikes, n_neurons, duration_ms),
-            "n_neurons": n_neurons, "n_synapses": n_syn}
+        build(tiny, model).run(10 * dt_ms)
+        out.append({"compile_s": time.perf_counter() - t0, "loop_s_all": [], "setups": []})
+    for _ in range(repeats):
+        for model, o in zip(models, out):
+            t0 = time.perf_counter()
+            net = build(params, model)
+            res = net.run(duration_ms)
+            total = time.perf_counter() - t0
+            o["loop_s_all"].append(res.loop_s)
+            o["setups"].append(total - res.loop_s)
+            o["n_spikes"] = int(sum(len(t) for t, _ in res.spikes.values()))
+            o["n_neurons"] = int(sum(res.sizes.values()))
+            o["n_synapses"] = int(len(net._sim.plan.tgt))
+            del net, res
+    return [{"loop_s": min(o["loop_s_all"]), "loop_s_all": o["loop_s_all"], "setup_s": o["setups"][0],
+             "compile_s": o["compile_s"], "n_spikes": o["n_spikes"],
+             "mean_rate_hz": _rate(o["n_spikes"], o["n_neurons"], duration_ms),
+             "n_neurons": o["n_neurons"], "n_synapses": o["n_synapses"]} for o in out]
 
 
 def _run_brian2(name: str, target: str, params: dict, seed: int, repeats: int) -> dict:
@@ -174,6 +203,8 @@ def _print_table(report: dict) -> None:
     print("-" * len(head))
     for key, s in sims.items():
         ratio = report.get(_RATIO_FIELDS.get(key, ""), 1.0 if key == "biosim" else None)
+        if key == "biosim_equations":
+            ratio = 1.0 / report["ratio_equations_vs_builtin"]
         print(f"{key:<24}{fmt(s['setup_s']):>10}{fmt(s['compile_s']):>11}{fmt(s['loop_s'], '.4f'):>10}"
               f"{fmt(ratio, '.2f'):>13}{s['n_spikes']:>9}{fmt(s['mean_rate_hz'], '.2f'):>9}")
     if report.get("start_to_first_step_s") is not None:
@@ -182,11 +213,19 @@ def _print_table(report: dict) -> None:
               f"(imports done at {b['imports_done']:.2f} s; the first step draws the synapses)")
     elif report.get("start_to_first_step_error"):
         print(f"start to first step: {report['start_to_first_step_error']}")
+    if "ratio_equations_vs_builtin" in report:
+        r = report["ratio_equations_vs_builtin"]
+        print(f"equations/built-in loop_s: {sims['biosim_equations']['loop_s']:.4f} / {sims['biosim']['loop_s']:.4f} s "
+              f"= {r:.3f} ({report['equation_model']}; goal <= 1.10: {'met' if r <= 1.10 else 'NOT met'})")
+        for key, field in (("brian2_cpp_standalone", "ratio_equations_vs_brian2_standalone"),
+                           ("brian2_cython", "ratio_equations_vs_brian2_cython")):
+            if report.get(field) is not None:
+                print(f"equations/{key} loop_s: {report[field]:.3f}")
     print("loop_s: simulation loop only; biosim/this < 1 means biosim is faster")
 
 
 def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bool = False, repeats: int = 1,
-              *, seed: int = 1, start_time: bool = True) -> dict:
+              *, seed: int = 1, start_time: bool = True, model: str = "builtin") -> dict:
     """Benchmark the named network in biosim and the competitors in ``against``; return the report.
 
     Parameters
@@ -206,6 +245,10 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
         Seed of both simulators (each draws its own connectivity).
     start_time : bool
         Also time a fresh process to its first simulated step (``start_to_first_step_s``).
+    model : {"builtin", "equations"}
+        ``"equations"`` also times the network with its neuron written as equations (simulator
+        ``biosim_equations``) and adds ``ratio_equations_vs_builtin``, ``equation_model`` (its one-line
+        description) and ``ratio_equations_vs_brian2_standalone`` / ``..._cython``.
 
     Returns
     -------
@@ -223,6 +266,8 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
             raise unknown("competitor", comp, COMPETITORS)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise BiosimError(f"repeats = {repeats!r} must be an integer >= 1")
+    if model not in BENCH_MODELS:
+        raise unknown("bench model", model, BENCH_MODELS)
     spec, params = _load_params(name, cfg_overrides)
     builder = spec.get("builder", name)
     if builder != name:
@@ -231,8 +276,14 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
     params["bio_time_s"] = float(params["bio_time_s"])
     targets = list(dict.fromkeys(t for comp in against for t in COMPETITORS[comp]))
 
-    _log(f"bench {name}: biosim numba-cpu ...")
-    sims = {"biosim": _run_biosim(name, params, seed, repeats)}
+    eq_model = _equation_model(name) if model == "equations" else None
+    if eq_model is None:
+        _log(f"bench {name}: biosim numba-cpu ...")
+        sims = {"biosim": _run_biosim(name, params, seed, repeats)[0]}
+    else:
+        _log(f"bench {name}: biosim numba-cpu, built-in neuron and {eq_model.describe()}, taking turns ...")
+        builtin, equations = _run_biosim(name, params, seed, repeats, models=(None, eq_model))
+        sims = {"biosim": builtin, "biosim_equations": equations}
     for target in targets:
         _log(f"bench {name}: brian2 {target} ...")
         sims[f"brian2_{target}"] = _run_brian2(name, target, params, seed, repeats)
@@ -248,6 +299,14 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
         ran = key in sims and sims[key]["loop_s"] > 0
         if ran or key != "brian2_numpy":  # the standalone and cython fields are always there
             report[field] = bio["loop_s"] / sims[key]["loop_s"] if ran else None
+    if eq_model is not None:
+        eq = sims["biosim_equations"]
+        report["model"] = model
+        report["equation_model"] = eq_model.describe()
+        report["ratio_equations_vs_builtin"] = eq["loop_s"] / bio["loop_s"]
+        for key, field in (("brian2_cpp_standalone", "ratio_equations_vs_brian2_standalone"),
+                           ("brian2_cython", "ratio_equations_vs_brian2_cython")):
+            report[field] = eq["loop_s"] / sims[key]["loop_s"] if key in sims and sims[key]["loop_s"] > 0 else None
     if start_time:
         _log(f"bench {name}: start-up time of a new process ...")
         st = _start_to_first_step(name, params, seed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from biosim.errors import BiosimError
 from biosim.experiments.config import get, params_from
 from biosim.network import FixedProbability, Network
 from biosim.neurons import HH
@@ -19,7 +20,7 @@ from biosim.neurons import HH
 __all__ = ["build_cobahh"]
 
 
-def build_cobahh(cfg: Mapping, seed: int) -> Network:
+def build_cobahh(cfg: Mapping, seed: int, model=None) -> Network:
     """Brian2's COBAHH example as a :class:`~biosim.network.Network`.
 
     Parameters
@@ -30,6 +31,11 @@ def build_cobahh(cfg: Mapping, seed: int) -> Network:
         :class:`~biosim.neurons.HH` fields.
     seed : int
         Seeds connectivity and initial values.
+    model : biosim.equations.Model, optional
+        A neuron model written as equations in place of :class:`~biosim.neurons.HH` (e.g.
+        :func:`biosim.equations.library.hh`, or a run's ``[model]`` table); it needs the variables
+        ``v``, ``m``, ``h``, ``n``, ``ge``, ``gi`` and the parameter ``e_leak`` in mV, and ``cfg``'s
+        ``neuron`` table holds its parameter fields.
 
     Returns
     -------
@@ -37,7 +43,9 @@ def build_cobahh(cfg: Mapping, seed: int) -> Network:
         Populations ``"exc"`` and ``"inh"``, spikes of every neuron recorded.
     """
     net = Network(dt_ms=get(cfg, "dt_ms", positive=True), dtype=get(cfg, "dtype", str, choices=("float32", "float64")), seed=seed)
-    params = params_from(HH, cfg.get("neuron"), "neuron")
+    params = params_from(HH if model is None else model.params_cls, cfg.get("neuron"), "neuron")
+    if not hasattr(params, "e_leak_mv"):
+        raise BiosimError(f"builder 'cobahh' reads the neuron parameter e_leak_mv, which model '{model.name}' lacks")
     p = get(cfg, "p_connect", low=0.0, high=1.0)
     we, wi = get(cfg, "we_ns", low=0.0), get(cfg, "wi_ns", low=0.0)
     init = {

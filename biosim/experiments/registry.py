@@ -4,6 +4,9 @@ A model file has a ``description``, a ``runner`` (the kind of experiment), optio
 ``builder`` (which network), and a ``[params]`` table holding every key the run accepts with its
 default value. Overrides may only name keys that exist there (dotted for sub-tables, e.g.
 ``neuron.tau_mem_ms``); values are parsed as TOML and must keep the default's type.
+
+An optional ``[model]`` table defines the neuron model in equations (see
+:mod:`biosim.experiments.model_table`); its parameters become the defaults of ``[params.neuron]``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,26 @@ def load_model(name: str) -> dict:
         raise unknown("run name", name, [p.stem for p in models_dir().glob("*.toml")])
     spec = _read(path)
     spec["name"] = name
+    if "model" in spec:
+        _add_model_defaults(spec, path)
     return spec
+
+
+def _add_model_defaults(spec: dict, path: Path) -> None:
+    """Check the ``[model]`` table (building the model) and fill ``[params.neuron]`` with its parameters."""
+    from biosim.experiments.model_table import model_from_table, neuron_defaults
+
+    if spec["runner"] != "simulation":
+        raise BiosimError(f"{path}: a [model] table needs runner = \"simulation\" (this run's runner is "
+                          f"'{spec['runner']}')")
+    defaults = neuron_defaults(model_from_table(spec["model"], str(path)))
+    neuron = spec["params"].setdefault("neuron", {})
+    if not isinstance(neuron, dict):
+        raise BiosimError(f"{path}: [params] neuron must be a table ([params.neuron])")
+    for key in neuron:
+        if key not in defaults:
+            raise BiosimError(f"{path}: {unknown('key in [params.neuron]', key, defaults)}")
+    spec["params"]["neuron"] = {**defaults, **neuron}
 
 
 def _parse_value(text: str):

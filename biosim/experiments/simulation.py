@@ -3,38 +3,65 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import sys
 import time
 from pathlib import Path
 
-from biosim.errors import unknown
+from biosim.errors import BiosimError, unknown
 from biosim.experiments.config import get
 from biosim.network.stats import cv_isi, mean_rate_hz
 from biosim.reports.figures import raster_figure, rate_figure
 from biosim.reports.output import atomic_savefig
 
-__all__ = ["BUILDERS", "build", "run_simulation"]
+__all__ = ["BUILDERS", "build", "run_simulation", "spec_model"]
 
 #: builder name -> "module:function"; imported only when used.
 BUILDERS = {
     "cuba": "biosim.experiments.networks:build_cuba",
     "brunel": "biosim.experiments.networks:build_brunel",
     "cobahh": "biosim.experiments.cobahh:build_cobahh",
+    "population": "biosim.experiments.networks:build_population",
 }
 
 
-def build(builder: str, params: dict, seed: int):
-    """Build the network named ``builder`` from ``params``."""
+def build(builder: str, params: dict, seed: int, model=None):
+    """Build the network named ``builder`` from ``params``; ``model`` (a
+    :class:`~biosim.equations.Model`, from the run's ``[model]`` table) replaces its neuron model."""
     if builder not in BUILDERS:
         raise unknown("network builder", builder, BUILDERS)
+    fn = _function(builder)
+    if model is None:
+        return fn(params, seed)
+    if "model" not in inspect.signature(fn).parameters:
+        takes = sorted(b for b in BUILDERS if "model" in inspect.signature(_function(b)).parameters)
+        raise BiosimError(f"builder '{builder}' has no use for a [model] table (builders that take one: "
+                          f"{', '.join(takes)})")
+    return fn(params, seed, model=model)
+
+
+def _function(builder: str):
     module, func = BUILDERS[builder].split(":")
-    return getattr(importlib.import_module(module), func)(params, seed)
+    return getattr(importlib.import_module(module), func)
+
+
+def spec_model(spec: dict):
+    """The neuron model of the run's ``[model]`` table, or None when it has none."""
+    if "model" not in spec:
+        return None
+    from biosim.experiments.model_table import model_from_table
+
+    return model_from_table(spec["model"], f"models/{spec['name']}.toml")
 
 
 def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True) -> dict:
     """Run the named simulation; write its plots into ``out_dir``; return its metrics."""
     t0 = time.perf_counter()
     bio_time_s = get(params, "bio_time_s", positive=True)
-    net = build(spec.get("builder", spec["name"]), params, seed)
+    model = spec_model(spec)
+    if model is not None and progress:
+        print(f"{spec['name']}: {model.describe()}", file=sys.stderr, flush=True)
+    net = build(spec.get("builder", spec["name"]), params, seed, model=model)
     result = net.run(bio_time_s * 1e3, backend=backend, progress=progress)
     n_total = sum(result.sizes.values())
     all_t = [t for t, _ in result.spikes.values()]
@@ -51,6 +78,7 @@ def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: P
         "setup_wall_s": result.setup_s,
         "backend": backend,
         "seed": seed,
+        **({"model": model.describe(), "model_methods": dict(model.methods)} if model is not None else {}),
         "populations": {
             name: {"n": result.sizes[name], "n_spikes": int(len(t)),
                    "mean_rate_hz": mean_rate_hz(len(t), result.sizes[name], result.duration_ms),
