@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pytest
-from test_neuron_models import CASES, DT_MS
+from test_neuron_models import CASES, DT_MS, _small_network
 
 from biosim import BiosimError, FixedProbability, Network
 from biosim.equations import Model, library
@@ -35,23 +35,10 @@ def _builtin_spec(name):
     return MODELS[name]
 
 
-def _contract_network(params, name, backend, duration_ms=100.0):
-    """tests/test_neuron_models.py's contract network, with the given parameters."""
-    _, (lo, hi), we, wi = CASES[name]
-    builtin = CASES[name][0]
-    init = _builtin_spec(name).initial(builtin)  # the same start for the built-in and its twin
-    net = Network(dt_ms=DT_MS, dtype="float64", seed=5)
-    exc = net.population("exc", params, 40, init=init)
-    inh = net.population("inh", params, 10, init=init)
-    rng = np.random.default_rng(0)
-    for pop in (exc, inh):
-        net.current(pop, rng.uniform(lo, hi, pop.n))
-    net.poisson_input(exc, "ge", n_sources=20, rate_hz=10.0, weight=we)
-    for tgt in (exc, inh):
-        net.connect(exc, tgt, "ge", weight=we, rule=FixedProbability(p=0.2))
-        net.connect(inh, tgt, "gi", weight=wi, rule=FixedProbability(p=0.2), delay_ms=1.0)
-    net.monitor(exc, "v", indices=[0, 1, 2])
-    return net.run(duration_ms, backend=backend)
+def _contract_network(params, name, backend):
+    """tests/test_neuron_models.py's contract network with ``params``, started like the built-in."""
+    return _small_network(name, "float64", backend, params=params,
+                          init=_builtin_spec(name).initial(CASES[name][0]))
 
 
 EXPECTED_METHODS = {

@@ -33,7 +33,7 @@ pytest.importorskip("brian2")
 
 from brian2_helpers import brian2_cuba, first_difference, spike_steps  # noqa: E402
 
-from biosim import BiosimError, Explicit, Network  # noqa: E402
+from biosim import Explicit, Network  # noqa: E402
 from biosim.equations import Model, library  # noqa: E402
 
 

@@ -51,11 +51,12 @@ def test_cases_cover_every_model():
         assert spec_for(params).name == name
 
 
-def _small_network(name: str, dtype: str, backend: str, duration_ms: float = 100.0):
-    params, (lo, hi), we, wi = CASES[name]
+def _small_network(name: str, dtype: str, backend: str, duration_ms: float = 100.0, params=None, init=None):
+    """The contract network of model ``name`` (with other ``params``, e.g. its equation twin's)."""
+    default, (lo, hi), we, wi = CASES[name]
     net = Network(dt_ms=DT_MS, dtype=dtype, seed=5)
-    exc = net.population("exc", params, 40)
-    inh = net.population("inh", params, 10)
+    exc = net.population("exc", params or default, 40, init=init)
+    inh = net.population("inh", params or default, 10, init=init)
     rng = np.random.default_rng(0)
     for pop in (exc, inh):
         net.current(pop, rng.uniform(lo, hi, pop.n))

@@ -143,19 +143,11 @@ def constants_source(params: list[str], fields: list[str], pool: dict, blocks: l
     for b, blk in enumerate(blocks):
         body.append(f"    _M{b} = np.array([{', '.join('[' + ', '.join(pr(x) for x in row) + ']' for row in blk.M)}], dtype=np.float64)")
         body.append(f"    _U{b} = np.array([{', '.join('[' + ', '.join(pr(x) for x in row) + ']' for row in blk.U)}], dtype=np.float64)")
-        body.append(f"    _Phi{b}, _Gam{b} = propagator(_M{b}, _U{b}, dt)")
-        for (r, s), sym in blk.phi.items():
-            body.append(f"    {sym.name} = _Phi{b}[{r}, {s}]")
-        for (r, k), sym in blk.gam.items():
-            body.append(f"    {sym.name} = _Gam{b}[{r}, {k}]")
+        body += _propagator_lines(f"_Phi{b}", f"_Gam{b}", blk.M, blk.U, b, blk.phi, blk.gam)
         if blk.phi_ref or blk.gam_ref:
             body.append(f"    _M{b}[{blk.frozen_rows}, :] = 0.0")
             body.append(f"    _U{b}[{blk.frozen_rows}, :] = 0.0")
-            body.append(f"    _PhiR{b}, _GamR{b} = propagator(_M{b}, _U{b}, dt)")
-            for (r, s), sym in blk.phi_ref.items():
-                body.append(f"    {sym.name} = _PhiR{b}[{r}, {s}]")
-            for (r, k), sym in blk.gam_ref.items():
-                body.append(f"    {sym.name} = _GamR{b}[{r}, {k}]")
+            body += _propagator_lines(f"_PhiR{b}", f"_GamR{b}", blk.M, blk.U, b, blk.phi_ref, blk.gam_ref)
     body.append(f"    return np.array([{', '.join(s.name for s in consts)}], dtype=np.float64)")
     return "\n".join(["def constants(_p, _dt_ms):", *body])
 
@@ -170,3 +162,11 @@ def param_function_source(name: str, params: list[str], fields: list[str], value
     else:
         body.append(f"    return float({pr(value)})")
     return "\n".join([f"def {name}(_p):", *body])
+
+
+def _propagator_lines(phi_name: str, gam_name: str, M, U, b: int, phi: dict, gam: dict) -> list[str]:
+    """Lines computing one propagator of exact block ``b`` and reading the entries the step uses."""
+    lines = [f"    {phi_name}, {gam_name} = propagator(_M{b}, _U{b}, dt)"]
+    lines += [f"    {sym.name} = {phi_name}[{r}, {c}]" for (r, c), sym in phi.items()]
+    lines += [f"    {sym.name} = {gam_name}[{r}, {c}]" for (r, c), sym in gam.items()]
+    return lines

@@ -144,7 +144,7 @@ def dims_of(expr: sp.Expr, dims: dict[sp.Symbol, Dim], where: str) -> Dim:
             return DIMLESS
         if e.is_Symbol:
             return dims[e]
-        if isinstance(e, sp.Add):
+        if isinstance(e, (sp.Add, sp.Min, sp.Max, clip, sp.Abs)):  # every argument in the same unit
             first, d0 = e.args[0], walk(e.args[0])
             for a in e.args[1:]:
                 d = walk(a)
@@ -168,15 +168,6 @@ def dims_of(expr: sp.Expr, dims: dict[sp.Symbol, Dim], where: str) -> Dim:
             if not ex.is_Number:
                 raise BiosimError(f"{where}: '{base}' has units ({format_dim(db)}); its power '{ex}' must be a number")
             return dim_pow(db, _fraction(ex))
-        if isinstance(e, (sp.Min, sp.Max, clip, sp.Abs)):
-            first, d0 = e.args[0], walk(e.args[0])
-            for a in e.args[1:]:
-                d = walk(a)
-                if not same(d, d0):
-                    raise mismatch(first, d0, a, d)
-                if d0 is ANY:
-                    first, d0 = a, d
-            return d0
         if isinstance(e, sp.core.relational.Relational):
             da, db = walk(e.lhs), walk(e.rhs)
             if not same(da, db):
