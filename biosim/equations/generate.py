@@ -15,7 +15,7 @@ import sympy as sp
 from biosim.equations import codegen
 from biosim.equations.methods import DT, System, choose_methods, update_expressions
 from biosim.equations.lines import parse_equations
-from biosim.equations.parse import parse_statements
+from biosim.equations.parse import parse_condition, parse_statements
 from biosim.equations.scope import Scope, rational
 from biosim.equations.units import dim_mul, field_name, format_dim, parse_unit
 from biosim.errors import BiosimError
@@ -71,15 +71,18 @@ def neuron_source(label, equations, units, threshold, reset, ref, method, input_
         if not isinstance(threshold, str):
             raise BiosimError(f"threshold must be a condition string such as 'v > v_thresh', not {threshold!r}")
         where = f"threshold '{threshold}'"
-        cond = sc.parse(threshold, where)
-        if not isinstance(cond, (sp.core.relational.Relational, sp.And, sp.Or, sp.Not)):
-            raise BiosimError(f"{where} is not a condition (use a comparison such as 'v > v_thresh')")
+        cond = parse_condition(threshold, names, where)
         sc.dim(cond, where)
         cond = _stored_condition(cond, to_si)
     statements = []
     if reset is not None:
         for st in parse_statements(reset, names, states + consts, "reset"):
             statements.append((st.target, sc.assignment(st, f"reset '{st.text}'")))
+    in_sym = sym.get(input_name) if uses_input else None
+    for what, exprs in (("threshold", [cond] if cond is not None else []), ("reset", [e for _, e in statements])):
+        if in_sym is not None and any(in_sym in e.free_symbols for e in exprs):
+            raise BiosimError(f"the external input '{input_name}' can only appear in the differential equations, "
+                              f"not in the {what}")
 
     pool: dict = {}
     const_syms = {sym[p] for p in units} | {DT}
@@ -134,7 +137,7 @@ def neuron_source(label, equations, units, threshold, reset, ref, method, input_
         "from biosim.equations.runtime import clip, exp_euler, exprel, propagator  # noqa: F401", "",
         f"VAR_NAMES = {tuple(var_names)!r}", f"VAR_UNITS = {tuple(var_units[v] for v in var_names)!r}", f"FROZEN = {tuple(v for v in var_names if v in frozen)!r}",
         f"METHODS = {methods!r}", f"PARAMS = {[(p, fld, units[p]) for p, fld in zip(units, fields)]!r}",
-        f"INPUT_UNIT = {(input_unit or '1')!r}", "", "",
+        f"INPUT_UNIT = {(input_unit if uses_input else '')!r}", "", "",
     ]
     body = [
         codegen.constants_source(list(units), fields, pool, blocks, consts_idx),

@@ -97,8 +97,10 @@ def _pathway_source(label, statements, advance, syn_rows, post_rows, pre_rows, c
     lines += [f"    {t} = {codegen.pr(e)}" for t, e in statements]
     lines += [f"    _S[{r}, _k] = {n}" for n, r in syn_rows.items()]
     for t in dict.fromkeys(t for t, _ in statements):
-        if t in post_rows:
+        if t in post_rows and label == "on_pre":  # input to a variable that ignores it while refractory
             lines.append(f"    if not (_gate[{post_rows[t]}, _j] and _refractory):")
             lines.append(f"        _X[{post_rows[t]}, _j] = {t}")
+        elif t in post_rows:  # on_post: the target has just spiked; its own changes always apply
+            lines.append(f"    _X[{post_rows[t]}, _j] = {t}")
     return "\n".join(["@njit(cache=True)", f"def {label}(_S, _k, _X, _i, _j, _c, _gate, _refractory, _elapsed):",
                       *(lines or ["    pass"])])

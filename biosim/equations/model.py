@@ -27,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
 from pathlib import Path
 
 from biosim._generated import load_keyed, source_hash
+from biosim.equations.lines import check_identifier, model_name, read_parameters
 from biosim.equations.units import parse_quantity
 from biosim.errors import BiosimError
-from biosim.neurons.base import ModelSpec, check_finite
+from biosim.neurons.base import ModelSpec, check_numbers
 
 __all__ = ["Model"]
 
@@ -70,7 +70,9 @@ class Model:
         self.methods = methods
         self.source_file = source_file
 
-    def __call__(self, **overrides):
+    def __call__(self, *args, **overrides):
+        if args:
+            raise BiosimError(f"parameters of model '{self.name}' are keyword arguments (model(name_unit=value))")
         fields = {f.name for f in dataclasses.fields(self.params_cls)}
         for key in overrides:
             if key not in fields:
@@ -121,26 +123,28 @@ class Model:
         -------
         Model
         """
-        parameters = dict(parameters or {})
+        if not isinstance(equations, str):
+            raise BiosimError(f"equations must be a string, not {type(equations).__name__}")
+        values, units = read_parameters(parameters)
+        if init is not None and not isinstance(init, dict):
+            raise BiosimError(f"init must be a mapping of variable to value, not {type(init).__name__}")
         init = dict(init or {})
-        values, units = {}, {}
-        for pname, q in parameters.items():
-            if not isinstance(pname, str) or not re.fullmatch(r"[A-Za-z]\w*", pname):
-                raise BiosimError(f"parameter name {pname!r} must be an identifier")
-            values[pname], units[pname] = parse_quantity(q, f"parameter '{pname}'")
+        for what, value in (("threshold", threshold), ("reset", reset), ("input_unit", input_unit)):
+            if value is not None and not isinstance(value, str):
+                raise BiosimError(f"{what} = {value!r} must be a string")
+        check_identifier(input_name, "input")
         if method is not None and not isinstance(method, str):
             raise BiosimError(f"method = {method!r} must be a method name")
         if refractory is not None and not isinstance(refractory, (str, int, float, tuple, list)):
             raise BiosimError(f"refractory = {refractory!r} must be a time such as '5 ms' or a parameter name")
         ref = None if refractory in (None, 0, 0.0) else _quantity_or_expression(refractory, "refractory")
         init_q = {var: _quantity_or_expression(q, f"init of '{var}'") for var, q in init.items()}
-        key = json.dumps({"eq": equations if isinstance(equations, str) else repr(equations), "units": units,
+        key = json.dumps({"eq": equations, "units": units,
                           "threshold": threshold, "reset": reset, "ref": ref, "method": method,
                           "input": [input_name, input_unit], "init": init_q, "v": _generator_version()},
                          sort_keys=True, default=str)
-        label = name or f"eq_{source_hash(key)[:8]}"
-        if not re.fullmatch(r"[A-Za-z]\w*", label):
-            raise BiosimError(f"model name {label!r} must be an identifier")
+        label = model_name(name, f"eq_{source_hash(key)[:8]}", "model")
+
         def generate() -> str:
             from biosim.equations.generate import neuron_source  # sympy: only when the cache misses
 
@@ -154,7 +158,7 @@ def _from_module(label: str, module, values: dict) -> Model:
     fields = [(f, float, dataclasses.field(default=values[n])) for n, f, _ in module.PARAMS]
 
     def post_init(self):
-        check_finite(self)
+        check_numbers(self)
 
     params_cls = dataclasses.make_dataclass(
         f"{label}_params", fields, frozen=True, kw_only=True, namespace={"__post_init__": post_init})
@@ -168,6 +172,7 @@ def _from_module(label: str, module, values: dict) -> Model:
     )
     from biosim.neurons import register_model
 
+    params_cls._biosim_spec = spec
     register_model(spec)
     return Model(label, spec, params_cls, dict(module.METHODS), module.__file__)
 

@@ -15,6 +15,7 @@ equation and the symbol or terms.
 
 from __future__ import annotations
 
+import ast
 import re
 import tokenize
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from fractions import Fraction
 import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr, standard_transformations
 
+from biosim.equations.lines import UNSUPPORTED
 from biosim.equations.units import DIMLESS, UNITS, Dim, dim_mul, dim_pow, format_dim
 from biosim.errors import BiosimError, closest
 
-__all__ = ["ANY", "Statement", "parse_expression", "parse_statements", "dims_of", "FUNCTIONS", "exprel", "clip"]
+__all__ = ["ANY", "Statement", "parse_condition", "parse_expression", "parse_statements", "dims_of", "FUNCTIONS", "exprel", "clip"]
 
 
 class exprel(sp.Function):  # noqa: N801 (the name users write)
@@ -63,6 +65,8 @@ class Statement:
     text: str
 
 
+#: Mathematical constants an expression may use (unless the model defines the name itself).
+_CONSTANTS = {"pi": sp.pi, "e": sp.E}
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _GLOBALS = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol}
 
@@ -75,15 +79,21 @@ def parse_expression(text: str, names: dict[str, sp.Symbol], where: str) -> sp.E
     code = re.sub(r"\bor\b", "|", code)
     code = re.sub(r"\bnot\b", "~", code)
     local: dict[str, object] = {}
-    for ident in set(_IDENT.findall(re.sub(r"(?<![\w.])\d+\.?\d*[eE][-+]?\d+", "0", code))):
+    for ident in set(_IDENT.findall(re.sub(r"(?<![\w.])(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+", "0", code))):
         if ident in names:
             local[ident] = names[ident]
         elif ident in FUNCTIONS:
             local[ident] = FUNCTIONS[ident]
         elif ident in UNITS:
             local[ident] = sp.Symbol(f"unit:{ident}")
+        elif ident in _CONSTANTS:
+            local[ident] = _CONSTANTS[ident]
+        elif ident in UNSUPPORTED:
+            raise BiosimError(f"{where}: '{ident}' ({UNSUPPORTED[ident]}, in Brian2) is not supported in biosim's "
+                              f"equations")
         else:
-            guess = closest(ident, list(names) + list(FUNCTIONS))
+            same_letters = [u for u in UNITS if u.lower() == ident.lower()]
+            guess = closest(ident, list(names) + list(FUNCTIONS)) or (same_letters or [closest(ident, UNITS)])[0]
             hint = f"; did you mean '{guess}'?" if guess else ""
             raise BiosimError(f"{where}: unknown symbol '{ident}'{hint}")
     try:
@@ -94,6 +104,39 @@ def parse_expression(text: str, names: dict[str, sp.Symbol], where: str) -> sp.E
     if not isinstance(expr, sp.Basic):
         raise BiosimError(f"{where}: '{text}' is not an expression")
     return sp.sympify(expr)
+
+
+_COMPARISONS = {ast.Gt: sp.StrictGreaterThan, ast.Lt: sp.StrictLessThan, ast.GtE: sp.GreaterThan,
+                ast.LtE: sp.LessThan, ast.Eq: sp.Eq, ast.NotEq: sp.Ne}
+
+
+def parse_condition(text: str, names: dict[str, sp.Symbol], where: str):
+    """Parse a condition with Python's precedence: comparisons (chained ones too: ``a < v < b``)
+    joined by ``and``/``or``/``not``; each side is an expression (:func:`parse_expression`)."""
+    if not isinstance(text, str) or not text.strip():
+        raise BiosimError(f"{where}: empty condition")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise BiosimError(f"{where}: cannot parse '{text}' (SyntaxError)") from None
+
+    def convert(node):
+        if isinstance(node, ast.BoolOp):
+            return (sp.And if isinstance(node.op, ast.And) else sp.Or)(*[convert(v) for v in node.values])
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return sp.Not(convert(node.operand))
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            relations = []
+            for a, op, b in zip(sides, node.ops, sides[1:]):
+                if type(op) not in _COMPARISONS:
+                    raise BiosimError(f"{where}: '{text}' compares with an operator a condition cannot use")
+                lhs, rhs = (parse_expression(ast.unparse(x), names, where) for x in (a, b))
+                relations.append(_COMPARISONS[type(op)](lhs, rhs, evaluate=False))
+            return sp.And(*relations) if len(relations) > 1 else relations[0]
+        raise BiosimError(f"{where} is not a condition (use a comparison such as 'v > v_thresh')")
+
+    return convert(tree.body)
 
 
 _STATEMENT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(=|\+=|-=|\*=|/=)\s*(.+?)\s*$")
@@ -138,9 +181,12 @@ def dims_of(expr: sp.Expr, dims: dict[sp.Symbol, Dim], where: str) -> Dim:
         return BiosimError(f"{where}: units do not match: '{a}' is in {format_dim(da)} but '{b}' is in {format_dim(db)}")
 
     def walk(e):
-        if e.is_Number and e == 0:
+        if e.has(sp.zoo, sp.oo, sp.nan, sp.I):
+            raise BiosimError(f"{where}: '{e}' is infinite or not a real number (a division by 0, the log of a "
+                              f"negative number?)")
+        if e.is_number and e == 0:
             return ANY
-        if e.is_Number or e in (sp.true, sp.false):
+        if e.is_number or e in (sp.true, sp.false):
             return DIMLESS
         if e.is_Symbol:
             return dims[e]

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 
 from biosim._generated import load_keyed, source_hash
 from biosim.equations.model import _generator_version
-from biosim.equations.lines import parse_equations
-from biosim.equations.units import field_name, parse_quantity
+from biosim.equations.lines import model_name, parse_equations, read_parameters
+from biosim.equations.units import field_name
 from biosim.errors import BiosimError, unknown
-from biosim.neurons.base import check_finite
+from biosim.neurons.base import check_numbers
 from biosim.synapses.spec import SynapseSpec
 
 __all__ = ["SynapseModel"]
@@ -62,7 +61,7 @@ class SynapseModel:
         fields = [(f, float, dataclasses.field(default=values[p])) for p, f in zip(units, self.fields)]
 
         def post_init(obj):
-            check_finite(obj)
+            check_numbers(obj)
 
         self.params_cls = dataclasses.make_dataclass(
             f"{name}_params", fields, frozen=True, kw_only=True, namespace={"__post_init__": post_init})
@@ -70,7 +69,9 @@ class SynapseModel:
         self.params_cls._biosim_synapse_model = self
         self._bound: dict = {}
 
-    def __call__(self, **overrides):
+    def __call__(self, *args, **overrides):
+        if args:
+            raise BiosimError(f"parameters of synapse model '{self.name}' are keyword arguments")
         names = [f.name for f in dataclasses.fields(self.params_cls)]
         for key in overrides:
             if key not in names:
@@ -106,19 +107,14 @@ class SynapseModel:
             raise BiosimError("on_pre must be statements such as 'ge += w'")
         if on_post is not None and not isinstance(on_post, str):
             raise BiosimError("on_post must be statements such as 'apost += 1'")
-        values, units = {}, {}
-        for pname, q in dict(parameters or {}).items():
-            if not isinstance(pname, str) or not re.fullmatch(r"[A-Za-z]\w*", pname):
-                raise BiosimError(f"parameter name {pname!r} must be an identifier")
-            values[pname], units[pname] = parse_quantity(q, f"parameter '{pname}'")
+        values, units = read_parameters(parameters)
         if equations.strip():
             for e in parse_equations(equations):
                 if e.kind == "subexpr" or (e.kind == "diff" and "event-driven" not in e.flags):
                     raise BiosimError(f"synapse equation '{e.line}': only per-synapse variables ('w : mV') and "
                                       f"event-driven equations ('... : 1 (event-driven)') are supported")
-        label = name or "syn_" + source_hash(json.dumps([equations, on_pre, on_post, units]))[:8]
-        if not re.fullmatch(r"[A-Za-z]\w*", label):
-            raise BiosimError(f"synapse model name {label!r} must be an identifier")
+        label = model_name(name, "syn_" + source_hash(json.dumps([equations, on_pre, on_post, units]))[:8],
+                           "synapse model")
         return cls(label, equations, on_pre, on_post, units, values)
 
     def bind(self, tgt_spec, src_spec=None) -> SynapseSpec:

@@ -97,6 +97,15 @@ def format_dim(dim: Dim) -> str:
     """A readable name for a dimension (``V``, ``V/s``, ``S``, else SI base units)."""
     if dim in _NAMED_DIMS:
         return _NAMED_DIMS[dim]
+    simple = [(d, lb) for d, lb in _NAMED_DIMS.items() if d != DIMLESS and "/" not in lb and "^" not in lb]
+    for named, label in simple:
+        for k in (2, 3, 4, -1, -2):
+            if dim_pow(named, k) == dim:
+                return f"{label}^{k}"
+            for other, olabel in simple:
+                for sign, op in ((1, "*"), (-1, "/")):
+                    if dim_mul(dim_pow(named, k), dim_pow(other, sign)) == dim:
+                        return f"{label}^{k}{op}{olabel}"
     parts = [n if e == 1 else f"{n}^{e}" for n, e in zip(_BASE_NAMES, dim) if e != 0]
     return "*".join(parts)
 
@@ -114,15 +123,15 @@ def parse_unit(text: str) -> tuple[Fraction, Dim]:
     scale, dim = Fraction(1), DIMLESS
     tokens = re.findall(r"\*\*|[A-Za-z_]\w*|[0-9.]+|[*/()]|\S", text)
     # A unit string is a product of names and numbers with * and /, optionally ** integers.
-    pos, sign = 0, 1
+    pos, sign, operand_next = 0, 1, True
     while pos < len(tokens):
         tok = tokens[pos]
-        if tok == "*":
-            sign, pos = 1, pos + 1
+        if tok in ("*", "/"):
+            sign, pos, operand_next = (1 if tok == "*" else -1), pos + 1, True
             continue
-        if tok == "/":
-            sign, pos = -1, pos + 1
-            continue
+        if not operand_next:
+            raise BiosimError(f"unit '{text}': join units with * or / (e.g. 'mV/ms')")
+        operand_next = False
         power = 1
         if pos + 2 < len(tokens) + 1 and pos + 1 < len(tokens) and tokens[pos + 1] == "**":
             try:
@@ -154,13 +163,15 @@ _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*?\s
 
 def parse_quantity(value, what: str) -> tuple[float, str]:
     """``(number, unit string)`` of a quantity given as ``"20 ms"``, ``(20, "ms")`` or ``20``."""
+    import numbers
+
     if isinstance(value, bool):
         raise BiosimError(f"{what} = {value!r} must be a number with a unit, e.g. '20 ms'")
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real):
         number, unit = float(value), "1"
     elif isinstance(value, (tuple, list)) and len(value) == 2:
         number, unit = value
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
+        if isinstance(number, bool) or not isinstance(number, numbers.Real):
             raise BiosimError(f"{what} = {value!r}: the value must be a number")
         number, unit = float(number), str(unit)
     elif isinstance(value, str):
@@ -172,7 +183,10 @@ def parse_quantity(value, what: str) -> tuple[float, str]:
         raise BiosimError(f"{what} = {value!r} must be a quantity like '20 ms' or '-65 mV'")
     if not math.isfinite(number):
         raise BiosimError(f"{what} = {value!r} must be finite")
-    parse_unit(unit)
+    try:
+        parse_unit(unit)
+    except BiosimError as exc:
+        raise BiosimError(f"{what}: {exc}") from None
     return number, unit
 
 

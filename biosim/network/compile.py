@@ -3,6 +3,7 @@ draw connectivity and initial values, check the memory it needs, lay out the fla
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -59,11 +60,39 @@ def estimate_bytes(net) -> int:
 def _initial(value, rng, n, what, dtype=np.float64):
     if callable(value):
         value = value(rng, n)
-    arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BiosimError(f"{what} = {value!r} must be a number (in the variable's unit), an array of them "
+                          f"or f(rng, n)") from None
+    if arr.size not in (1, n) or arr.ndim > 1:
+        raise BiosimError(f"{what} needs one value or {n} values, got an array of shape {arr.shape}")
+    arr = np.broadcast_to(arr.reshape(-1), (n,))
     if not np.all(np.isfinite(arr)):
         raise BiosimError(f"{what} has non-finite values")
     _check_fits(arr, dtype, what)
     return arr
+
+
+def _model_constants(spec, params, dt: float, where: str) -> np.ndarray:
+    """``spec.constants(params, dt)``, with parameters that make them impossible (a time constant of
+    0, an overflow) reported as one line."""
+    try:
+        c = np.asarray(spec.constants(params, dt), dtype=np.float64)
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        raise BiosimError(f"{where}: the parameters of model '{spec.name}' cannot be used at dt = {dt:g} ms "
+                          f"({type(exc).__name__}: {exc}; a time constant of 0?)") from None
+    if not np.all(np.isfinite(c)):
+        raise BiosimError(f"{where}: the parameters of model '{spec.name}' give infinite or NaN factors at "
+                          f"dt = {dt:g} ms (a time constant of 0?)")
+    return c
+
+
+def _refractory_steps(spec, params, dt: float, where: str) -> int:
+    t_ref = float(spec.t_ref_ms(params))
+    if not (math.isfinite(t_ref) and 0 <= t_ref <= 1e12):
+        raise BiosimError(f"{where}: refractory period {t_ref!r} ms of model '{spec.name}' must be in [0, 1e12] ms")
+    return refractory_steps(t_ref, dt)
 
 
 def _check_fits(arr, dtype, what):
@@ -112,7 +141,7 @@ def compile_network(net) -> Plan:
     pop_off = np.cumsum([0] + [p.n for p in pops]).astype(np.int64)
     N = int(pop_off[-1])
     X = np.zeros((V, N), dtype=dtype)
-    consts = [p.spec.constants(p.params, dt) for p in pops]
+    consts = [_model_constants(p.spec, p.params, dt, f"population '{p.name}'") for p in pops]
     C = np.zeros((len(pops), max(len(c) for c in consts)), dtype=dtype)
     gate = np.zeros((V, N), dtype=np.int8)
     for p, c in zip(pops, consts):
@@ -140,7 +169,8 @@ def compile_network(net) -> Plan:
     syn_specs = synapse_specs(net)
     syn_proj = [p for p in net.projections if p.synapse is not None]
     VS = max([len(p.syn_spec.var_names) for p in syn_proj] + [1])
-    syn_c = [p.syn_spec.constants(p.synapse, dt) if p.synapse is not None else np.zeros(1) for p in net.projections]
+    syn_c = [_model_constants(p.syn_spec, p.synapse, dt, f"the synapses {p.src.name} -> {p.tgt.name}")
+             if p.synapse is not None else np.zeros(1) for p in net.projections]
     pr_c = np.zeros((len(net.projections), max([len(c) for c in syn_c] + [1])), dtype=np.float64)
     for r, c in enumerate(syn_c):
         pr_c[r, :len(c)] = c
@@ -206,7 +236,7 @@ def compile_network(net) -> Plan:
     return Plan(
         X=X, C=C, pop_off=pop_off, pop_model=i64([next(k for k, s in enumerate(specs) if s is p.spec) for p in pops]),
         pop_nvar=i64([len(p.spec.var_names) for p in pops]),
-        pop_ref=i64([refractory_steps(p.spec.t_ref_ms(p.params), dt) for p in pops]),
+        pop_ref=i64([_refractory_steps(p.spec, p.params, dt, f"population '{p.name}'") for p in pops]),
         ref_until=np.full(N, -1, dtype=np.int64), i_ext=np.zeros(N, dtype=dtype), gate=gate,
         grp_off=grp_off, hist=np.zeros((L, int(grp_off[-1])), dtype=np.int32),
         hist_cnt=np.zeros((L, len(groups)), dtype=np.int64),

@@ -73,7 +73,10 @@ class Network:
         self._names.add(name)
 
     def population(self, name: str, params, n: int, init: dict | None = None, record_spikes: bool = True) -> Population:
-        """Add ``n`` neurons with parameters ``params`` (e.g. :class:`biosim.LIF`)."""
+        """Add ``n`` neurons with parameters ``params`` (e.g. :class:`biosim.LIF`, or ``model(...)`` of a
+        :class:`biosim.Model`; the model itself stands for its default parameters)."""
+        if hasattr(params, "params_cls") and hasattr(params, "spec") and callable(params):
+            params = params()
         spec = spec_for(params)
         if not isinstance(n, (int, np.integer)) or n <= 0:
             raise BiosimError(f"population '{name}' size n = {n!r} must be a positive integer")
@@ -174,7 +177,13 @@ class Network:
         return item
 
     def current(self, tgt: Population, amplitude, start_ms: float = 0.0, stop_ms: float = math.inf) -> Current:
-        """Inject a constant (or step, with ``start_ms``/``stop_ms``) input into ``tgt``."""
+        """Inject a constant (or step, with ``start_ms``/``stop_ms``) input into ``tgt``, in the unit
+        of its model's external input (``ModelSpec.current_unit``)."""
+        if not isinstance(tgt, Population):
+            raise BiosimError("current() needs a population of this network")
+        if not tgt.spec.current_unit:
+            raise BiosimError(f"model '{tgt.spec.name}' of population '{tgt.name}' has no external input "
+                              f"(its equations do not use i_ext), so a current would have no effect")
         amp = np.broadcast_to(np.asarray(amplitude, dtype=np.float64), (tgt.n,)).copy()
         if not np.all(np.isfinite(amp)):
             raise BiosimError("current amplitude must be finite")

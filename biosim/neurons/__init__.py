@@ -50,7 +50,12 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 
 def spec_for(params) -> ModelSpec:
-    """The :class:`ModelSpec` (built-in or registered) whose parameter class is exactly ``type(params)``."""
+    """The :class:`ModelSpec` (built-in or registered) whose parameter class is exactly ``type(params)``
+    (a parameter class may name its spec itself, as ``_biosim_spec``: models written as equations do,
+    so their parameters stay usable when a later model takes the same name)."""
+    own = getattr(type(params), "_biosim_spec", None)
+    if isinstance(own, ModelSpec) and own.params_cls is type(params):
+        return own
     for spec in _all_models().values():
         if type(params) is spec.params_cls:
             return spec

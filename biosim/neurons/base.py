@@ -29,7 +29,7 @@ import numpy as np
 
 from biosim.errors import BiosimError
 
-__all__ = ["ModelSpec", "check_positive", "check_range", "exprel", "refractory_steps"]
+__all__ = ["ModelSpec", "check_numbers", "check_positive", "check_range", "exprel", "refractory_steps"]
 
 
 def check_positive(obj, *names: str, allow_zero: bool = False) -> None:
@@ -47,6 +47,19 @@ def check_range(obj, name: str, low: float, high: float) -> None:
     value = getattr(obj, name)
     if not (math.isfinite(value) and low <= value <= high):
         raise BiosimError(f"{type(obj).__name__}.{name} = {value!r} is out of range (must be in [{low}, {high}])")
+
+
+def check_numbers(obj) -> None:
+    """Raise a BiosimError when a field of a parameter dataclass is not a finite real number
+    (a string, None, a bool...); whole numbers become floats."""
+    import numbers
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise BiosimError(f"{type(obj).__name__}.{f.name} = {value!r} must be a number")
+        object.__setattr__(obj, f.name, float(value))
+    check_finite(obj)
 
 
 def check_finite(obj) -> None:
