@@ -17,8 +17,9 @@ Example: pair-based STDP, the text twin of :class:`biosim.STDP`::
     net.connect(inputs, exc, synapse=stdp(), init={"w": 0.5}, rule=...)
 
 Statements may use the synapse's variables and parameters, the target neuron's variables (``ge``
-or ``ge_post``; a variable marked "unless refractory" ignores writes while the target is
-refractory, as plain projections do) and read the source neuron's (``v_pre``). Event-driven
+or ``ge_post``; a variable marked "unless refractory" ignores ``on_pre`` writes while the target is
+refractory, as plain projections do; ``on_post`` writes always apply) and read the source neuron's
+(``v_pre``). Event-driven
 equations must be linear in their own variable with constant coefficients (``dx/dt = a x + b``):
 they are advanced exactly over the time since the synapse's last event.
 
