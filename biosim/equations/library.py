@@ -1,9 +1,16 @@
-"""The built-in neuron models written as equations.
+"""The built-in neuron models written as equations, and the models of Diehl & Cook (2015).
 
-Each function returns the :class:`~biosim.equations.Model` that integrates like the built-in
-model of the same name (the tests check they spike identically), with the built-in's parameter
-values as defaults. They double as examples of the equation syntax, and ``biosim bench cuba
---model equations`` runs CUBA on :func:`lif`.
+Each of :func:`lif`, :func:`cond_lif`, :func:`adex`, :func:`izhikevich` and :func:`hh` returns
+the :class:`~biosim.equations.Model` that integrates like the built-in model of the same name
+(the tests check they spike identically), with the built-in's parameter values as defaults. They
+double as examples of the equation syntax, and ``biosim bench cuba --model equations`` runs CUBA
+on :func:`lif`.
+
+:func:`diehl_cook_exc`, :func:`diehl_cook_inh` and :func:`diehl_cook_stdp` are the neuron and
+synapse models of Diehl & Cook (2015), "Unsupervised learning of digit recognition using
+spike-timing-dependent plasticity" (DESIGN.md section 5), written after their published Brian
+code (``Diehl_Cook_spiking_MNIST.py``); tests/test_diehl_cook.py checks a small learning network
+on them against the same network in Brian2 (spikes, weights and thresholds).
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 
 from biosim.equations.model import Model
+from biosim.equations.synapses import SynapseModel
 from biosim.neurons import HH, LIF, AdEx, CondLIF, Izhikevich
 
-__all__ = ["lif", "cond_lif", "adex", "izhikevich", "hh", "EQUATION_MODELS"]
+__all__ = ["lif", "cond_lif", "adex", "izhikevich", "hh", "EQUATION_MODELS",
+           "diehl_cook_exc", "diehl_cook_inh", "diehl_cook_stdp"]
 
 
 def _values(params, units: dict[str, str]) -> dict[str, str]:
@@ -115,3 +124,106 @@ def hh(params: HH | None = None) -> Model:
 
 #: Built-in model name -> its equation twin's factory.
 EQUATION_MODELS = {"lif": lif, "cond_lif": cond_lif, "adex": adex, "izhikevich": izhikevich, "hh": hh}
+
+
+# ------------------------------------------------------------------------------------------------
+# Diehl & Cook (2015)
+# ------------------------------------------------------------------------------------------------
+# Both neuron types of D&C's code: a conductance-based LIF whose conductances ge, gi are
+# dimensionless (in units of the leak conductance: I_synE = ge * nS * (0 mV - v), divided by nS in
+# dv/dt), so the weights of the synapses onto them are dimensionless too.
+_DC_EQUATIONS = """
+dv/dt = ((v_rest - v) + ge * (e_exc - v) + gi * (e_inh - v)) / tau_mem : mV (unless refractory)
+dge/dt = -ge / tau_ge : 1
+dgi/dt = -gi / tau_gi : 1
+"""
+
+
+def _dc_name(base: str, method: str | None) -> str:
+    return base if method == "euler" else f"{base}_{method or 'auto'}"
+
+
+def diehl_cook_exc(method: str | None = "euler") -> Model:
+    """Diehl & Cook (2015)'s excitatory neuron: conductance-based LIF with an adaptive threshold.
+
+    ``v > v_thresh + theta - theta_offset`` fires; the reset ``v = v_reset; theta += theta_plus``
+    raises the threshold by ``theta_plus`` (0.05 mV) per spike, and ``theta`` decays with
+    ``tau_theta`` (1e7 ms, 0.01 % per second). ``theta_plus_mv=0`` freezes the thresholds as D&C
+    do at test time (their test mode also drops the decay: negligible over a test run).
+    Parameters (DESIGN.md section 5): tau_mem 100 ms, v_rest = v_reset = -65 mV,
+    v_thresh -52 mV, theta_offset 20 mV, theta starts at ``theta_init`` (20 mV), refractory 5 ms,
+    tau_ge 1 ms, tau_gi 2 ms, e_exc 0 mV, e_inh -100 mV.
+
+    Choices where DESIGN.md is silent, after D&C's code:
+
+    * ``method="euler"`` (default): D&C's Brian 1 code integrates this non-linear system (ge * v)
+      by forward Euler, and so does Brian2 by default (``exact`` does not apply, ``euler`` is the
+      next in its list) -- at dt = 0.5 ms this is what produced the published numbers.
+      ``method=None`` lets biosim choose (exact decays, exponential Euler for ``v``: more accurate,
+      and spike for spike Brian2's ``exponential_euler``);
+    * ``v`` starts at ``v_rest - 40 mV`` (D&C: ``neuron_groups['e'].v = v_rest_e - 40. * b.mV``);
+      pass ``init={"v": ...}`` to the population to start elsewhere;
+    * D&C's threshold also requires ``timer > refrac_e``, with ``dtimer/dt = 100`` reset to 0 by a
+      spike: the timer passes 5 ms 0.05 ms after the spike, within the 5 ms refractory period
+      (which holds v at v_reset, below threshold), so it never decides a spike and is left out;
+    * refractoriness is Brian2's (DESIGN.md section 4): ``v`` is held, ``ge``, ``gi`` and
+      ``theta`` evolve and take synaptic input meanwhile (D&C's Brian 1 refractoriness clamps only
+      v).
+    """
+    return Model.from_equations(
+        _DC_EQUATIONS + "dtheta/dt = -theta / tau_theta : mV\n",
+        parameters={"tau_mem": "100 ms", "v_rest": "-65 mV", "v_reset": "-65 mV", "v_thresh": "-52 mV",
+                    "theta_offset": "20 mV", "theta_plus": "0.05 mV", "theta_init": "20 mV",
+                    "tau_theta": "1e7 ms", "tau_ge": "1 ms", "tau_gi": "2 ms", "e_exc": "0 mV",
+                    "e_inh": "-100 mV", "t_ref": "5 ms"},
+        threshold="v > v_thresh + theta - theta_offset", reset="v = v_reset; theta += theta_plus",
+        refractory="t_ref", method=method, init={"v": "v_rest - 40*mV", "theta": "theta_init"},
+        name=_dc_name("diehl_cook_exc", method))
+
+
+def diehl_cook_inh(method: str | None = "euler") -> Model:
+    """Diehl & Cook (2015)'s inhibitory neuron: the same conductance-based LIF without adaptation.
+
+    tau_mem 10 ms, v_rest -60 mV, v_reset -45 mV, threshold -40 mV, refractory 2 ms (DESIGN.md
+    section 5); tau_ge 1 ms, tau_gi 2 ms, e_exc 0 mV and e_inh -85 mV as in D&C's code.
+    ``method`` and the start at ``v_rest - 40 mV`` as in :func:`diehl_cook_exc`.
+    """
+    return Model.from_equations(
+        _DC_EQUATIONS,
+        parameters={"tau_mem": "10 ms", "v_rest": "-60 mV", "v_reset": "-45 mV", "v_thresh": "-40 mV",
+                    "tau_ge": "1 ms", "tau_gi": "2 ms", "e_exc": "0 mV", "e_inh": "-85 mV", "t_ref": "2 ms"},
+        threshold="v > v_thresh", reset="v = v_reset", refractory="t_ref", method=method,
+        init={"v": "v_rest - 40*mV"}, name=_dc_name("diehl_cook_inh", method))
+
+
+def diehl_cook_stdp() -> SynapseModel:
+    """Diehl & Cook (2015)'s input -> excitatory synapse: triplet-style STDP on a dimensionless ``w``.
+
+    A presynaptic spike adds ``w`` to the target's ``ge``, sets the trace ``pre`` to 1 and
+    depresses ``w`` by ``nu_pre * post1``; a postsynaptic spike potentiates ``w`` by
+    ``nu_post * pre * post2``, with ``post2`` sampled before it is set to 1 (D&C's
+    ``post2before``; here the order of the statements does it), then sets ``post1`` and ``post2``
+    to 1. ``w`` stays in [0, w_max]. Traces decay with 20 ms (pre), 20 ms (post1), 40 ms (post2).
+    nu_pre 1e-4, nu_post 1e-2, w_max 1 (DESIGN.md section 5); ``nu_pre=0, nu_post=0`` turns
+    learning off.
+
+    After D&C's code (``eqs_stdp_pre_ee = 'pre = 1.; w -= nu_ee_pre * post1'``,
+    ``eqs_stdp_post_ee = 'post2before = post2; w += nu_ee_post * pre * post2before; post1 = 1.;
+    post2 = 1.'``): the traces are *set* to 1 on a spike, not incremented (DESIGN.md's summary
+    does not say which), and the clip to [0, w_max] after each change is Brian 1's STDP ``wmin``/
+    ``wmax`` (the Brian2 ports write it as ``clip``). The weight is added to ``ge`` before it is
+    depressed, as in the Brian2 ports' ``on_pre = 'ge_post += w; ' + eqs_stdp_pre_ee``. D&C give
+    these synapses random delays of 0-10 ms; biosim has one delay per projection (``delay_ms``).
+    """
+    return SynapseModel.from_equations(
+        """
+        w : 1
+        dpre/dt = -pre / tau_pre : 1 (event-driven)
+        dpost1/dt = -post1 / tau_post1 : 1 (event-driven)
+        dpost2/dt = -post2 / tau_post2 : 1 (event-driven)
+        """,
+        on_pre="ge += w; pre = 1; w = clip(w - nu_pre * post1, 0, w_max)",
+        on_post="w = clip(w + nu_post * pre * post2, 0, w_max); post1 = 1; post2 = 1",
+        parameters={"tau_pre": "20 ms", "tau_post1": "20 ms", "tau_post2": "40 ms", "nu_pre": "1e-4",
+                    "nu_post": "1e-2", "w_max": "1"},
+        name="diehl_cook_stdp")
