@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, unknown
+from biosim.network.compile import _check_fits, _initial, _model_constants, _refractory_steps
 from biosim.network.connect import AllToAll
 from biosim.network.parts import Current, InputGroup, PoissonInput, Population, Projection, StateProbe
 from biosim.neurons import spec_for
@@ -30,6 +31,16 @@ def _check_positive_value(what: str, value, allow_zero=False):
     ok = isinstance(value, (int, float, np.number)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
         raise BiosimError(f"{what} = {value!r} is out of range (must be {'>= 0' if allow_zero else '> 0'})")
+
+
+def _fitting_row(c: np.ndarray, table: np.ndarray, where: str) -> np.ndarray:
+    """``c`` padded with zeros to a row of ``table`` (constants of one population or projection)."""
+    if len(c) > table.shape[1]:  # pragma: no cover - a model's constants have a fixed length
+        raise BiosimError(f"{where}: the new parameters give {len(c)} constants, the compiled network has "
+                          f"room for {table.shape[1]}")
+    row = np.zeros(table.shape[1], dtype=np.float64)
+    row[:len(c)] = c
+    return row
 
 
 class Network:
@@ -48,7 +59,6 @@ class Network:
     def __init__(self, dt_ms: float = 0.1, dtype: str = "float64", seed: int = 0):
         _check_positive_value("dt_ms", dt_ms)
         if dtype not in _DTYPES:
-            from biosim.errors import unknown
             raise unknown("dtype", dtype, _DTYPES)
         self.dt_ms = float(dt_ms)
         self.dtype = _DTYPES[dtype]
@@ -87,13 +97,28 @@ class Network:
         self.populations.append(pop)
         return pop
 
-    def poisson_group(self, name: str, n: int, rate_hz) -> InputGroup:
-        """Add ``n`` Poisson spike sources with rate ``rate_hz`` (scalar or one per source)."""
-        rates = np.broadcast_to(np.asarray(rate_hz, dtype=np.float64), (int(n),)).copy()
+    def _poisson_rates(self, name: str, n: int, rate_hz) -> np.ndarray:
+        """``rate_hz`` (scalar or one per source) as ``n`` float64 rates, checked."""
+        try:
+            rates = np.asarray(rate_hz, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BiosimError(f"Poisson group '{name}' rate_hz = {rate_hz!r} must be a number or an array "
+                              f"of them (Hz)") from None
+        if rates.size not in (1, n) or rates.ndim > 1:
+            raise BiosimError(f"Poisson group '{name}' needs one rate or {n} rates, got an array of shape {rates.shape}")
+        rates = np.broadcast_to(rates.reshape(-1), (n,)).copy()
         if not np.all(np.isfinite(rates)) or np.any(rates < 0):
             raise BiosimError(f"Poisson group '{name}' rates must be finite and >= 0 Hz")
         if np.any(rates * self.dt_ms * 1e-3 > 1):
             raise BiosimError(f"Poisson group '{name}' rate above 1/dt = {1e3 / self.dt_ms:g} Hz")
+        return rates
+
+    def poisson_group(self, name: str, n: int, rate_hz) -> InputGroup:
+        """Add ``n`` Poisson spike sources with rate ``rate_hz`` (scalar or one per source); change
+        the rates later with :meth:`set_rates`."""
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            raise BiosimError(f"Poisson group '{name}' size n = {n!r} must be a positive integer")
+        rates = self._poisson_rates(name, int(n), rate_hz)
         self._claim(name)
         group = InputGroup(name, "poisson", int(n), rates_hz=rates)
         self.inputs.append(group)
@@ -147,7 +172,6 @@ class Network:
             syn_spec = model.bind(tgt.spec, src.spec if isinstance(src, Population) else None)
             for key in syn_init:
                 if key not in syn_spec.var_names:
-                    from biosim.errors import unknown
                     raise unknown(f"variable of synapse model '{model.name}'", key, syn_spec.var_names)
             weight = 0.0
         else:
@@ -225,18 +249,202 @@ class Network:
         start = plan.indptr[plan.pr_ptr[r]]
         if proj.syn_spec is not None:
             if var not in proj.syn_spec.var_names:
-                from biosim.errors import unknown
                 raise unknown(f"variable of synapse model '{proj.syn_spec.name}'", var, proj.syn_spec.var_names)
             w = plan.S[proj.syn_spec.var_names.index(var), start:start + len(proj.i)].copy()
         else:
             w = plan.w[start:start + len(proj.i)].copy()
         return proj.i.copy(), proj.j.copy(), w
 
-    def run(self, duration_ms: float, backend: str = "numba-cpu", progress: bool = False):
+    # --- between runs ---------------------------------------------------------------------
+    # These change a network that has run without rebuilding or recompiling it: they write into the
+    # arrays of its plan in place, so the next run() continues with the same compiled kernel.
+    def _own(self, thing, kind: str, caller: str):
+        """Raise unless ``thing`` is a ``kind`` (population, projection, input group) of this network."""
+        types = {"population": Population, "projection": Projection, "input group": InputGroup}
+        members = {"population": self.populations, "projection": self.projections, "input group": self.inputs}
+        if not isinstance(thing, types[kind]):
+            raise BiosimError(f"{caller} needs a {kind} of this network, got {type(thing).__name__}")
+        if not any(thing is x for x in members[kind]):
+            raise BiosimError(f"{caller}: this {kind} belongs to another network")
+
+    def set_params(self, target: Population | Projection, params) -> None:
+        """Give a population's neurons, or a projection's synapse model, new parameters.
+
+        Before the first run this only replaces the stored parameters. After it, the plan's
+        constants (``C[p]`` and the refractory steps ``pop_ref[p]`` of a population, ``pr_c[r]`` of a
+        synapse model, ``st_c[z]`` of built-in STDP) are recomputed in place with the checks of
+        compilation, and take effect from the next step run; nothing is rebuilt or recompiled, and
+        the state (``v``, traces, weights, a refractory period under way) is kept. This is how
+        plasticity is switched off (a learning rate set to 0) or an adaptive threshold frozen.
+
+        Parameters
+        ----------
+        target : Population or Projection
+            A population of this network, or one of its projections made with ``synapse=`` (a
+            :class:`biosim.SynapseModel`) or ``stdp=`` (:class:`biosim.STDP`).
+        params : parameters
+            An instance of the parameter class of the target's model: e.g. ``LIF(...)`` for a LIF
+            population, ``model(...)`` for a population of an equation model ``model`` (the model
+            itself stands for its default parameters, as in :meth:`population`), ``syn(...)`` for
+            a projection of synapse model ``syn``, ``STDP(...)`` for a projection with built-in STDP.
+
+        Raises
+        ------
+        BiosimError
+            For a target that is not part of this network, parameters of another class, or
+            parameters whose constants are unusable at this ``dt_ms`` (a time constant of 0...).
+        """
+        plan = self._sim.plan if self._sim is not None else None
+        if isinstance(target, Population):
+            self._own(target, "population", "set_params")
+            spec = target.spec
+            if getattr(params, "spec", None) is spec and callable(params):  # an equation model itself
+                params = params()
+            if type(params) is not spec.params_cls:
+                raise BiosimError(f"set_params: population '{target.name}' (model '{spec.name}') needs "
+                                  f"{spec.params_cls.__name__} parameters, got {type(params).__name__}")
+            if plan is not None:
+                where = f"population '{target.name}'"
+                c = _model_constants(spec, params, self.dt_ms, where)
+                ref = _refractory_steps(spec, params, self.dt_ms, where)
+                _check_fits(c, plan.C.dtype, f"{where}: the constants of the new parameters")
+                row = _fitting_row(c, plan.C, where)
+                plan.C[target.index] = row
+                plan.pop_ref[target.index] = ref
+            target.params = params
+            return
+        if not isinstance(target, Projection):
+            raise BiosimError(f"set_params needs a population or a projection of this network, got {type(target).__name__}")
+        self._own(target, "projection", "set_params")
+        r = next(k for k, p in enumerate(self.projections) if p is target)
+        what = f"the synapses {target.src.name} -> {target.tgt.name}"
+        if target.syn_spec is not None:
+            spec = target.syn_spec
+            if type(params) is not spec.params_cls:
+                raise BiosimError(f"set_params: {what} (synapse model '{spec.name}') need "
+                                  f"{spec.params_cls.__name__} parameters, got {type(params).__name__}")
+            if plan is not None:
+                c = _model_constants(spec, params, self.dt_ms, what)
+                plan.pr_c[r] = _fitting_row(c, plan.pr_c, what)
+            target.synapse = params
+        elif target.stdp is not None:
+            if type(params) is not STDP:
+                raise BiosimError(f"set_params: {what} learn with STDP and need STDP parameters, "
+                                  f"got {type(params).__name__}")
+            if plan is not None:
+                z = int(plan.pr_stdp[r])
+                plan.st_c[z] = params.constants(self.dt_ms)
+            target.stdp = params
+        else:
+            raise BiosimError(f"set_params: {what} have fixed weights and no parameters (no synapse model, "
+                              f"no STDP); set their weights' sum with normalize()")
+
+    def set_rates(self, group: InputGroup, rate_hz) -> None:
+        """New rates for a Poisson group: ``rate_hz`` in Hz, a scalar or one per source (checked as
+        in :meth:`poisson_group`). They apply from the next step run.
+
+        Each Poisson group draws from its own random stream, one number per source and step, but
+        only over steps in which some rate of the group is above 0: a silent group (all rates 0)
+        costs nothing, and its stream resumes where it stopped when it is given rates again.
+        """
+        if not isinstance(group, InputGroup):
+            raise BiosimError(f"set_rates needs a Poisson group of this network, got {type(group).__name__}")
+        self._own(group, "input group", "set_rates")
+        if group.kind != "poisson":
+            raise BiosimError(f"set_rates: '{group.name}' is a spike generator, not a Poisson group")
+        group.rates_hz = self._poisson_rates(group.name, group.n, rate_hz)
+
+    def _plan_or_error(self, what: str):
+        if self._sim is None:
+            raise BiosimError(f"{what}: the network is laid out when it first runs; call run() first "
+                              f"(run(0) lays it out without simulating)")
+        return self._sim.plan
+
+    def normalize(self, proj: Projection, total, var: str = "w") -> None:
+        """Scale the synapses of ``proj`` so that, for each target neuron, its incoming values of
+        ``var`` sum to ``total`` (Diehl & Cook's weight normalisation; column sums of the weight
+        matrix). Targets whose values sum to 0 (or that have no synapses) are left alone.
+
+        Parameters
+        ----------
+        proj : Projection
+            A projection of this network that has run (call ``run(0)`` first to only lay it out).
+        total : float or array of shape (n_target,)
+            The wanted sum, the same for every target or one per target neuron.
+        var : str
+            A variable of the projection's synapse model; for a projection without one, its
+            weights ``"w"``.
+        """
+        self._own(proj, "projection", "normalize")
+        plan = self._plan_or_error("normalize")
+        vals, n_syn, start = self._synapse_values(plan, proj, var)
+        n_tgt = proj.tgt.n
+        try:
+            tot = np.asarray(total, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BiosimError(f"normalize total = {total!r} must be a number or one per target neuron") from None
+        if tot.size not in (1, n_tgt) or tot.ndim > 1 or not np.all(np.isfinite(tot)):
+            raise BiosimError(f"normalize total must be one finite number or {n_tgt} of them (one per target neuron)")
+        tot = np.broadcast_to(tot.reshape(-1), (n_tgt,))
+        v = vals[start:start + n_syn].astype(np.float64)
+        sums = np.bincount(proj.j, weights=v, minlength=n_tgt)
+        nonzero = sums != 0
+        factor = np.ones(n_tgt)
+        factor[nonzero] = tot[nonzero] / sums[nonzero]
+        new = v * factor[proj.j]
+        if not np.all(np.isfinite(new)):
+            raise BiosimError(f"normalize: scaling {var} to sum {total} gives non-finite values")
+        _check_fits(new, plan.X.dtype, f"normalize: {var} scaled to sum {total}")
+        vals[start:start + n_syn] = new
+
+    def _synapse_values(self, plan, proj: Projection, var: str):
+        """``(array, n_syn, start)``: the plan's row holding ``var`` of ``proj`` (a row of ``S``, or
+        ``w``), its number of synapses and its first synapse in that row."""
+        start = int(plan.indptr[plan.pr_ptr[next(k for k, p in enumerate(self.projections) if p is proj)]])
+        if proj.syn_spec is not None:
+            if var not in proj.syn_spec.var_names:
+                raise unknown(f"variable of synapse model '{proj.syn_spec.name}'", var, proj.syn_spec.var_names)
+            return plan.S[proj.syn_spec.var_names.index(var)], len(proj.i), start
+        if var != "w":
+            raise unknown(f"variable of the synapses {proj.src.name} -> {proj.tgt.name} (no synapse model)", var, ["w"])
+        return plan.w, len(proj.i), start
+
+    def set_state(self, pop: Population, var: str, values) -> None:
+        """Set state variable ``var`` of every neuron of ``pop`` (e.g. reset ``v`` between inputs).
+
+        ``values`` is a scalar, one value per neuron or ``f(rng, n)``. Before the first run this
+        sets the variable's initial value (as ``init=`` of :meth:`population` does); after it, the
+        state in the plan, from the next step run. Nothing else changes (synaptic conductances,
+        refractory periods under way, delayed spikes in flight).
+        """
+        self._own(pop, "population", "set_state")
+        row = pop.spec.var_index(var)
+        what = f"set_state value of {pop.name}.{var}"
+        if self._sim is None:
+            if not callable(values):
+                _initial(values, None, pop.n, what, self.dtype)
+            pop.init[var] = values
+            return
+        plan = self._sim.plan
+        arr = _initial(values, self.rng, pop.n, what, plan.X.dtype)
+        plan.X[row, plan.pop_off[pop.index]:plan.pop_off[pop.index + 1]] = arr
+
+    def state(self, pop: Population, var: str) -> np.ndarray:
+        """A copy of state variable ``var`` of the neurons of ``pop`` now, shape ``(pop.n,)``
+        (after the first run)."""
+        self._own(pop, "population", "state")
+        row = pop.spec.var_index(var)
+        plan = self._plan_or_error("state")
+        return plan.X[row, plan.pop_off[pop.index]:plan.pop_off[pop.index + 1]].copy()
+
+    def run(self, duration_ms: float, backend: str | None = None, progress: bool = False):
         """Simulate ``duration_ms`` more milliseconds; returns a :class:`~biosim.network.simulate.Result`.
 
-        The first call builds the synapses and compiles the network; later calls continue from
-        where the last one stopped.
+        The first call builds the synapses and compiles the network for ``backend`` (default
+        ``"numba-cpu"``; ``run(0)`` does only that); later calls continue from where the last one
+        stopped, on the same backend (``backend`` may be left out), without rebuilding or
+        recompiling anything: a short run costs the steps it simulates and some tens of
+        microseconds.
         """
         from biosim.network.simulate import Simulation
 
@@ -244,7 +452,7 @@ class Network:
         if self._sim is None:
             if not self.populations:
                 raise BiosimError("the network has no populations")
-            self._sim = Simulation(self, backend)
-        elif backend != self._sim.backend_name:
+            self._sim = Simulation(self, backend or "numba-cpu")
+        elif backend is not None and backend != self._sim.backend_name:
             raise BiosimError(f"this network runs on '{self._sim.backend_name}'; it cannot switch to '{backend}'")
         return self._sim.run(duration_ms, progress=progress)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,9 +26,11 @@ def generator_steps(times_ms, dt_ms) -> np.ndarray:
     return ((np.asarray(times_ms, dtype=np.float64) + 1e-3 * dt_ms) / dt_ms).astype(np.int64)
 
 
-@dataclass
 class Result:
     """What a run recorded, from the start of the network's first run.
+
+    ``spikes`` and ``states`` are assembled when first read (a result nobody reads costs nothing,
+    however long the network has run); :meth:`spikes_since` reads only the recent spikes.
 
     Attributes
     ----------
@@ -38,19 +39,95 @@ class Result:
     states : dict (name, var) -> (times_ms, values)
         ``values`` has shape ``(n_times, n_recorded)``.
     duration_ms, dt_ms : float
+        Simulated time from the first run to the end of this one; the step.
+    start_ms : float
+        Simulated time at which the ``run`` call that returned this result began.
     sizes : dict name -> number of neurons
     setup_s, loop_s : float
         Wall seconds spent building (including compiling) and stepping.
     """
 
-    spikes: dict
-    states: dict
-    duration_ms: float
-    dt_ms: float
-    sizes: dict
-    setup_s: float = 0.0
-    loop_s: float = 0.0
-    extra: dict = field(default_factory=dict)
+    def __init__(self, spikes: dict | None = None, states: dict | None = None, duration_ms: float = 0.0,
+                 dt_ms: float = 0.0, sizes: dict | None = None, setup_s: float = 0.0, loop_s: float = 0.0,
+                 extra: dict | None = None, start_ms: float = 0.0, record: _Record | None = None):
+        self._spikes, self._states, self._record = spikes, states, record
+        self.duration_ms, self.dt_ms, self.start_ms = duration_ms, dt_ms, start_ms
+        self.sizes = dict(sizes or {})
+        self.setup_s, self.loop_s = setup_s, loop_s
+        self.extra = {} if extra is None else extra
+
+    @property
+    def spikes(self) -> dict:
+        if self._spikes is None:
+            self._spikes = self._record.spikes(0)
+        return self._spikes
+
+    @spikes.setter
+    def spikes(self, value: dict):
+        self._spikes = value
+
+    @property
+    def states(self) -> dict:
+        if self._states is None:
+            self._states = self._record.states()
+        return self._states
+
+    @states.setter
+    def states(self, value: dict):
+        self._states = value
+
+    def spikes_since(self, t_ms: float) -> dict:
+        """Spikes at times ``>= t_ms``, as :attr:`spikes`; it costs in proportion to those spikes
+        only (e.g. ``result.spikes_since(result.start_ms)`` for the spikes of this ``run`` call)."""
+        if self._record is None:
+            return {k: (t[t >= t_ms], i[t >= t_ms]) for k, (t, i) in self.spikes.items()}
+        return self._record.spikes(t_ms)
+
+    def __repr__(self):
+        return (f"Result(duration_ms={self.duration_ms:g}, dt_ms={self.dt_ms:g}, start_ms={self.start_ms:g}, "
+                f"sizes={self.sizes})")
+
+
+class _Record:
+    """A view of a simulation's recordings as they were at the end of one ``run`` call: the spike
+    buffers only grow (spikes are appended in step order), so their first ``sp_n`` entries and the
+    first ``n_parts`` recorded chunks never change afterwards."""
+
+    def __init__(self, sim: Simulation):
+        net = sim.net
+        self.sp_step, self.sp_idx, self.sp_n = sim.sp_step, sim.sp_idx, sim.sp_n
+        self.rec_parts, self.n_parts = sim.rec_parts, len(sim.rec_parts)
+        self.dt = net.dt_ms
+        self.pops = [(p.name, int(sim.plan.pop_off[p.index]), int(sim.plan.pop_off[p.index + 1])) for p in net.populations]
+        self.probes = [(p.pop.name, p.var, len(p.indices), p.every) for p in net.probes]
+        self.n_mon = len(sim.plan.mon_row)
+
+    def spikes(self, t_ms: float) -> dict:
+        steps = self.sp_step[:self.sp_n]
+        first = 0
+        if t_ms > 0:
+            s0 = max(int(math.floor(t_ms / self.dt)) - 1, 0)
+            while s0 * self.dt < t_ms:
+                s0 += 1
+            first = int(np.searchsorted(steps, s0, side="left"))
+        steps, idx = steps[first:], self.sp_idx[first:self.sp_n].astype(np.int64)
+        out = {}
+        for name, a, b in self.pops:
+            sel = (idx >= a) & (idx < b)
+            out[name] = (steps[sel] * self.dt, idx[sel] - a)
+        return out
+
+    def states(self) -> dict:
+        states = {}
+        if self.probes:
+            parts = self.rec_parts[:self.n_parts]
+            rec = np.concatenate(parts) if parts else np.zeros((0, self.n_mon))
+            times = np.arange(len(rec)) * self.probes[0][3] * self.dt
+            col = 0
+            for name, var, k, _ in self.probes:
+                states[(name, var)] = (times, rec[:, col:col + k])
+                col += k
+        return states
 
 
 class Simulation:
@@ -80,6 +157,11 @@ class Simulation:
         gens = [g for g in net.inputs if g.kind == "generator"]
         self.gen_steps = {g.index: (generator_steps(g.times_ms, net.dt_ms), g.indices) for g in gens}
         self.change_steps = sorted({s for c in net.currents for s in (self._to_step(c.start_ms), self._to_step(c.stop_ms))})
+        # Widest row of random input drawn per step (Poisson inputs' counts or a Poisson group's
+        # numbers); the chunk length keeps a chunk's draws within _CHUNK_BYTES.
+        n_cols = max(int(self.plan.pi_col[-1]) + net.poisson_inputs[-1].tgt.n if net.poisson_inputs else 0,
+                     sum(g.n for g in net.inputs if g.kind == "poisson"), 1)
+        self.max_chunk = min(max(1, _CHUNK_BYTES // (8 * n_cols)), 2000)
         t1 = time.perf_counter()
         self.run_chunk = self.backend.kernel(self.specs, self.syn_specs)
         empty = np.zeros(0, np.int64)
@@ -92,9 +174,7 @@ class Simulation:
         return int(round(t_ms / self.net.dt_ms)) if math.isfinite(t_ms) else 2**62
 
     def _chunk_len(self, remaining: int) -> int:
-        n_cols = max(self.plan.pi_col[-1] + self.net.poisson_inputs[-1].tgt.n if self.net.poisson_inputs else 0,
-                     sum(g.n for g in self.net.inputs if g.kind == "poisson"), 1)
-        n = min(remaining, max(1, _CHUNK_BYTES // (8 * n_cols)), 2000)
+        n = min(remaining, self.max_chunk)
         later = [s for s in self.change_steps if s > self.step]
         return min(n, later[0] - self.step) if later else n
 
@@ -105,7 +185,7 @@ class Simulation:
         for g in net.inputs:
             off = self.plan.grp_off[g.index]
             if g.kind == "poisson":
-                st, idx = np.nonzero(self.rng_inputs[g.index].random((n, g.n)) < g.rates_hz * p)
+                st, idx = self._poisson_spikes(g, n, p)
             else:
                 gs, gi = self.gen_steps[g.index]
                 sel = (gs >= s0) & (gs < s0 + n)
@@ -125,7 +205,24 @@ class Simulation:
         counts = np.concatenate(cols, axis=1) if cols else np.zeros((n, 0), np.int32)
         return ChunkInput(ptr, src, grp, counts)
 
+    def _poisson_spikes(self, g, n: int, p: float):
+        """``(steps, sources)`` of Poisson group ``g`` over the next ``n`` steps: source ``k`` spikes
+        at a step when its uniform number is below ``rate_k * dt``. The group's stream gives one
+        number per source and step, except over steps when all its rates are 0 (it is not drawn
+        from then: a silent group costs nothing)."""
+        thr = g.rates_hz * p
+        active = np.flatnonzero(thr)
+        if len(active) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        u = self.rng_inputs[g.index].random((n, g.n))
+        if 4 * len(active) < g.n:  # mostly silent sources (an image's dark pixels): compare only the others
+            st, k = np.nonzero(u[:, active] < thr[active])
+            return st, active[k]
+        return np.nonzero(u < thr)
+
     def _set_currents(self):
+        if not self.net.currents:  # i_ext stays at the zeros it was compiled with
+            return
         i_ext = np.zeros(self.plan.X.shape[1])
         off = self.plan.pop_off
         for c in self.net.currents:
@@ -136,6 +233,7 @@ class Simulation:
     def run(self, duration_ms: float, progress: bool = False) -> Result:
         net = self.net
         n_total = int(round(duration_ms / net.dt_ms))
+        start = self.step
         end = self.step + n_total
         M = len(self.plan.mon_row)
         bar = None
@@ -173,7 +271,7 @@ class Simulation:
             if bar is not None:
                 bar.close()
             self.loop_s += time.perf_counter() - t_start
-        return self.result()
+        return self.result(start)
 
     def _raise_not_finite(self, p, r, i):
         pop = self.net.populations[p]
@@ -184,22 +282,9 @@ class Simulation:
             f"{var} of population '{pop.name}' became {value} (neuron {i - self.plan.pop_off[p]}) "
             f"at step {s} (t = {s * self.net.dt_ms:g} ms); try a smaller dt_ms or check the parameters")
 
-    def result(self) -> Result:
-        net, plan = self.net, self.plan
-        steps, idx = self.sp_step[:self.sp_n], self.sp_idx[:self.sp_n].astype(np.int64)
-        spikes = {}
-        for pop in net.populations:
-            a, b = plan.pop_off[pop.index], plan.pop_off[pop.index + 1]
-            sel = (idx >= a) & (idx < b)
-            spikes[pop.name] = (steps[sel] * net.dt_ms, idx[sel] - a)
-        states = {}
-        if net.probes:
-            rec = np.concatenate(self.rec_parts) if self.rec_parts else np.zeros((0, len(plan.mon_row)))
-            times = np.arange(len(rec)) * net.probes[0].every * net.dt_ms
-            col = 0
-            for probe in net.probes:
-                k = len(probe.indices)
-                states[(probe.pop.name, probe.var)] = (times, rec[:, col:col + k])
-                col += k
-        return Result(spikes=spikes, states=states, duration_ms=self.step * net.dt_ms, dt_ms=net.dt_ms,
-                      sizes={p.name: p.n for p in net.populations}, setup_s=self.setup_s, loop_s=self.loop_s)
+    def result(self, start_step: int = 0) -> Result:
+        """What has been recorded so far (see :class:`Result`); ``start_step`` is where the run
+        call that asks began."""
+        net = self.net
+        return Result(duration_ms=self.step * net.dt_ms, dt_ms=net.dt_ms, sizes={p.name: p.n for p in net.populations},
+                      setup_s=self.setup_s, loop_s=self.loop_s, start_ms=start_step * net.dt_ms, record=_Record(self))
