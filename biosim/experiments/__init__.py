@@ -11,6 +11,7 @@ RUNNERS = {
     "simulation": "biosim.experiments.simulation:run_simulation",
     "train": "biosim.experiments.train_runner:run_train",
     "convert": "biosim.experiments.convert_runner:run_convert",
+    "stdp": "biosim.experiments.stdp_runner:run_stdp",
 }
 
 

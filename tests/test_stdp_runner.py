@@ -1,0 +1,67 @@
+"""`biosim run stdp_mnist` (Diehl & Cook 2015 on the engine), on a few images: it learns (weights
+move, thresholds rise, every neuron's input stays normalised), it labels neurons from training
+images only, same seed same result, and the label/classify helpers on made-up responses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from biosim.cli import main
+from biosim.experiments.stdp_runner import assign_labels, build_diehl_cook, classify, present
+
+TINY = ["--set", "n_exc=12", "--set", "n_train=25", "--set", "n_test=15"]
+
+
+def _run(tmp_path, capsys, name, *extra):
+    code = main(["run", "stdp_mnist", *TINY, *extra, "--out", str(tmp_path / name), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads((tmp_path / name / "metrics.json").read_text())
+
+
+def test_stdp_mnist_runs_and_repeats(tmp_path, capsys):
+    m = _run(tmp_path, capsys, "a")
+    for key in ("test_accuracy", "train_seconds", "images_per_second", "n_exc", "n_train", "epochs"):
+        assert key in m
+    assert m["n_exc"] == 12 and m["n_train"] == 25 and m["n_test"] == 15 and m["epochs"] == 1
+    assert 0.0 <= m["test_accuracy"] <= 1.0
+    assert m["mean_theta_mv"] > 20.0  # thresholds rose from their start at 20 mV while learning
+    for png in ("receptive_fields.png", "thresholds.png", "confusion_matrix.png"):
+        assert (tmp_path / "a" / png).stat().st_size > 1000
+    again = _run(tmp_path, capsys, "b")
+    assert again["test_accuracy"] == m["test_accuracy"] and again["mean_theta_mv"] == m["mean_theta_mv"]
+
+
+def test_presentation_learns_and_keeps_inputs_normalised():
+    from biosim.datasets import load
+
+    images = load("mnist5k").x_train[:6]
+    net, h = build_diehl_cook(8, 784, 0.5, seed=1)
+    net.run(0.0)
+    cfg = {"intensity": 2.0, "max_showings": 5, "present_ms": 350.0, "rest_ms": 150.0, "min_spikes": 5, "w_sum": 78.0}
+    _, _, w0 = net.weights(h["plastic"], "w")
+    shown = [present(net, h, img, cfg, normalize=True)[1] for img in images]
+    assert all(1 <= s <= 5 for s in shown)
+    i, j, w = net.weights(h["plastic"], "w")
+    assert np.max(np.abs(w - w0)) > 1e-3
+    net.normalize(h["plastic"], 78.0)
+    _, _, wn = net.weights(h["plastic"], "w")
+    np.testing.assert_allclose(np.bincount(j, weights=wn, minlength=8), 78.0, rtol=1e-12)
+
+
+def test_labels_come_from_responses_and_classify_by_mean_response():
+    counts = np.array([[5, 0, 1], [4, 1, 0], [0, 6, 1], [1, 0, 7]])
+    labels = np.array([0, 0, 1, 2])
+    assignment = assign_labels(counts, labels, 3)
+    np.testing.assert_array_equal(assignment, [0, 1, 2])
+    np.testing.assert_array_equal(classify(counts, assignment, 3), [0, 0, 1, 2])
+
+
+def test_bad_settings_are_one_line(tmp_path, capsys):
+    code = main(["run", "stdp_mnist", "--set", "n_exc=0", "--out", str(tmp_path / "x"), "--quiet"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "n_exc" in err and len(err.strip().splitlines()) == 1
+    code = main(["run", "stdp_mnist", *TINY, "--backend", "numpy", "--out", str(tmp_path / "y"), "--quiet"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "numba-cpu" in err
