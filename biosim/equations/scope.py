@@ -17,6 +17,20 @@ def rational(x) -> sp.Rational:
     return sp.Rational(x.numerator, x.denominator)
 
 
+def _scale_inside(expr) -> sp.Expr:
+    """Move positive constant factors into ``clip``/``min``/``max`` (``1000*clip(w/1000, 0, 1/1000)``
+    -> ``clip(w, 0, 1)``), so a unit conversion does not round a value that is only limited."""
+    from biosim.equations.parse import clip
+
+    def inside(e):
+        coeff, rest = e.as_coeff_Mul()
+        if coeff.is_positive and isinstance(rest, (clip, sp.Min, sp.Max)):
+            return rest.func(*[_scale_inside(sp.factor_terms(coeff * a)) for a in rest.args])
+        return e
+
+    return expr.replace(lambda e: isinstance(e, sp.Mul), inside)
+
+
 class Scope:
     """Names a model's expressions may use, with scale (to SI) and dimension of each."""
 
@@ -68,7 +82,7 @@ class Scope:
 
     def stored(self, expr, target_scale) -> sp.Expr:
         """``expr`` in the unit whose scale is ``target_scale``."""
-        return sp.factor_terms(self.to_si(expr) / target_scale)
+        return _scale_inside(sp.factor_terms(self.to_si(expr) / target_scale))
 
     def assignment(self, st: Statement, where: str) -> sp.Expr:
         """The new stored value of ``st.target`` after the statement (units checked)."""
