@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from biosim import LIF, STDP, BiosimError, Explicit, FixedProbability, Network
-from biosim.equations import SynapseModel
+from biosim.equations import SynapseModel, library
 
 
 @pytest.fixture(autouse=True)
@@ -22,17 +22,7 @@ def _fp_errors_raise():
         yield
 
 
-PAIR_STDP = SynapseModel.from_equations(
-    """
-    w : mV
-    dapre/dt = -apre / tau_pre : 1 (event-driven)
-    dapost/dt = -apost / tau_post : 1 (event-driven)
-    """,
-    on_pre="ge += w; w = clip(w - a_minus * apost, w_min, w_max); apre += 1",
-    on_post="w = clip(w + a_plus * apre, w_min, w_max); apost += 1",
-    parameters={"tau_pre": "20 ms", "tau_post": "20 ms", "a_plus": "0.1 mV", "a_minus": "0.105 mV",
-                "w_min": "0 mV", "w_max": "3 mV"},
-    name="test_pair_stdp")
+PAIR_STDP = library.pair_stdp(STDP(a_plus=0.1, a_minus=0.105, w_max=3.0))  # the built-in rule as text
 
 
 def _stdp_net(kind, backend):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from biosim import LIF, STDP, BiosimError, CondLIF, Explicit, FixedProbability, Network, OneToOne
-from biosim.equations import Model, SynapseModel
+from biosim.equations import Model, library
 
 BACKENDS = ["numba-cpu", "numpy"]
 
@@ -35,17 +35,7 @@ ADAPT = Model.from_equations(
     threshold="v > v_thresh + theta", reset="v = v_reset; theta += theta_plus", refractory="2 ms",
     init={"v": "v_rest"}, name="test_between_runs_adapt")
 
-PAIR_STDP = SynapseModel.from_equations(
-    """
-    w : mV
-    dapre/dt = -apre / tau_pre : 1 (event-driven)
-    dapost/dt = -apost / tau_post : 1 (event-driven)
-    """,
-    on_pre="ge += w; w = clip(w - a_minus * apost, w_min, w_max); apre += 1",
-    on_post="w = clip(w + a_plus * apre, w_min, w_max); apost += 1",
-    parameters={"tau_pre": "20 ms", "tau_post": "20 ms", "a_plus": "0.1 mV", "a_minus": "0.105 mV",
-                "w_min": "0 mV", "w_max": "3 mV"},
-    name="test_between_runs_stdp")
+PAIR_STDP = library.pair_stdp(STDP(a_plus=0.1, a_minus=0.105, w_max=3.0))  # the built-in rule as text
 
 QUIET = LIF(v_rest_mv=-65.0, v_reset_mv=-65.0, v_thresh_mv=-50.0, t_ref_ms=2.0)
 
@@ -221,7 +211,7 @@ def test_set_params_mistakes():
         net.set_params(inp, QUIET)
     with pytest.raises(BiosimError, match="fixed weights and no parameters"):
         net.set_params(proj, PAIR_STDP())
-    with pytest.raises(BiosimError, match="synapse model 'test_between_runs_stdp'.*got LIF"):
+    with pytest.raises(BiosimError, match="synapse model 'pair_stdp_ge'.*got LIF"):
         syn_net.set_params(syn_proj, LIF())
     net.run(0.0)
     c = net._sim.plan.C.copy()
@@ -374,7 +364,7 @@ def test_normalize_mistakes():
         net.normalize(exc, 1.0)
     syn_net, _, _, syn_proj = stdp_net()
     syn_net.run(0.0)
-    with pytest.raises(BiosimError, match="unknown variable of synapse model 'test_between_runs_stdp' 'wt'; did you mean 'w'"):
+    with pytest.raises(BiosimError, match="unknown variable of synapse model 'pair_stdp_ge' 'wt'; did you mean 'w'"):
         syn_net.normalize(syn_proj, 1.0, var="wt")
     small, _, _, small_proj = lif_net(dtype="float32")
     small.run(0.0)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 
 from biosim.equations.model import Model
+from biosim.errors import BiosimError
 from biosim.equations.synapses import SynapseModel
 from biosim.neurons import HH, LIF, AdEx, CondLIF, Izhikevich
 
-__all__ = ["lif", "cond_lif", "adex", "izhikevich", "hh", "EQUATION_MODELS",
+__all__ = ["pair_stdp", "lif", "cond_lif", "adex", "izhikevich", "hh", "EQUATION_MODELS",
            "diehl_cook_exc", "diehl_cook_inh", "diehl_cook_stdp"]
 
 
@@ -227,3 +228,27 @@ def diehl_cook_stdp() -> SynapseModel:
         parameters={"tau_pre": "20 ms", "tau_post1": "20 ms", "tau_post2": "40 ms", "nu_pre": "1e-4",
                     "nu_post": "1e-2", "w_max": "1"},
         name="diehl_cook_stdp")
+
+
+def pair_stdp(params=None, target: str = "ge", unit: str = "mV"):
+    """The built-in additive pair rule (:class:`biosim.STDP`) as a :class:`SynapseModel`: weights
+    ``w`` in ``unit`` added to the target's ``target`` on each presynaptic spike (the tests check
+    it gives the built-in rule's spikes and weights)."""
+    from biosim.equations.synapses import SynapseModel
+    from biosim.synapses.stdp import STDP
+
+    p = params or STDP()
+    if p.multiplicative:
+        raise BiosimError("pair_stdp is the additive rule; write the multiplicative one with SynapseModel")
+    return SynapseModel.from_equations(
+        """
+        w : {unit}
+        dapre/dt = -apre / tau_pre : 1 (event-driven)
+        dapost/dt = -apost / tau_post : 1 (event-driven)
+        """.format(unit=unit),
+        on_pre=f"{target} += w; w = clip(w - a_minus * apost, w_min, w_max); apre += 1",
+        on_post="w = clip(w + a_plus * apre, w_min, w_max); apost += 1",
+        parameters={"tau_pre": f"{p.tau_pre_ms!r} ms", "tau_post": f"{p.tau_post_ms!r} ms",
+                    "a_plus": f"{p.a_plus!r} {unit}", "a_minus": f"{p.a_minus!r} {unit}",
+                    "w_min": f"{p.w_min!r} {unit}", "w_max": f"{p.w_max!r} {unit}"},
+        name=f"pair_stdp_{target}")
