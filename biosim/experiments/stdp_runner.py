@@ -34,7 +34,11 @@ def build_diehl_cook(n_exc: int, n_input: int, dt_ms: float, seed: int, delay_ms
     from biosim.network import AllToAll, Explicit, Network, OneToOne
 
     net = Network(dt_ms=dt_ms, seed=seed)
-    exc_model, inh_model, stdp = library.diehl_cook_exc(), library.diehl_cook_inh(), library.diehl_cook_stdp()
+    # Exponential Euler for v (method=None): D&C's code uses Euler, which at dt 0.5 ms turns unstable
+    # once many inhibitory neurons fire together (gi ~ 17 x hundreds): v then oscillates with a
+    # growing amplitude and the whole layer fires at the refractory limit.
+    exc_model, inh_model = library.diehl_cook_exc(method=None), library.diehl_cook_inh(method=None)
+    stdp = library.diehl_cook_stdp()
     inp = net.poisson_group("input", n_input, 0.0)
     exc = net.population("exc", exc_model(), n_exc)
     inh = net.population("inh", inh_model(), n_exc, record_spikes=False)
