@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from biosim.errors import BiosimError, unknown
-from biosim.network.compile import _check_fits, _initial, _model_constants, _refractory_steps
+from biosim.network.compile import _check_fits, _initial, _model_constants, _per_element, _refractory_steps
 from biosim.network.connect import AllToAll
 from biosim.network.parts import Current, InputGroup, PoissonInput, Population, Projection, StateProbe
 from biosim.neurons import spec_for
@@ -99,14 +99,9 @@ class Network:
 
     def _poisson_rates(self, name: str, n: int, rate_hz) -> np.ndarray:
         """``rate_hz`` (scalar or one per source) as ``n`` float64 rates, checked."""
-        try:
-            rates = np.asarray(rate_hz, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise BiosimError(f"Poisson group '{name}' rate_hz = {rate_hz!r} must be a number or an array "
-                              f"of them (Hz)") from None
-        if rates.size not in (1, n) or rates.ndim > 1:
-            raise BiosimError(f"Poisson group '{name}' needs one rate or {n} rates, got an array of shape {rates.shape}")
-        rates = np.broadcast_to(rates.reshape(-1), (n,)).copy()
+        rates = _per_element(rate_hz, n, f"Poisson group '{name}' rate_hz = {rate_hz!r} must be a number or an "
+                             f"array of them (Hz)", f"Poisson group '{name}' needs one rate or {n} rates, got an "
+                             f"array of shape {{shape}}").copy()
         if not np.all(np.isfinite(rates)) or np.any(rates < 0):
             raise BiosimError(f"Poisson group '{name}' rates must be finite and >= 0 Hz")
         if np.any(rates * self.dt_ms * 1e-3 > 1):
@@ -244,16 +239,8 @@ class Network:
             raise BiosimError("synapses are drawn when the network first runs; call run() first")
         if proj not in self.projections:
             raise BiosimError("this projection does not belong to this network")
-        plan = self._sim.plan
-        r = self.projections.index(proj)
-        start = plan.indptr[plan.pr_ptr[r]]
-        if proj.syn_spec is not None:
-            if var not in proj.syn_spec.var_names:
-                raise unknown(f"variable of synapse model '{proj.syn_spec.name}'", var, proj.syn_spec.var_names)
-            w = plan.S[proj.syn_spec.var_names.index(var), start:start + len(proj.i)].copy()
-        else:
-            w = plan.w[start:start + len(proj.i)].copy()
-        return proj.i.copy(), proj.j.copy(), w
+        values, n_syn, start = self._synapse_values(self._sim.plan, proj, var)
+        return proj.i.copy(), proj.j.copy(), values[start:start + n_syn].copy()
 
     # --- between runs ---------------------------------------------------------------------
     # These change a network that has run without rebuilding or recompiling it: they write into the
@@ -316,7 +303,7 @@ class Network:
         if not isinstance(target, Projection):
             raise BiosimError(f"set_params needs a population or a projection of this network, got {type(target).__name__}")
         self._own(target, "projection", "set_params")
-        r = next(k for k, p in enumerate(self.projections) if p is target)
+        r = self._projection_index(target)
         what = f"the synapses {target.src.name} -> {target.tgt.name}"
         if target.syn_spec is not None:
             spec = target.syn_spec
@@ -379,13 +366,11 @@ class Network:
         plan = self._plan_or_error("normalize")
         vals, n_syn, start = self._synapse_values(plan, proj, var)
         n_tgt = proj.tgt.n
-        try:
-            tot = np.asarray(total, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise BiosimError(f"normalize total = {total!r} must be a number or one per target neuron") from None
-        if tot.size not in (1, n_tgt) or tot.ndim > 1 or not np.all(np.isfinite(tot)):
-            raise BiosimError(f"normalize total must be one finite number or {n_tgt} of them (one per target neuron)")
-        tot = np.broadcast_to(tot.reshape(-1), (n_tgt,))
+        shape_msg = f"normalize total must be one finite number or {n_tgt} of them (one per target neuron)"
+        tot = _per_element(total, n_tgt, f"normalize total = {total!r} must be a number or one per target neuron",
+                           shape_msg)
+        if not np.all(np.isfinite(tot)):
+            raise BiosimError(shape_msg)
         v = vals[start:start + n_syn].astype(np.float64)
         sums = np.bincount(proj.j, weights=v, minlength=n_tgt)
         nonzero = sums != 0
@@ -397,10 +382,14 @@ class Network:
         _check_fits(new, plan.X.dtype, f"normalize: {var} scaled to sum {total}")
         vals[start:start + n_syn] = new
 
+    def _projection_index(self, proj: Projection) -> int:
+        """Index of ``proj`` among this network's projections (its row in the plan's ``pr_*``)."""
+        return next(k for k, p in enumerate(self.projections) if p is proj)
+
     def _synapse_values(self, plan, proj: Projection, var: str):
         """``(array, n_syn, start)``: the plan's row holding ``var`` of ``proj`` (a row of ``S``, or
         ``w``), its number of synapses and its first synapse in that row."""
-        start = int(plan.indptr[plan.pr_ptr[next(k for k, p in enumerate(self.projections) if p is proj)]])
+        start = int(plan.indptr[plan.pr_ptr[self._projection_index(proj)]])
         if proj.syn_spec is not None:
             if var not in proj.syn_spec.var_names:
                 raise unknown(f"variable of synapse model '{proj.syn_spec.name}'", var, proj.syn_spec.var_names)
