@@ -10,15 +10,16 @@ from biosim.neurons.adex import ADEX_SPEC, AdEx
 from biosim.neurons.base import ModelSpec
 from biosim.neurons.hh import HH, HH_SPEC
 from biosim.neurons.izhikevich import IZHIKEVICH_SPEC, Izhikevich
+from biosim.neurons.layer import LAYER_LIF_SPEC, LayerLIF
 from biosim.neurons.lif import COND_LIF_SPEC, LIF, LIF_SPEC, CondLIF
 
 __all__ = [
-    "HH", "LIF", "MODELS", "AdEx", "CondLIF", "Izhikevich", "ModelSpec", "model_by_name", "register_model", "spec_for",
+    "HH", "LIF", "MODELS", "AdEx", "CondLIF", "Izhikevich", "LayerLIF", "ModelSpec", "model_by_name", "register_model", "spec_for",
 ]
 
 #: The built-in models, by registry name.
 MODELS: dict[str, ModelSpec] = {
-    s.name: s for s in (LIF_SPEC, COND_LIF_SPEC, ADEX_SPEC, IZHIKEVICH_SPEC, HH_SPEC)
+    s.name: s for s in (LIF_SPEC, COND_LIF_SPEC, ADEX_SPEC, IZHIKEVICH_SPEC, HH_SPEC, LAYER_LIF_SPEC)
 }
 
 #: Models added by :func:`register_model`, by name.
