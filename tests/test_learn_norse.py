@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from biosim.learn.layers import (
-    LIF, LI, CubaLIFParams, CubaLIFState, LIFParams, LIFState, LIParams, LIState, cuba_lif_step, li_step, lif_step,
+    LIF, LI, CubaLIFParams, CubaLIFState, LIFParams, LIFState, LIParams, LIState,
 )
 from biosim.learn.network import NetSpec, build_net
+from biosim.learn.norse_compat import cuba_lif_step, li_step, lif_step
 from biosim.learn.norse_backend import import_norse, norse_neuron, norse_readout
 from biosim.learn.surrogate import Surrogate
 

@@ -3,6 +3,7 @@ is honoured; bad kinds and alphas are one-line errors."""
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import pytest
@@ -20,8 +21,10 @@ def formula(kind: str, alpha: float, x: float) -> float:
     if kind == "arctan":
         return alpha / 2 / (1 + (math.pi / 2 * alpha * x) ** 2)
     if kind == "sigmoid":
-        s = 1.0 / (1.0 + math.exp(-alpha * x))
-        return alpha * s * (1 - s)
+        with decimal.localcontext() as ctx:  # s (1 - s) in 50 digits: no cancellation where s ~ 1
+            ctx.prec = 50
+            s = 1 / (1 + (-decimal.Decimal(alpha) * decimal.Decimal(x)).exp())
+            return float(decimal.Decimal(alpha) * s * (1 - s))
     if kind == "triangle":
         return alpha * max(0.0, 1.0 - alpha * abs(x))
     raise AssertionError(kind)

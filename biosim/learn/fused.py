@@ -49,13 +49,15 @@ import torch
 
 from biosim.errors import BiosimError, unknown
 from biosim.learn.layers import LIFParams
+from biosim.learn.surrogate import numba_grad, surrogate_grad
+from biosim.neurons.layer import membrane as _membrane
+from biosim.neurons.layer import reset_subtract as _reset_subtract
+from biosim.neurons.layer import reset_zero as _reset_zero
 
 __all__ = ["LIFSequence", "lif_sequence", "FusedLIF", "FusedLinearLIF", "IMPLS"]
 
 #: implementations of the time loop: ``auto`` (Numba for CPU float tensors, else torch)
 IMPLS = ("auto", "numba", "torch")
-
-_KIND_CODES = {"fast_sigmoid": 0, "arctan": 1, "sigmoid": 2, "triangle": 3}
 
 #: columns per cache block in the forward kernel
 _BLOCK = 2048
@@ -74,27 +76,31 @@ class LIFSequence(NamedTuple):
 
 # ----------------------------------------------------------------------------- Numba kernels
 
-_kernels = None
+_backward = None
+_forwards: dict = {}
 _kernels_lock = threading.Lock()
 
 
-def _numba_kernels():
-    """Compile (once per process) and return ``(forward, backward_scan, backward_sum)``."""
-    global _kernels
+def _forward_kernel(kind: str, dtype: str):
+    """The forward kernel for surrogate ``kind`` in ``dtype`` (compiled once per process, about a
+    second): the membrane and reset functions of :mod:`biosim.neurons.layer` and the surrogate
+    derivative of :func:`biosim.learn.surrogate.numba_grad`, inlined into loops LLVM vectorises."""
     with _kernels_lock:
-        if _kernels is None:
+        key = (kind, dtype)
+        if key not in _forwards:
             from numba import njit
 
-            # No on-disk cache: biosim's cache locator keys package kernels on the engine folders
-            # only, so an edit here would load a stale kernel. Compiling takes about a second.
+            grad = numba_grad(kind, dtype)
+
+            # No on-disk cache: the kernel closes over the surrogate chosen at run time.
             @njit(cache=False, nogil=True, error_model="numpy")
-            def forward(cur, ustride, steps, j0, j1, b, c, add_leak, th, d, vr, vleak, one, kind, alpha, k,
-                        scale, reset_zero, store_v, z, vpre, sg, v, x):
+            def forward(cur, ustride, steps, j0, j1, b, c, add_leak, th, d, vr, vleak, alpha, scale, reset_zero,
+                        store_v, z, vpre, sg, v, x):
                 # every branch is outside the inner loops, which LLVM then vectorises
-                zero = one - one
+                zero = b - b
+                one = zero + 1
                 for j in range(j0, j1):
                     v[j] = vleak
-                half = scale * alpha / (one + one)
                 scratch = np.empty(_BLOCK, dtype=v.dtype)
                 for t in range(steps):
                     uo = t * ustride
@@ -108,39 +114,38 @@ def _numba_kernels():
                         st = sg[t, b0:b1]
                         vv = v[b0:b1]
                         xx = x[b0:b1]
-                        # lif_step: v_pre = b * v + (1 - b) * drive, drive = x (+ v_leak if nonzero)
+                        # lif_step: v_pre = membrane(v, drive), drive = x (+ v_leak if nonzero)
                         if add_leak:
                             for j in range(n):
-                                vt[j] = b * vv[j] + c * (ut[j] + vleak)
+                                vt[j] = _membrane(vv[j], ut[j] + vleak, b, c)
                         else:
                             for j in range(n):
-                                vt[j] = b * vv[j] + c * ut[j]
+                                vt[j] = _membrane(vv[j], ut[j], b, c)
                         for j in range(n):
                             xj = vt[j] - th
                             xx[j] = xj
                             zt[j] = one if xj > zero else zero
                         if reset_zero:
                             for j in range(n):
-                                vv[j] = vt[j] - zt[j] * (vt[j] - vr)
+                                vv[j] = _reset_zero(vt[j], zt[j], vr)
                         else:
                             for j in range(n):
-                                vv[j] = vt[j] - zt[j] * d
-                        if kind == 0:  # fast sigmoid 1 / (alpha |x| + 1)^2
-                            for j in range(n):
-                                a = alpha * abs(xx[j]) + one
-                                st[j] = scale / (a * a)
-                        elif kind == 1:  # arctan (alpha/2) / (1 + (pi/2 alpha x)^2); k = pi/2 alpha
-                            for j in range(n):
-                                y = k * xx[j]
-                                st[j] = half / (one + y * y)
-                        elif kind == 2:  # sigmoid alpha s (1 - s)
-                            for j in range(n):
-                                e = one / (one + np.exp(-alpha * xx[j]))
-                                st[j] = scale * alpha * e * (one - e)
-                        else:  # triangle alpha max(0, 1 - alpha |x|)
-                            for j in range(n):
-                                st[j] = scale * alpha * max(zero, one - alpha * abs(xx[j]))
+                                vv[j] = _reset_subtract(vt[j], zt[j], d)
+                        for j in range(n):
+                            st[j] = scale * grad(xx[j], alpha)
 
+            _forwards[key] = forward
+    return _forwards[key]
+
+
+def _backward_kernels():
+    """Compile (once per process) and return ``(backward_scan, backward_sum)``."""
+    global _backward
+    with _kernels_lock:
+        if _backward is None:
+            from numba import njit
+
+            # No on-disk cache: compiling takes well under a second.
             @njit(cache=False, nogil=True, error_model="numpy")
             def backward_scan(gz, gv, has_gz, has_gv, sg, b, c, j0, j1, out):
                 # out[t] = gz[t] sg[t] + c gv[t] + b out[t+1]   (sg already holds c sigma')
@@ -184,8 +189,8 @@ def _numba_kernels():
                         for j in range(n):
                             oo[j] += cw * ht[j]
 
-            _kernels = (forward, backward_scan, backward_sum)
-    return _kernels
+            _backward = (backward_scan, backward_sum)
+    return _backward
 
 
 _pool = None
@@ -227,27 +232,6 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- autograd node
 
-def _surrogate_into(x: torch.Tensor, kind: str, alpha: float, scale: float, out: torch.Tensor) -> torch.Tensor:
-    r"""``out = scale * sigma'(x)`` in place; the formulas of
-    :func:`biosim.learn.surrogate.surrogate_grad`."""
-    if kind == "fast_sigmoid":
-        torch.abs(x, out=out)
-        out.mul_(alpha).add_(1.0).square_().reciprocal_()
-        if scale != 1.0:
-            out.mul_(scale)
-    elif kind == "arctan":
-        torch.mul(x, math.pi / 2 * alpha, out=out)
-        out.square_().add_(1.0).reciprocal_().mul_(alpha / 2 * scale)
-    elif kind == "sigmoid":
-        torch.mul(x, alpha, out=out)
-        out.sigmoid_()
-        out.sub_(out.square()).mul_(alpha * scale)
-    else:  # triangle
-        torch.abs(x, out=out)
-        out.mul_(-alpha).add_(1.0).clamp_(min=0.0).mul_(alpha * scale)
-    return out
-
-
 def _use_numba(t: torch.Tensor, impl: str) -> bool:
     if impl == "torch":
         return False
@@ -279,36 +263,29 @@ class _LIFSeq(torch.autograd.Function):
         if numba:
             m = math.prod(shape)
             f = np.float32 if cur.dtype == torch.float32 else np.float64
-            forward = _numba_kernels()[0]
+            forward = _forward_kernel(kind, "float32" if cur.dtype == torch.float32 else "float64")
             v = np.empty(m, dtype=f)
             x = np.empty(m, dtype=f)
             zz, ss = _np(z).reshape(T, m), _np(sg).reshape(T, m)
             vv = _np(vpre).reshape(T, m) if keep_v else np.empty((1, 1), dtype=f)
             _run_chunks(forward, m, _np(cur.contiguous()).reshape(-1), 0 if static else m, T,
-                        tail=(f(b), f(c), bool(p.v_leak), f(p.v_th), f(d), f(p.v_reset), f(p.v_leak), f(1.0),
-                              _KIND_CODES[kind], f(alpha), f(math.pi / 2 * alpha), f(scale), p.reset == "zero",
-                              keep_v, zz, vv, ss, v, x))
+                        tail=(f(b), f(c), bool(p.v_leak), f(p.v_th), f(d), f(p.v_reset), f(p.v_leak), f(alpha),
+                              f(scale), p.reset == "zero", keep_v, zz, vv, ss, v, x))
         else:
+            # the same functions as lif_step, on tensors (this path serves other devices and dtypes)
             drive = cur + p.v_leak if p.v_leak else cur
-            u = c * drive  # the same rounding as lif_step's (1.0 - b) * drive
             v = torch.full(shape, p.v_leak, dtype=cur.dtype, device=cur.device)
-            x = cur.new_empty(shape)
-            tmp = cur.new_empty(shape) if p.reset == "zero" else None
-            vt = None if keep_v else cur.new_empty(shape)
             for t in range(T):
+                vt = _membrane.py_func(v, drive if static else drive[t], b, c)
                 if keep_v:
-                    vt = vpre[t]
-                torch.mul(v, b, out=vt)
-                vt.add_(u if static else u[t])
-                torch.sub(vt, p.v_th, out=x)
+                    vpre[t] = vt
+                x = vt - p.v_th
                 torch.gt(x, 0.0, out=z[t])
-                _surrogate_into(x, kind, alpha, scale, sg[t])
+                torch.mul(surrogate_grad(x, kind, alpha), scale, out=sg[t])
                 if p.reset == "subtract":
-                    torch.sub(vt, z[t], alpha=d, out=v)  # z in {0, 1}: exactly v_pre - z * d
+                    v = _reset_subtract.py_func(vt, z[t], d)
                 else:
-                    torch.sub(vt, p.v_reset, out=tmp)
-                    tmp.mul_(z[t])
-                    torch.sub(vt, tmp, out=v)
+                    v = _reset_zero.py_func(vt, z[t], p.v_reset)
         ctx.p, ctx.static, ctx.fast, ctx.numba = p, static, fast, numba
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(z, vpre, sg)
@@ -329,7 +306,7 @@ class _LIFSeq(torch.autograd.Function):
         if ctx.fast and ctx.numba:
             m = math.prod(shape)
             f = np.float32 if z.dtype == torch.float32 else np.float64
-            _, scan, total = _numba_kernels()
+            scan, total = _backward_kernels()
             # numpy views broadcast gradients (stride 0, e.g. of a sum) without copying them
             gz2 = _np(gz).reshape(T, m) if gz is not None else np.empty((1, 1), dtype=f)
             gv2 = _np(gv).reshape(T, m) if gv is not None else np.empty((1, 1), dtype=f)

@@ -27,11 +27,12 @@ Dynamics (time constants in ms, step ``dt_ms``)::
            (1 - z) v^- + z v_{reset} \;\text{(reset="zero")}\\
     i'  &= \beta_s i^+
 
-``integration="norse"`` replaces the decay factors by forward Euler (:math:`1 - dt/\tau`) and
-evaluates the update in norse 1.1.0's exact order of floating-point operations, so that
-:func:`cuba_lif_step` reproduces ``norse.torch.LIFCell`` and :func:`lif_step` ``LIFBoxCell``
-bit for bit (float32) with ``reset="zero"`` and ``detach_reset=False`` (in this mode
-``reset="subtract"`` is norse's ``reset_subtract``, :math:`v - v_{th}`, for ``LIFBoxCell``).
+The factors and the membrane/reset functions are :mod:`biosim.neurons.layer`'s: the engine's
+``layer_lif`` model and the fused training kernel (:mod:`biosim.learn.fused`) run the same maths.
+``integration="norse"`` replaces the decay factors by forward Euler (:math:`1 - dt/\tau`); the
+modules then step with :mod:`biosim.learn.norse_compat`, which evaluates the update in norse
+1.1.0's exact order of floating-point operations (``LIFCell``, ``LIFBoxCell``, ``LICell`` bit for
+bit in float32 with ``reset="zero"`` and ``detach_reset=False``).
 
 The spike :math:`H` is :func:`biosim.learn.surrogate.spike` with the layer's surrogate gradient;
 with ``detach_reset`` the reset term carries no gradient.
@@ -46,7 +47,9 @@ from typing import NamedTuple
 import torch
 
 from biosim.errors import BiosimError, unknown
+from biosim.learn import norse_compat
 from biosim.learn.surrogate import Surrogate, spike
+from biosim.neurons import layer as discrete
 
 __all__ = [
     "LIFParams", "CubaLIFParams", "ALIFParams", "LIParams",
@@ -57,6 +60,8 @@ __all__ = [
 
 _RESETS = ("subtract", "zero")
 _INTEGRATIONS = ("exact", "norse")
+#: integration -> method of biosim.neurons.layer.coefficients
+_METHOD = {"exact": "exact", "norse": "euler"}
 
 
 def _check_positive(obj, *names, allow_zero=False):
@@ -120,11 +125,15 @@ class LIFParams:
             raise BiosimError(f"{type(self).__name__}: Euler integration needs dt_ms < tau_mem_ms "
                               f"(got {self.dt_ms} >= {self.tau_mem_ms})")
 
+    def coefficients(self) -> discrete.Coefficients:
+        """Per-step factors (:func:`biosim.neurons.layer.coefficients`): exact, or forward Euler
+        (``integration="norse"``)."""
+        return discrete.coefficients(self.dt_ms, self.tau_mem_ms, getattr(self, "tau_syn_ms", 0.0),
+                                     _METHOD[self.integration])
+
     def beta_mem(self) -> float:
         """Membrane decay per step: ``exp(-dt/tau_mem)`` (exact) or ``1 - dt/tau_mem`` (norse)."""
-        if self.integration == "norse":
-            return 1.0 - self.dt_ms / self.tau_mem_ms
-        return math.exp(-self.dt_ms / self.tau_mem_ms)
+        return self.coefficients().beta_mem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,9 +157,7 @@ class CubaLIFParams(LIFParams):
 
     def beta_syn(self) -> float:
         """Synaptic decay per step: ``exp(-dt/tau_syn)`` (exact) or ``1 - dt/tau_syn`` (norse)."""
-        if self.integration == "norse":
-            return 1.0 - self.dt_ms / self.tau_syn_ms
-        return math.exp(-self.dt_ms / self.tau_syn_ms)
+        return self.coefficients().beta_syn
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,18 +213,18 @@ class LIParams:
         if self.integration not in _INTEGRATIONS:
             raise unknown("integration", self.integration, _INTEGRATIONS)
 
-    def _decay(self, tau_ms: float) -> float:
-        if self.integration == "norse":
-            return 1.0 - self.dt_ms / tau_ms
-        return math.exp(-self.dt_ms / tau_ms)
+    def coefficients(self) -> discrete.Coefficients:
+        """Per-step factors (:func:`biosim.neurons.layer.coefficients`; ``beta_syn = 0`` without a
+        synaptic current)."""
+        return discrete.coefficients(self.dt_ms, self.tau_mem_ms, self.tau_syn_ms, _METHOD[self.integration])
 
     def beta_mem(self) -> float:
         """Membrane decay per step."""
-        return self._decay(self.tau_mem_ms)
+        return self.coefficients().beta_mem
 
     def beta_syn(self) -> float:
         """Synaptic decay per step (0 without a synaptic current)."""
-        return self._decay(self.tau_syn_ms) if self.tau_syn_ms else 0.0
+        return self.coefficients().beta_syn
 
 
 class LIFState(NamedTuple):
@@ -255,31 +262,23 @@ class LIState(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- functional core
-
-def _norse_scalars(p, dtype):
-    """norse's parameter tensors: inverse time constants in 1/s, dt in s (as LIFCell holds them)."""
-    return (p.dt_ms * 1e-3, torch.as_tensor(1e3 / p.tau_mem_ms, dtype=dtype),
-            torch.as_tensor(p.v_leak, dtype=dtype), torch.as_tensor(p.v_th, dtype=dtype),
-            torch.as_tensor(p.v_reset, dtype=dtype))
+# The maths is biosim.neurons.layer's (membrane, resets), called in its pure-Python form on tensors.
+_membrane = discrete.membrane.py_func
+_reset_subtract = discrete.reset_subtract.py_func
+_reset_zero = discrete.reset_zero.py_func
 
 
 def _fire_and_reset(v_pre: torch.Tensor, threshold, p: LIFParams):
-    """Spikes of ``v_pre`` against ``threshold`` and the reset potential (exact-mode formulas)."""
+    """Spikes of ``v_pre`` against ``threshold`` and the potential after the reset."""
     z = spike(v_pre - threshold, p.surrogate)
     zr = z.detach() if p.detach_reset else z
     if p.reset == "subtract":
-        v = v_pre - zr * (p.v_th - p.v_reset)
-    else:
-        v = v_pre - zr * (v_pre - p.v_reset)
-    return z, v
+        return z, _reset_subtract(v_pre, zr, p.v_th - p.v_reset)
+    return z, _reset_zero(v_pre, zr, p.v_reset)
 
 
-def _norse_reset(v_decayed, z, v_reset, v_th, p: LIFParams):
-    # norse.torch.functional.reset: reset_value and reset_subtract
-    zr = z.detach() if p.detach_reset else z
-    if p.reset == "zero":
-        return (1 - zr) * v_decayed + zr * v_reset
-    return (1 - zr) * v_decayed + zr * (v_decayed - v_th)
+def _drive(x: torch.Tensor, v_leak: float) -> torch.Tensor:
+    return x + v_leak if v_leak else x
 
 
 def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams) -> tuple[torch.Tensor, LIFState]:
@@ -289,6 +288,9 @@ def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams) -> tuple[torch.Tens
 
         v^- = \beta_m v + (1 - \beta_m)(v_{leak} + x),\quad z = H(v^- - v_{th}),\quad
         v' = \mathrm{reset}(v^-, z)
+
+    (with ``integration="norse"`` the factors are forward Euler's; norse's own order of operations
+    is :func:`biosim.learn.norse_compat.lif_step`, which the :class:`LIF` module uses then).
 
     Parameters
     ----------
@@ -304,16 +306,8 @@ def lif_step(x: torch.Tensor, state: LIFState, p: LIFParams) -> tuple[torch.Tens
     (torch.Tensor, LIFState)
         Spikes ``z`` in {0, 1} (shape of ``x``) and the new state.
     """
-    if p.integration == "norse":  # norse 1.1.0 lif_box_feed_forward_step, same operation order
-        dt, tau_mem_inv, v_leak, v_th, v_reset = _norse_scalars(p, x.dtype)
-        dv = dt * tau_mem_inv * (x + v_leak - state.v)
-        v_decayed = state.v + dv
-        z = spike(v_decayed - v_th, p.surrogate)
-        return z, LIFState(_norse_reset(v_decayed, z, v_reset, v_th, p))
-    b = p.beta_mem()
-    drive = x + p.v_leak if p.v_leak else x
-    v_pre = b * state.v + (1.0 - b) * drive
-    z, v = _fire_and_reset(v_pre, p.v_th, p)
+    k = p.coefficients()
+    z, v = _fire_and_reset(_membrane(state.v, _drive(x, p.v_leak), k.beta_mem, k.gain), p.v_th, p)
     return z, LIFState(v)
 
 
@@ -325,11 +319,7 @@ def cuba_lif_step(x: torch.Tensor, state: CubaLIFState, p: CubaLIFParams) -> tup
         i^+ = i + x,\quad v^- = \beta_m v + (1 - \beta_m)(v_{leak} + i^+),\quad
         z = H(v^- - v_{th}),\quad v' = \mathrm{reset}(v^-, z),\quad i' = \beta_s i^+
 
-    With ``integration="norse"`` this is norse 1.1.0's ``lif_feed_forward_step`` (``LIFCell``)
-    operation for operation::
-
-        i+ = i + x;  v' = v + dt*tau_mem_inv*((v_leak - v) + i+);  i' = i+ + (-dt*tau_syn_inv)*i+
-        z = H(v' - v_th);  v = (1 - z)*v' + z*v_reset
+    (norse's ``LIFCell`` operation for operation: :func:`biosim.learn.norse_compat.cuba_lif_step`.)
 
     Parameters
     ----------
@@ -345,22 +335,10 @@ def cuba_lif_step(x: torch.Tensor, state: CubaLIFState, p: CubaLIFParams) -> tup
     (torch.Tensor, CubaLIFState)
         Spikes and the new state.
     """
-    if p.integration == "norse":
-        dt, tau_mem_inv, v_leak, v_th, v_reset = _norse_scalars(p, x.dtype)
-        tau_syn_inv = torch.as_tensor(1e3 / p.tau_syn_ms, dtype=x.dtype)
-        i_new = state.i + x
-        dv = dt * tau_mem_inv * ((v_leak - state.v) + i_new)
-        v_decayed = state.v + dv
-        di = -dt * tau_syn_inv * i_new
-        i_decayed = i_new + di
-        z = spike(v_decayed - v_th, p.surrogate)
-        return z, CubaLIFState(_norse_reset(v_decayed, z, v_reset, v_th, p), i_decayed)
-    bm, bs = p.beta_mem(), p.beta_syn()
+    k = p.coefficients()
     i_new = state.i + x
-    drive = i_new + p.v_leak if p.v_leak else i_new
-    v_pre = bm * state.v + (1.0 - bm) * drive
-    z, v = _fire_and_reset(v_pre, p.v_th, p)
-    return z, CubaLIFState(v, bs * i_new)
+    z, v = _fire_and_reset(_membrane(state.v, _drive(i_new, p.v_leak), k.beta_mem, k.gain), p.v_th, p)
+    return z, CubaLIFState(v, k.beta_syn * i_new)
 
 
 def alif_step(x: torch.Tensor, state: ALIFState, p: ALIFParams) -> tuple[torch.Tensor, ALIFState]:
@@ -388,17 +366,17 @@ def alif_step(x: torch.Tensor, state: ALIFState, p: ALIFParams) -> tuple[torch.T
     (torch.Tensor, ALIFState)
         Spikes and the new state.
     """
-    bm = p.beta_mem()
-    ba = math.exp(-p.dt_ms / p.tau_adapt_ms)
-    drive = x + p.v_leak if p.v_leak else x
-    v_pre = bm * state.v + (1.0 - bm) * drive
+    k = p.coefficients()
+    ba = discrete.decay(p.dt_ms, p.tau_adapt_ms)
+    v_pre = _membrane(state.v, _drive(x, p.v_leak), k.beta_mem, k.gain)
     z, v = _fire_and_reset(v_pre, p.v_th + p.beta_adapt * state.a, p)
     return z, ALIFState(v, ba * state.a + (1.0 - ba) * z)
 
 
 def rlif_step(x: torch.Tensor, state: RLIFState, p: LIFParams,
-              recurrent_weight: torch.Tensor) -> tuple[torch.Tensor, RLIFState]:
-    r"""One step of a recurrent LIF layer: :func:`lif_step` driven by ``x + z W_rec^T``.
+              recurrent_weight: torch.Tensor, step=None) -> tuple[torch.Tensor, RLIFState]:
+    r"""One step of a recurrent LIF layer: ``step`` (default :func:`lif_step`) driven by
+    ``x + z W_rec^T``.
 
     Parameters
     ----------
@@ -410,13 +388,15 @@ def rlif_step(x: torch.Tensor, state: RLIFState, p: LIFParams,
         Layer parameters.
     recurrent_weight : torch.Tensor
         ``W_rec``, shape ``(n, n)``; ``W_rec[j, k]`` is the weight from neuron ``k`` to ``j``.
+    step : callable, optional
+        The feed-forward LIF step (:func:`biosim.learn.norse_compat.lif_step` for norse's order).
 
     Returns
     -------
     (torch.Tensor, RLIFState)
         Spikes and the new state.
     """
-    z, s = lif_step(x + torch.nn.functional.linear(state.z, recurrent_weight), LIFState(state.v), p)
+    z, s = (step or lif_step)(x + torch.nn.functional.linear(state.z, recurrent_weight), LIFState(state.v), p)
     return z, RLIFState(s.v, z)
 
 
@@ -428,43 +408,37 @@ def li_step(x: torch.Tensor, state: LIState, p: LIParams) -> tuple[torch.Tensor,
         i^+ = i + x,\quad v' = \beta_m v + (1 - \beta_m)(v_{leak} + i^+),\quad i' = \beta_s i^+
 
     (``tau_syn_ms == 0``: :math:`\beta_s = 0`, so ``i`` stays 0 and ``x`` drives ``v`` directly.)
-    With ``integration="norse"`` and ``tau_syn_ms > 0`` this is norse's ``li_feed_forward_step``
-    (``LICell``) operation for operation; with ``tau_syn_ms == 0``, ``LIBoxCell``'s.
+    norse's ``LICell`` / ``LIBoxCell`` order: :func:`biosim.learn.norse_compat.li_step`.
 
     Returns
     -------
     (torch.Tensor, LIState)
         The new membrane potential (the output) and the new state.
     """
-    if p.integration == "norse":
-        dt = p.dt_ms * 1e-3
-        tau_mem_inv = torch.as_tensor(1e3 / p.tau_mem_ms, dtype=x.dtype)
-        v_leak = torch.as_tensor(p.v_leak, dtype=x.dtype)
-        if p.tau_syn_ms == 0:
-            v_new = state.v + dt * tau_mem_inv * ((v_leak - state.v) + x)
-            return v_new, LIState(v_new, state.i)
-        tau_syn_inv = torch.as_tensor(1e3 / p.tau_syn_ms, dtype=x.dtype)
-        i_jump = state.i + x
-        v_new = state.v + dt * tau_mem_inv * ((v_leak - state.v) + i_jump)
-        i_decayed = i_jump + -dt * tau_syn_inv * i_jump
-        return v_new, LIState(v_new, i_decayed)
-    bm, bs = p.beta_mem(), p.beta_syn()
+    k = p.coefficients()
     i_new = state.i + x if p.tau_syn_ms else x
-    drive = i_new + p.v_leak if p.v_leak else i_new
-    v = bm * state.v + (1.0 - bm) * drive
-    return v, LIState(v, bs * i_new if p.tau_syn_ms else state.i)
+    v = _membrane(state.v, _drive(i_new, p.v_leak), k.beta_mem, k.gain)
+    return v, LIState(v, k.beta_syn * i_new if p.tau_syn_ms else state.i)
 
 
 # ----------------------------------------------------------------------------- modules
 
 class _Neuron(torch.nn.Module):
-    """A neuron layer: holds its parameters; the state goes in and out of ``forward``."""
+    """A neuron layer: holds its parameters; the state goes in and out of ``forward``.
+
+    ``step`` is the layer's functional step; ``norse_step`` (where norse has the cell) replaces it
+    when the parameters say ``integration="norse"``.
+    """
 
     spiking = True
+    step = None
+    norse_step = None
 
     def __init__(self, params):
         super().__init__()
         self.params = params
+        norse = getattr(params, "integration", "exact") == "norse" and self.norse_step is not None
+        self._step = self.norse_step if norse else self.step
 
     def extra_repr(self) -> str:
         return repr(self.params)
@@ -472,9 +446,15 @@ class _Neuron(torch.nn.Module):
     def _zeros(self, x):
         return torch.zeros_like(x)
 
+    def forward(self, x, state=None):
+        return self._step(x, self.initial_state(x) if state is None else state, self.params)
+
 
 class LIF(_Neuron):
     """Module form of :func:`lif_step`: ``forward(x, state=None) -> (z, LIFState)``."""
+
+    step = staticmethod(lif_step)
+    norse_step = staticmethod(norse_compat.lif_step)
 
     def __init__(self, params: LIFParams = LIFParams()):
         super().__init__(params)
@@ -483,12 +463,12 @@ class LIF(_Neuron):
         """``v = v_leak`` everywhere (shape of ``x``)."""
         return LIFState(torch.full_like(x, self.params.v_leak))
 
-    def forward(self, x, state=None):
-        return lif_step(x, self.initial_state(x) if state is None else state, self.params)
-
 
 class CubaLIF(_Neuron):
     """Module form of :func:`cuba_lif_step`."""
+
+    step = staticmethod(cuba_lif_step)
+    norse_step = staticmethod(norse_compat.cuba_lif_step)
 
     def __init__(self, params: CubaLIFParams = CubaLIFParams()):
         super().__init__(params)
@@ -497,12 +477,11 @@ class CubaLIF(_Neuron):
         """``v = v_leak``, ``i = 0``."""
         return CubaLIFState(torch.full_like(x, self.params.v_leak), self._zeros(x))
 
-    def forward(self, x, state=None):
-        return cuba_lif_step(x, self.initial_state(x) if state is None else state, self.params)
-
 
 class ALIF(_Neuron):
     """Module form of :func:`alif_step`."""
+
+    step = staticmethod(alif_step)
 
     def __init__(self, params: ALIFParams = ALIFParams()):
         super().__init__(params)
@@ -511,30 +490,36 @@ class ALIF(_Neuron):
         """``v = v_leak``, ``a = 0``."""
         return ALIFState(torch.full_like(x, self.params.v_leak), self._zeros(x))
 
-    def forward(self, x, state=None):
-        return alif_step(x, self.initial_state(x) if state is None else state, self.params)
-
 
 class RecurrentLIF(_Neuron):
     """Module form of :func:`rlif_step`; owns the recurrent weight ``W_rec`` (n x n).
 
-    ``W_rec`` starts uniform in ``±init_scale / sqrt(n)`` (drawn from torch's global generator)
-    with a zero diagonal; self-connections are kept at zero during training when ``autapses`` is
-    False (their gradient is masked).
+    ``W_rec`` starts uniform in ``±init_scale / sqrt(n)`` (drawn from ``generator``, or torch's
+    global generator without one) with a zero diagonal; self-connections are kept at zero during
+    training when ``autapses`` is False (their gradient is masked).
     """
 
     def __init__(self, n: int, params: LIFParams = LIFParams(), init_scale: float = 0.5,
-                 autapses: bool = False):
+                 autapses: bool = False, generator: torch.Generator | None = None):
         super().__init__(params)
         if n < 1:
             raise BiosimError(f"RecurrentLIF: n = {n} must be >= 1")
-        bound = init_scale / math.sqrt(n)
-        weight = torch.empty(n, n).uniform_(-bound, bound)
+        self.init_scale = float(init_scale)
         self.autapses = autapses
+        self._lif = norse_compat.lif_step if params.integration == "norse" else lif_step
         if not autapses:
-            weight.fill_diagonal_(0.0)
             self.register_buffer("_mask", 1.0 - torch.eye(n), persistent=False)
-        self.recurrent_weight = torch.nn.Parameter(weight)
+        self.recurrent_weight = torch.nn.Parameter(torch.empty(n, n))
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw ``W_rec`` again (uniform in ``±init_scale / sqrt(n)``, zero diagonal without autapses)."""
+        n = self.recurrent_weight.shape[0]
+        bound = self.init_scale / math.sqrt(n)
+        with torch.no_grad():
+            self.recurrent_weight.uniform_(-bound, bound, generator=generator)
+            if not self.autapses:
+                self.recurrent_weight.fill_diagonal_(0.0)
 
     def initial_state(self, x: torch.Tensor) -> RLIFState:
         """``v = v_leak``, no previous spikes."""
@@ -542,13 +527,15 @@ class RecurrentLIF(_Neuron):
 
     def forward(self, x, state=None):
         w = self.recurrent_weight if self.autapses else self.recurrent_weight * self._mask
-        return rlif_step(x, self.initial_state(x) if state is None else state, self.params, w)
+        return rlif_step(x, self.initial_state(x) if state is None else state, self.params, w, self._lif)
 
 
 class LI(_Neuron):
     """Module form of :func:`li_step` (non-spiking read-out): ``forward(x, state) -> (v, LIState)``."""
 
     spiking = False
+    step = staticmethod(li_step)
+    norse_step = staticmethod(norse_compat.li_step)
 
     def __init__(self, params: LIParams = LIParams()):
         super().__init__(params)
@@ -556,9 +543,6 @@ class LI(_Neuron):
     def initial_state(self, x: torch.Tensor) -> LIState:
         """``v = v_leak``, ``i = 0``."""
         return LIState(torch.full_like(x, self.params.v_leak), self._zeros(x))
-
-    def forward(self, x, state=None):
-        return li_step(x, self.initial_state(x) if state is None else state, self.params)
 
 
 #: neuron kind -> (module class, parameter class)

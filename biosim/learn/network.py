@@ -209,15 +209,13 @@ class SpikingNet(torch.nn.Module):
 def fusable(neuron: torch.nn.Module) -> bool:
     """Whether :func:`biosim.learn.fused.lif_sequence` computes what ``neuron`` computes: a plain
     :class:`~biosim.learn.layers.LIF` layer with plain :class:`~biosim.learn.layers.LIFParams`,
-    ``integration="exact"``, a reset and surrogate the fused kernels implement."""
-    from biosim.learn.fused import _KIND_CODES
+    ``integration="exact"`` and a reset the fused kernels implement (they take every surrogate)."""
     from biosim.learn.layers import LIF, LIFParams
 
     if type(neuron) is not LIF:
         return False
     p = neuron.params
-    return (type(p) is LIFParams and p.integration == "exact" and p.reset in ("subtract", "zero")
-            and p.surrogate.kind in _KIND_CODES)
+    return type(p) is LIFParams and p.integration == "exact" and p.reset in ("subtract", "zero")
 
 
 def _stage_sizes(spec: NetSpec):

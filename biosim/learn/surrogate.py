@@ -20,18 +20,25 @@ kind               :math:`\sigma'(x)`                                           
 
 Unlike norse 1.1.0 (whose SuperSpike ignores its ``alpha``), ``alpha`` is always honoured. The
 gradient that reaches ``x`` is ``grad_output * sigma'(x)``.
+
+Each :math:`\sigma'` is written once, in :data:`FORMULAS`, over a few primitives (``abs``, ``exp``,
+``sq``, ``relu`` and ``F``, a float of the computation's type); :func:`surrogate_grad` evaluates
+them on tensors and :func:`numba_grad` compiles them to scalar Numba functions (the fused training
+kernel of :mod:`biosim.learn.fused` calls those).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["SURROGATES", "Surrogate", "spike", "surrogate_grad", "heaviside"]
+__all__ = ["FORMULAS", "SURROGATES", "Surrogate", "spike", "surrogate_grad", "numba_grad", "heaviside"]
 
 #: Kinds of surrogate gradient -> one-line description.
 SURROGATES = {
@@ -69,18 +76,52 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return torch.gt(x, 0.0).to(x.dtype)
 
 
+#: :math:`\sigma'(x)` of each kind, in terms of ``x``, ``alpha`` and the primitives ``abs``, ``exp``,
+#: ``sq`` (square), ``relu`` (``max(0, .)``) and ``F`` (a constant in the type of ``x``).
+FORMULAS = {
+    "fast_sigmoid": "F(1) / sq(alpha * abs(x) + F(1))",
+    "arctan": "alpha / F(2) / (F(1) + sq(F(math.pi / 2) * alpha * x))",
+    "sigmoid": "alpha * exp(-alpha * abs(x)) / sq(F(1) + exp(-alpha * abs(x)))",
+    "triangle": "alpha * relu(F(1) - alpha * abs(x))",
+}
+
+
+def _compile(kind: str, namespace: dict):
+    if kind not in FORMULAS:
+        raise unknown("surrogate", kind, SURROGATES)
+    return eval(f"lambda x, alpha: {FORMULAS[kind]}", {"math": math, **namespace})  # noqa: S307 - our own table
+
+
+_TORCH = {"abs": torch.abs, "exp": torch.exp, "sq": torch.square, "relu": torch.relu, "F": float}
+
+
 def surrogate_grad(x: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
     r"""The pseudo-derivative :math:`\sigma'(x)` of ``kind`` (see the module table), elementwise."""
-    if kind == "fast_sigmoid":
-        return 1.0 / (alpha * x.abs() + 1.0) ** 2
-    if kind == "arctan":
-        return (alpha / 2) / (1.0 + (math.pi / 2 * alpha * x) ** 2)
-    if kind == "sigmoid":
-        s = torch.sigmoid(alpha * x)
-        return alpha * s * (1.0 - s)
-    if kind == "triangle":
-        return alpha * torch.clamp(1.0 - alpha * x.abs(), min=0.0)
-    raise unknown("surrogate", kind, SURROGATES)
+    return _torch_grad(kind)(x, alpha)
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_grad(kind: str):
+    return _compile(kind, _TORCH)
+
+
+@functools.lru_cache(maxsize=None)
+def numba_grad(kind: str, dtype: str):
+    r"""``kind``'s :math:`\sigma'` as a Numba function ``(x, alpha) -> float`` computing in ``dtype``
+    (``"float32"`` or ``"float64"``; ``x`` and ``alpha`` of that type), inlined where it is called."""
+    from numba import njit
+
+    F = np.dtype(dtype).type
+
+    @njit(inline="always")
+    def sq(y):
+        return y * y
+
+    @njit(inline="always")
+    def relu(y):
+        return y if y > F(0) else F(0)
+
+    return njit(inline="always")(_compile(kind, {"abs": abs, "exp": np.exp, "sq": sq, "relu": relu, "F": F}))
 
 
 class _Spike(torch.autograd.Function):
