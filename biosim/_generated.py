@@ -70,7 +70,7 @@ def load_keyed(prefix: str, key: str, make_text) -> ModuleType:
 
 
 def _import(name: str, make_text) -> ModuleType:
-    from biosim.reports.output import atomic_binary
+    from biosim.files import atomic_binary
 
     if name in sys.modules:
         return sys.modules[name]

@@ -108,7 +108,7 @@ def _cmd_run(args) -> int:
     from biosim.backends import BACKENDS
     from biosim.experiments import get_runner
     from biosim.experiments.registry import apply_overrides, load_model
-    from biosim.reports.output import atomic_write_json, make_run_dir
+    from biosim.files import atomic_write_json, make_run_dir
 
     spec = load_model(args.name)
     runner = get_runner(spec["runner"])
@@ -172,7 +172,7 @@ def _cmd_bench(args) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise BiosimError(f"--repeats = {args.repeats} must be >= 1")
     if args.name == "train":
-        from biosim.bench.train_bench import run_train_bench
+        from biosim.bench.train_bench import format_report, run_train_bench
 
         if args.model != "builtin":
             raise BiosimError("--model equations is for the engine benchmarks (cuba, cobahh), not train")
@@ -180,9 +180,10 @@ def _cmd_bench(args) -> int:
             if value is not None and value < 1:
                 raise BiosimError(f"{flag} = {value} must be >= 1")
         report = run_train_bench(args.against if args.against is not None else "snntorch,norse", layer=args.layer,
-                                 as_json=args.json, n_batches=args.batches, threads=args.threads,
-                                 repeats=args.repeats or 3)
+                                 n_batches=args.batches, threads=args.threads, repeats=args.repeats or 3,
+                                 log=_progress_line)
     else:
+        from biosim.bench.runner import format_table as format_report
         from biosim.bench.runner import run_bench
         from biosim.experiments.registry import apply_overrides, load_model
 
@@ -190,16 +191,21 @@ def _cmd_bench(args) -> int:
         apply_overrides(spec["params"], args.sets)  # validate before the long part
         against = args.against if args.against is not None else "brian2"
         report = run_bench(args.name, [a.strip() for a in against.split(",") if a.strip()],
-                           args.sets, as_json=args.json, repeats=args.repeats or 1, model=args.model)
-    if args.json:
-        print(json.dumps(report, indent=2))
+                           args.sets, repeats=args.repeats or 1, model=args.model, log=_progress_line)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
 
-def _cmd_compare(args) -> int:
-    from biosim.bridge.compare import compare
+def _progress_line(line: str) -> None:
+    """Progress of a long command, on stderr (stdout keeps the result, e.g. bench --json)."""
+    print(line, file=sys.stderr, flush=True)
 
-    out_dir = compare(args.names, seeds=args.seeds, out=args.out, sets=args.sets, progress=not args.quiet)
+
+def _cmd_compare(args) -> int:
+    from biosim.experiments.compare import compare
+
+    out_dir = compare(args.names, seeds=args.seeds, out=args.out, sets=args.sets, progress=not args.quiet,
+                      log=lambda line: print(line, flush=True))
     print(f"wrote {out_dir / 'report.html'}, {out_dir / 'report.md'} and {out_dir / 'metrics.json'}")
     return 0
 
@@ -234,7 +240,8 @@ def _cmd_data(args) -> int:
                     description += " [not downloaded]"
             print(f"{name:<{width}}  {description}")
         return 0
-    dest = fetch_mnist(args.dest, base_url=args.url, progress=not args.quiet)
+    dest = fetch_mnist(args.dest, base_url=args.url, progress=not args.quiet,
+                       log=None if args.quiet else _progress_line)
     print(f"MNIST files verified in {dest}")
     return 0
 

@@ -1,4 +1,8 @@
-"""Run directories and atomic writes: an interrupted run never leaves a half-written file."""
+"""Run directories and atomic writes: an interrupted run never leaves a half-written file.
+
+A bottom-layer module (standard library only): data sets, checkpoints, generated kernels, figures
+and reports all write through it (see ``tests/test_layers.py``).
+"""
 
 from __future__ import annotations
 

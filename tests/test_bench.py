@@ -14,7 +14,7 @@ import pytest
 brian2 = pytest.importorskip("brian2")
 
 from biosim.bench.brian2_nets import biosim_arrays, brian2_cuba  # noqa: E402
-from biosim.bench.runner import run_bench  # noqa: E402
+from biosim.bench.runner import format_table, run_bench  # noqa: E402
 from biosim.errors import BiosimError  # noqa: E402
 from biosim.experiments.networks import build_cuba  # noqa: E402
 from biosim.experiments.registry import load_model  # noqa: E402
@@ -37,8 +37,10 @@ def _check_report(report, simulators):
 
 
 def test_bench_cuba_tiny_numpy_and_standalone(capsys):
-    report = run_bench("cuba", ["brian2:numpy", "brian2:cpp_standalone"], TINY, as_json=True, repeats=2)
-    assert capsys.readouterr().out == ""  # with as_json the caller prints; progress goes to stderr
+    said = []
+    report = run_bench("cuba", ["brian2:numpy", "brian2:cpp_standalone"], TINY, repeats=2, log=said.append)
+    assert capsys.readouterr().out == ""  # the library returns data; the CLI prints
+    assert any("brian2 cpp_standalone" in line for line in said)  # progress goes to the log callback
     _check_report(report, {"brian2_numpy", "brian2_cpp_standalone"})
     bio = report["simulators"]["biosim"]
     assert report["ratio_vs_brian2_standalone"] == pytest.approx(
@@ -50,10 +52,10 @@ def test_bench_cuba_tiny_numpy_and_standalone(capsys):
     assert report["start_to_first_step_s"] > 0, report.get("start_to_first_step_error")
 
 
-def test_bench_prints_table(capsys):
+def test_bench_formats_table():
     report = run_bench("cuba", ["brian2:numpy"], ["n_exc=160", "n_inh=40", "bio_time_s=0.05"],
-                       as_json=False, repeats=1, start_time=False)
-    out = capsys.readouterr().out
+                       repeats=1, start_time=False)
+    out = format_table(report)
     assert "biosim" in out and "brian2_numpy" in out and "loop_s" in out
     assert "start_to_first_step_s" not in report
 
@@ -78,16 +80,16 @@ def test_brian2_cuba_same_network_same_spikes():
                                             (["nest"], "unknown competitor 'nest'")])
 def test_unknown_competitor(against, match):
     with pytest.raises(BiosimError, match=match):
-        run_bench("cuba", against, {}, as_json=True, repeats=1)
+        run_bench("cuba", against, {}, repeats=1)
 
 
 def test_bad_arguments():
     with pytest.raises(BiosimError, match="unknown benchmark 'cubaa'; did you mean 'cuba'"):
-        run_bench("cubaa", ["brian2"], {}, as_json=True, repeats=1)
+        run_bench("cubaa", ["brian2"], {}, repeats=1)
     with pytest.raises(BiosimError, match="repeats"):
-        run_bench("cuba", ["brian2"], {}, as_json=True, repeats=0)
+        run_bench("cuba", ["brian2"], {}, repeats=0)
     with pytest.raises(BiosimError, match="--set n_exc"):
-        run_bench("cuba", ["brian2"], {"n_exc": "many"}, as_json=True, repeats=1)
+        run_bench("cuba", ["brian2"], {"n_exc": "many"}, repeats=1)
     with pytest.raises(BiosimError, match="Brian2 target"):
         brian2_cuba(dict(load_model("cuba")["params"], **TINY), 1, "cuda")
 
@@ -95,14 +97,14 @@ def test_bad_arguments():
 @pytest.mark.slow
 def test_bench_cuba_tiny_default_competitors():
     """``--against brian2``: the cython runtime (slow to compile on a cold cache) and standalone."""
-    report = run_bench("cuba", ["brian2"], TINY, as_json=True, repeats=1)
+    report = run_bench("cuba", ["brian2"], TINY, repeats=1)
     _check_report(report, {"brian2_cython", "brian2_cpp_standalone"})
     assert report["ratio_vs_brian2_cython"] > 0 and report["ratio_vs_brian2_standalone"] > 0
 
 
 @pytest.mark.slow
 def test_bench_cobahh_tiny():
-    report = run_bench("cobahh", ["brian2:cpp_standalone"], TINY, as_json=True, repeats=1, start_time=False)
+    report = run_bench("cobahh", ["brian2:cpp_standalone"], TINY, repeats=1, start_time=False)
     json.dumps(report)
     sims = report["simulators"]
     assert sims["biosim"]["n_spikes"] > 0 and sims["brian2_cpp_standalone"]["n_spikes"] > 0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from biosim.bench.train_bench import COMPETITORS, run_train_bench
+from biosim.bench.train_bench import COMPETITORS, format_report, run_train_bench
 from biosim.errors import BiosimError
 
 pytest.importorskip("snntorch")
@@ -21,8 +21,8 @@ TINY = dict(n_batches=2, hidden=32, warmup=1, repeats=1, steps=8, batch_size=32,
 
 
 def test_train_mode_fields_and_losses_drop(capsys):
-    rep = run_train_bench(["snntorch", "norse"], as_json=True, seed=3, **TINY)
-    assert capsys.readouterr().out == ""  # JSON mode prints nothing on stdout
+    rep = run_train_bench(["snntorch", "norse"], seed=3, **TINY)
+    assert capsys.readouterr().out == ""  # the library returns data; the CLI prints
     json.dumps(rep)  # serialisable
     assert rep["mode"] == "train" and rep["n_batches"] == 2 and rep["threads"] == 1
     assert rep["steps"] == 8 and rep["batch_size"] == 32
@@ -41,17 +41,20 @@ def test_train_mode_fields_and_losses_drop(capsys):
         assert rep[f"speedup_vs_{comp}_median"] > 0
 
 
-def test_train_mode_table_and_one_competitor(capsys):
+def test_train_mode_table_and_one_competitor():
     rep = run_train_bench("snntorch", stock=False, verbatim=True, **TINY)
-    out = capsys.readouterr().out
+    out = format_report(rep)
     assert "samples/s" in out and "snntorch" in out and "vs snntorch" in out
     assert set(rep["libraries"]) == {"biosim", "snntorch"}
     assert rep["speedup_vs_norse"] is None and rep["verbatim"] is True
 
 
-def test_layer_mode(capsys):
-    rep = run_train_bench("snntorch,norse", layer=24, steps=30, batch_size=4, n_batches=1, repeats=2, threads=1)
-    out = capsys.readouterr().out
+def test_layer_mode():
+    said = []
+    rep = run_train_bench("snntorch,norse", layer=24, steps=30, batch_size=4, n_batches=1, repeats=2, threads=1,
+                          log=said.append)
+    out = format_report(rep)
+    assert any("repeat 2/2" in line for line in said)
     assert "Linear(24, 24) + LIF" in out and "ms" in out
     assert rep["mode"] == "layer" and rep["layer"] == 24 and rep["steps"] == 30
     for lib in rep["libraries"].values():
@@ -62,13 +65,13 @@ def test_layer_mode(capsys):
 
 def test_unknown_competitor_and_bad_settings():
     with pytest.raises(BiosimError, match="unknown competitor 'snntorc'; did you mean 'snntorch'"):
-        run_train_bench(["snntorc"], as_json=True)
+        run_train_bench(["snntorc"])
     with pytest.raises(BiosimError, match="unknown competitor 'brian2'"):
-        run_train_bench("norse,brian2", as_json=True)
+        run_train_bench("norse,brian2")
     with pytest.raises(BiosimError, match="n_batches"):
-        run_train_bench("norse", n_batches=0, as_json=True)
+        run_train_bench("norse", n_batches=0)
     with pytest.raises(BiosimError, match="layer"):
-        run_train_bench("norse", layer=0, as_json=True)
+        run_train_bench("norse", layer=0)
     assert set(COMPETITORS) == {"snntorch", "norse"}
     with pytest.raises(BiosimError, match="warmup"):
-        run_train_bench("norse", warmup=0, as_json=True)
+        run_train_bench("norse", warmup=0)

@@ -108,3 +108,12 @@ def test_argument_errors_are_one_line(capsys, argv, needle):
 def test_bench_errors_are_one_line(capsys, argv, needle):
     code, _, err = run(capsys, *argv)
     assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_bench_table_on_stdout_progress_on_stderr(capsys):
+    """The library returns the report; the CLI prints its table (stdout) and the progress (stderr)."""
+    code, out, err = run(capsys, "bench", "cuba", "--against", "", "--set", "n_exc=40", "--set", "n_inh=10",
+                         "--set", "bio_time_s=0.02")
+    assert code == 0
+    assert "simulator" in out and "biosim " in out and "start to first step" in out
+    assert "bench cuba: biosim numba-cpu ..." in err and "bench cuba" not in out

@@ -180,13 +180,13 @@ def test_bench_model_errors_are_one_line(capsys, argv, needle):
     assert code == 2 and needle in err and err.count("\n") == 1
 
 
-def test_bench_model_equations_against_brian2_numpy(capsys):
+def test_bench_model_equations_against_brian2_numpy():
     pytest.importorskip("brian2")
-    from biosim.bench.runner import run_bench
+    from biosim.bench.runner import format_table, run_bench
 
-    report = run_bench("cuba", ["brian2:numpy"], {"n_exc": 160, "n_inh": 40, "bio_time_s": 0.05}, as_json=False,
+    report = run_bench("cuba", ["brian2:numpy"], {"n_exc": 160, "n_inh": 40, "bio_time_s": 0.05},
                        repeats=1, start_time=False, model="equations")
-    out = capsys.readouterr().out
+    out = format_table(report)
     assert "biosim_equations" in out and "equations/built-in loop_s" in out
     sims = report["simulators"]
     assert set(sims) == {"biosim", "biosim_equations", "brian2_numpy"}

@@ -23,6 +23,9 @@ measured for the built-in model only. biosim runs on
 numba-cpu in float64; its kernel is single-threaded, and Brian2 standalone is built with one thread
 (``openmp_threads = 0``). ``start_to_first_step_s`` times a fresh ``python -c`` process (warm Numba
 cache: best of two launches) from its launch to the end of the network's first simulated step.
+
+:func:`run_bench` returns the report as a dict and prints nothing; :func:`format_table` renders it as
+the text table that ``biosim bench`` prints (``--json`` prints the dict instead).
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "run_bench"]
+__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "run_bench", "format_table"]
 
 #: bench name -> (biosim builder "module:function", Brian2 builder in biosim.bench.brian2_nets)
 BENCHES = {
@@ -64,8 +67,8 @@ _RATIO_FIELDS = {"brian2_cpp_standalone": "ratio_vs_brian2_standalone", "brian2_
                  "brian2_numpy": "ratio_vs_brian2_numpy"}
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+def _silent(_line: str) -> None:
+    pass
 
 
 def _load_params(name: str, overrides) -> tuple[dict, dict]:
@@ -193,39 +196,43 @@ def _start_to_first_step(name: str, params: dict, seed: int, tries: int = 2) -> 
                                   "first_step_done": best["first_step"]}}
 
 
-def _print_table(report: dict) -> None:
+def format_table(report: dict) -> str:
+    """The report of :func:`run_bench` as a text table (several lines, no final newline)."""
     sims = report["simulators"]
-    print(f"{report['name']}: {report['n_neurons']} neurons, {report['n_synapses']} synapses (biosim), "
-          f"{report['bio_time_s']:g} s biological time, dt {report['dt_ms']:g} ms, {report['dtype']}, 1 thread, "
-          f"best loop of {report['repeats']}")
+    lines = []
+    add = lines.append
+    add(f"{report['name']}: {report['n_neurons']} neurons, {report['n_synapses']} synapses (biosim), "
+        f"{report['bio_time_s']:g} s biological time, dt {report['dt_ms']:g} ms, {report['dtype']}, 1 thread, "
+        f"best loop of {report['repeats']}")
     head = f"{'simulator':<24}{'setup_s':>10}{'compile_s':>11}{'loop_s':>10}{'biosim/this':>13}{'spikes':>9}{'rate_hz':>9}"
-    print(head)
-    print("-" * len(head))
+    add(head)
+    add("-" * len(head))
     for key, s in sims.items():
         ratio = report.get(_RATIO_FIELDS.get(key, ""), 1.0 if key == "biosim" else None)
         if key == "biosim_equations":
             ratio = 1.0 / report["ratio_equations_vs_builtin"]
-        print(f"{key:<24}{fmt(s['setup_s']):>10}{fmt(s['compile_s']):>11}{fmt(s['loop_s'], '.4f'):>10}"
-              f"{fmt(ratio, '.2f'):>13}{s['n_spikes']:>9}{fmt(s['mean_rate_hz'], '.2f'):>9}")
+        add(f"{key:<24}{fmt(s['setup_s']):>10}{fmt(s['compile_s']):>11}{fmt(s['loop_s'], '.4f'):>10}"
+            f"{fmt(ratio, '.2f'):>13}{s['n_spikes']:>9}{fmt(s['mean_rate_hz'], '.2f'):>9}")
     if report.get("start_to_first_step_s") is not None:
         b = report["start_breakdown_s"]
-        print(f"start to first step (new process, warm cache): {report['start_to_first_step_s']:.2f} s "
-              f"(imports done at {b['imports_done']:.2f} s; the first step draws the synapses)")
+        add(f"start to first step (new process, warm cache): {report['start_to_first_step_s']:.2f} s "
+            f"(imports done at {b['imports_done']:.2f} s; the first step draws the synapses)")
     elif report.get("start_to_first_step_error"):
-        print(f"start to first step: {report['start_to_first_step_error']}")
+        add(f"start to first step: {report['start_to_first_step_error']}")
     if "ratio_equations_vs_builtin" in report:
         r = report["ratio_equations_vs_builtin"]
-        print(f"equations/built-in loop_s: {sims['biosim_equations']['loop_s']:.4f} / {sims['biosim']['loop_s']:.4f} s "
-              f"= {r:.3f} ({report['equation_model']}; goal <= 1.10: {'met' if r <= 1.10 else 'NOT met'})")
+        add(f"equations/built-in loop_s: {sims['biosim_equations']['loop_s']:.4f} / {sims['biosim']['loop_s']:.4f} s "
+            f"= {r:.3f} ({report['equation_model']}; goal <= 1.10: {'met' if r <= 1.10 else 'NOT met'})")
         for key, field in (("brian2_cpp_standalone", "ratio_equations_vs_brian2_standalone"),
                            ("brian2_cython", "ratio_equations_vs_brian2_cython")):
             if report.get(field) is not None:
-                print(f"equations/{key} loop_s: {report[field]:.3f}")
-    print("loop_s: simulation loop only; biosim/this < 1 means biosim is faster")
+                add(f"equations/{key} loop_s: {report[field]:.3f}")
+    add("loop_s: simulation loop only; biosim/this < 1 means biosim is faster")
+    return "\n".join(lines)
 
 
-def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bool = False, repeats: int = 1,
-              *, seed: int = 1, start_time: bool = True, model: str = "builtin") -> dict:
+def run_bench(name: str, against: Sequence[str], cfg_overrides=None, repeats: int = 1, *, seed: int = 1,
+              start_time: bool = True, model: str = "builtin", log: Callable[[str], None] | None = None) -> dict:
     """Benchmark the named network in biosim and the competitors in ``against``; return the report.
 
     Parameters
@@ -237,8 +244,6 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
         Competitors from :data:`COMPETITORS`: ``brian2`` (cython runtime and cpp_standalone), or one
         target: ``brian2:cython``, ``brian2:cpp_standalone``, ``brian2:numpy``.
     cfg_overrides : list of "key=value" strings (``--set``) or a mapping key -> value
-    as_json : bool
-        When true print nothing (the caller prints the returned dict as JSON); else print a table.
     repeats : int
         Timed runs per simulator; ``loop_s`` is the best, ``loop_s_all`` has them all.
     seed : int
@@ -249,6 +254,8 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
         ``"equations"`` also times the network with its neuron written as equations (simulator
         ``biosim_equations``) and adds ``ratio_equations_vs_builtin``, ``equation_model`` (its one-line
         description) and ``ratio_equations_vs_brian2_standalone`` / ``..._cython``.
+    log : callable, optional
+        Receives a line as each stage starts (the CLI prints them on stderr); default: silent.
 
     Returns
     -------
@@ -268,6 +275,7 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
         raise BiosimError(f"repeats = {repeats!r} must be an integer >= 1")
     if model not in BENCH_MODELS:
         raise unknown("bench model", model, BENCH_MODELS)
+    log = log or _silent
     spec, params = _load_params(name, cfg_overrides)
     builder = spec.get("builder", name)
     if builder != name:
@@ -278,14 +286,14 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
 
     eq_model = _equation_model(name) if model == "equations" else None
     if eq_model is None:
-        _log(f"bench {name}: biosim numba-cpu ...")
+        log(f"bench {name}: biosim numba-cpu ...")
         sims = {"biosim": _run_biosim(name, params, seed, repeats)[0]}
     else:
-        _log(f"bench {name}: biosim numba-cpu, built-in neuron and {eq_model.describe()}, taking turns ...")
+        log(f"bench {name}: biosim numba-cpu, built-in neuron and {eq_model.describe()}, taking turns ...")
         builtin, equations = _run_biosim(name, params, seed, repeats, models=(None, eq_model))
         sims = {"biosim": builtin, "biosim_equations": equations}
     for target in targets:
-        _log(f"bench {name}: brian2 {target} ...")
+        log(f"bench {name}: brian2 {target} ...")
         sims[f"brian2_{target}"] = _run_brian2(name, target, params, seed, repeats)
 
     bio = sims["biosim"]
@@ -308,7 +316,7 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
                            ("brian2_cython", "ratio_equations_vs_brian2_cython")):
             report[field] = eq["loop_s"] / sims[key]["loop_s"] if key in sims and sims[key]["loop_s"] > 0 else None
     if start_time:
-        _log(f"bench {name}: start-up time of a new process ...")
+        log(f"bench {name}: start-up time of a new process ...")
         st = _start_to_first_step(name, params, seed)
         if "error" in st:
             report["start_to_first_step_s"] = None
@@ -316,8 +324,6 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, as_json: bo
         else:
             report.update(st)
     report["machine"] = machine(**_versions())
-    if not as_json:
-        _print_table(report)
     return report
 
 

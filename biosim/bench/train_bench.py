@@ -46,21 +46,23 @@ their initial weights here. snnTorch's published benchmark code applies the
 sequence in one matrix product (as norse's ``SequentialState`` does), then run the neurons step by
 step (norse's published code passes the whole sequence to ``LIFBoxCell`` as one step, which is
 not repeated here).
+
+:func:`run_train_bench` returns the report as a dict and prints nothing; :func:`format_report`
+renders it as the text table that ``biosim bench train`` prints (``--json`` prints the dict).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["COMPETITORS", "run_train_bench"]
+__all__ = ["COMPETITORS", "run_train_bench", "format_report"]
 
 #: competitor name -> what runs
 COMPETITORS = {
@@ -85,8 +87,8 @@ _DIFFERENCES = {
 }
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+def _silent(_line: str) -> None:
+    pass
 
 
 def _parse_against(against) -> list[str]:
@@ -390,7 +392,7 @@ def _ratio(bio: dict, other: dict | None, key: str = "seconds") -> float | None:
     return other[key] / bio[key]
 
 
-def _run_train(names, *, n_batches, warmup, repeats, hidden, steps, batch_size, seed, verbatim):
+def _run_train(names, *, n_batches, warmup, repeats, hidden, steps, batch_size, seed, verbatim, log):
     import torch
     import torch.nn.functional as F
 
@@ -416,14 +418,14 @@ def _run_train(names, *, n_batches, warmup, repeats, hidden, steps, batch_size, 
         return loss.detach()
 
     for name in names:
-        _log(f"bench train: {name}: {warmup} warm-up batches ...")
+        log(f"bench train: {name}: {warmup} warm-up batches ...")
         for x, y in batches[:warmup]:
             losses[name].append(float(step(name, x, y)))
     seconds = {name: [] for name in names}
     for r in range(repeats):
         chunk = batches[warmup + r * n_batches: warmup + (r + 1) * n_batches]
         for name in names:
-            _log(f"bench train: {name}: repeat {r + 1}/{repeats}, {n_batches} batches ...")
+            log(f"bench train: {name}: repeat {r + 1}/{repeats}, {n_batches} batches ...")
             last = None
             t0 = time.perf_counter()
             for x, y in chunk:
@@ -446,7 +448,7 @@ def _run_train(names, *, n_batches, warmup, repeats, hidden, steps, batch_size, 
     return libs
 
 
-def _run_layer(names, *, n, steps, batch_size, iterations, warmup, repeats, seed, verbatim):
+def _run_layer(names, *, n, steps, batch_size, iterations, warmup, repeats, seed, verbatim, log):
     import torch
 
     makers = _layer_models(names, n, verbatim)
@@ -467,13 +469,13 @@ def _run_layer(names, *, n, steps, batch_size, iterations, warmup, repeats, seed
         return out
 
     for name in names:
-        _log(f"bench train --layer {n}: {name}: warm-up ...")
+        log(f"bench train --layer {n}: {name}: warm-up ...")
         for _ in range(warmup):
             spikes[name] = float(once(name).detach().mean())
     seconds = {name: [] for name in names}
     for r in range(repeats):
         for name in names:
-            _log(f"bench train --layer {n}: {name}: repeat {r + 1}/{repeats}, {iterations} x forward+backward ...")
+            log(f"bench train --layer {n}: {name}: repeat {r + 1}/{repeats}, {iterations} x forward+backward ...")
             t0 = time.perf_counter()
             for _ in range(iterations):
                 once(name)
@@ -489,54 +491,61 @@ def _run_layer(names, *, n, steps, batch_size, iterations, warmup, repeats, seed
 
 # ----------------------------------------------------------------------------- report
 
-def _print_train(report: dict) -> None:
+def _train_lines(report: dict, add) -> None:
     libs = report["libraries"]
-    print(f"bench train: {report['network']}, {report['steps']} steps, batch {report['batch_size']}, "
-          f"Adam lr {LR:g}; mnist5k, direct-current input; {report['threads']} torch thread(s)")
-    print(f"{report['n_batches']} timed batches x {report['repeats']} interleaved repeats after "
-          f"{report['warmup_batches']} warm-up batches; samples/s of the best repeat"
-          + ("; competitors verbatim" if report["verbatim"] else ""))
+    add(f"bench train: {report['network']}, {report['steps']} steps, batch {report['batch_size']}, "
+        f"Adam lr {LR:g}; mnist5k, direct-current input; {report['threads']} torch thread(s)")
+    add(f"{report['n_batches']} timed batches x {report['repeats']} interleaved repeats after "
+        f"{report['warmup_batches']} warm-up batches; samples/s of the best repeat"
+        + ("; competitors verbatim" if report["verbatim"] else ""))
     head = f"{'library':<16}{'samples/s':>11}{'median':>10}{'spread':>8}{'s/repeat':>10}{'loss first':>12}{'final':>8}{'biosim x':>10}"
-    print(head)
-    print("-" * len(head))
+    add(head)
+    add("-" * len(head))
     bio = libs["biosim"]
     for name, lib in libs.items():
         ratio = bio["samples_per_s"] / lib["samples_per_s"]
         med = report["n_batches"] * report["batch_size"] / lib["seconds_median"]
-        print(f"{name:<16}{lib['samples_per_s']:>11.0f}{med:>10.0f}{100 * lib['spread']:>7.0f}%"
-              f"{lib['seconds']:>10.3f}{lib['first_loss']:>12.2f}{lib['final_loss']:>8.2f}{ratio:>9.2f}x")
+        add(f"{name:<16}{lib['samples_per_s']:>11.0f}{med:>10.0f}{100 * lib['spread']:>7.0f}%"
+            f"{lib['seconds']:>10.3f}{lib['first_loss']:>12.2f}{lib['final_loss']:>8.2f}{ratio:>9.2f}x")
     parts = [f"vs {k.split('_vs_')[1]} {fmt(report[k], '.2f')}x" for k in ("speedup_vs_snntorch", "speedup_vs_norse")
              if report.get(k) is not None]
     if parts:
-        print("speedup of biosim (samples/s ratio, higher = biosim faster): " + ", ".join(parts))
+        add("speedup of biosim (samples/s ratio, higher = biosim faster): " + ", ".join(parts))
     bad = [n for n, lib in libs.items() if not (lib["loss_dropped"] and lib["final_below_first"])]
     if bad:
-        print(f"WARNING: the loss did not drop for {', '.join(bad)}")
+        add(f"WARNING: the loss did not drop for {', '.join(bad)}")
 
 
-def _print_layer(report: dict) -> None:
+def _layer_lines(report: dict, add) -> None:
     libs = report["libraries"]
-    print(f"bench train --layer {report['layer']}: Linear({report['layer']}, {report['layer']}) + LIF, "
-          f"{report['steps']} steps, batch {report['batch_size']}, forward + backward; "
-          f"{report['threads']} torch thread(s)" + ("; competitors verbatim" if report["verbatim"] else ""))
-    print(f"{report['iterations']} iterations x {report['repeats']} interleaved repeats; ms of the best repeat")
+    add(f"bench train --layer {report['layer']}: Linear({report['layer']}, {report['layer']}) + LIF, "
+        f"{report['steps']} steps, batch {report['batch_size']}, forward + backward; "
+        f"{report['threads']} torch thread(s)" + ("; competitors verbatim" if report["verbatim"] else ""))
+    add(f"{report['iterations']} iterations x {report['repeats']} interleaved repeats; ms of the best repeat")
     head = f"{'library':<16}{'ms':>10}{'median':>10}{'spread':>8}{'spikes/step':>13}{'biosim x':>10}"
-    print(head)
-    print("-" * len(head))
+    add(head)
+    add("-" * len(head))
     bio = libs["biosim"]
     for name, lib in libs.items():
-        print(f"{name:<16}{lib['ms']:>10.2f}{lib['ms_median']:>10.2f}{100 * lib['spread']:>7.0f}%"
-              f"{fmt(lib['spike_rate'], '.3f'):>13}{lib['ms'] / bio['ms']:>9.2f}x")
+        add(f"{name:<16}{lib['ms']:>10.2f}{lib['ms_median']:>10.2f}{100 * lib['spread']:>7.0f}%"
+            f"{fmt(lib['spike_rate'], '.3f'):>13}{lib['ms'] / bio['ms']:>9.2f}x")
     parts = [f"vs {k.split('_vs_')[1]} {fmt(report[k], '.2f')}x" for k in ("speedup_vs_snntorch", "speedup_vs_norse")
              if report.get(k) is not None]
     if parts:
-        print("speedup of biosim (time ratio, higher = biosim faster): " + ", ".join(parts))
+        add("speedup of biosim (time ratio, higher = biosim faster): " + ", ".join(parts))
 
 
-def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_json: bool = False,
-                    n_batches: int | None = None, threads: int | None = None, seed: int = 0, *,
-                    warmup: int | None = None, repeats: int = 3, hidden: int = 1000, steps: int | None = None,
-                    batch_size: int | None = None, stock: bool = True, verbatim: bool = False) -> dict:
+def format_report(report: dict) -> str:
+    """The report of :func:`run_train_bench` as a text table (several lines, no final newline)."""
+    lines: list[str] = []
+    (_train_lines if report["mode"] == "train" else _layer_lines)(report, lines.append)
+    return "\n".join(lines)
+
+
+def run_train_bench(against: Sequence[str] | str, layer: int | None = None, n_batches: int | None = None,
+                    threads: int | None = None, seed: int = 0, *, warmup: int | None = None, repeats: int = 3,
+                    hidden: int = 1000, steps: int | None = None, batch_size: int | None = None, stock: bool = True,
+                    verbatim: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Time training in biosim and the competitors in ``against``, in this process; return the report.
 
     Parameters
@@ -546,8 +555,6 @@ def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_j
     layer : int, optional
         Run the Open Neuromorphic single-layer benchmark with ``Linear(layer, layer)`` + LIF
         instead of training the tutorial network.
-    as_json : bool
-        When true print nothing (the caller prints the returned dict as JSON); else print a table.
     n_batches : int, optional
         Timed optimisation steps per repeat (default 20); in ``layer`` mode timed forward+backward
         iterations per repeat (default 10 for ``layer <= 1024``, else 2).
@@ -572,6 +579,9 @@ def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_j
     verbatim : bool
         Run snnTorch as its published code does (first ``Linear`` inside the time loop) instead of
         with the input projection computed once for all steps.
+    log : callable, optional
+        Receives a line as each library's warm-up and each repeat starts (the CLI prints them on
+        stderr); default: silent.
 
     Returns
     -------
@@ -587,6 +597,7 @@ def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_j
     """
     import torch
 
+    log = log or _silent
     comps = _parse_against(against)
     if layer is not None:
         _check_int("layer", layer, 1)
@@ -609,7 +620,7 @@ def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_j
             n_batches = n_batches or 20
             warmup = 3 if warmup is None else warmup
             libs = _run_train(names, n_batches=n_batches, warmup=warmup, repeats=repeats, hidden=hidden,
-                              steps=steps, batch_size=batch_size, seed=seed, verbatim=verbatim)
+                              steps=steps, batch_size=batch_size, seed=seed, verbatim=verbatim, log=log)
             report = {"mode": "train", "network": f"784-{hidden}-10 LIF (beta {BETA})", "dataset": "mnist5k",
                       "input": "direct current: pixel intensities in [0, 1] at every step (snnTorch tutorial 5)",
                       "steps": steps, "batch_size": batch_size, "n_batches": n_batches, "warmup_batches": warmup,
@@ -621,7 +632,7 @@ def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_j
             n_batches = n_batches or (10 if layer <= 1024 else 2)
             warmup = 1 if warmup is None else warmup
             libs = _run_layer(names, n=layer, steps=steps, batch_size=batch_size, iterations=n_batches,
-                              warmup=warmup, repeats=repeats, seed=seed, verbatim=verbatim)
+                              warmup=warmup, repeats=repeats, seed=seed, verbatim=verbatim, log=log)
             report = {"mode": "layer", "layer": layer, "steps": steps, "batch_size": batch_size,
                       "iterations": n_batches, "n_batches": n_batches, "warmup_iterations": warmup,
                       "repeats": repeats}
@@ -635,31 +646,4 @@ def run_train_bench(against: Sequence[str] | str, layer: int | None = None, as_j
         report[f"speedup_vs_{comp}_median"] = _ratio(bio, other, key + "_median")
     report.update(libraries=libs, threads=threads, seed=seed, verbatim=verbatim, against=comps,
                   machine=machine(**_versions(comps)))
-    if not as_json:
-        (_print_train if layer is None else _print_layer)(report)
     return report
-
-
-def _main(argv: list[str] | None = None) -> int:  # pragma: no cover - a convenience for development
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(description="biosim bench train (development entry point)")
-    ap.add_argument("--against", default="snntorch,norse")
-    ap.add_argument("--layer", type=int)
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--n-batches", type=int)
-    ap.add_argument("--threads", type=int)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--verbatim", action="store_true")
-    a = ap.parse_args(argv)
-    rep = run_train_bench(a.against, layer=a.layer, as_json=a.json, n_batches=a.n_batches, threads=a.threads,
-                          repeats=a.repeats, verbatim=a.verbatim)
-    if a.json:
-        print(json.dumps(rep, indent=2))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(_main())
-

@@ -13,14 +13,15 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
-from biosim.reports.output import atomic_binary
 from biosim.datasets.mnist import MNIST_FILES, MNIST_MD5, md5sum
 from biosim.datasets.paths import mnist_dir
 from biosim.errors import BiosimError
+from biosim.files import atomic_binary
 
 __all__ = ["fetch_mnist", "MNIST_MIRRORS"]
 
@@ -55,7 +56,7 @@ def _download(url: str, dest: Path, expected_md5: str, progress: bool, timeout: 
 
 
 def fetch_mnist(dest: str | os.PathLike | None = None, base_url: str | None = None,
-                progress: bool = True, timeout: float = 30.0) -> Path:
+                progress: bool = True, timeout: float = 30.0, log: Callable[[str], None] | None = None) -> Path:
     """Download the four MNIST ``.gz`` files into ``dest``.
 
     Parameters
@@ -69,6 +70,9 @@ def fetch_mnist(dest: str | os.PathLike | None = None, base_url: str | None = No
         Show a tqdm progress bar per file (on stderr).
     timeout : float
         Seconds to wait for a server before giving up.
+    log : callable, optional
+        Receives one line for every file that is already present and verified (not downloaded
+        again); the CLI prints it. Default: nothing is said.
 
     Returns
     -------
@@ -91,8 +95,8 @@ def fetch_mnist(dest: str | os.PathLike | None = None, base_url: str | None = No
         name = stem + ".gz"
         target, expected = dest / name, MNIST_MD5[name]
         if target.is_file() and md5sum(target) == expected:
-            if progress:
-                print(f"{name}: already present and verified", file=sys.stderr)
+            if log is not None:
+                log(f"{name}: already present and verified")
             continue
         failures, offline = [], True
         for base in bases:

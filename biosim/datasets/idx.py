@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biosim.reports.output import atomic_binary
 from biosim.errors import BiosimError
+from biosim.files import atomic_binary
 
 __all__ = ["read_idx", "write_idx", "IDX_TYPES"]
 

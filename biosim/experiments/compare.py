@@ -6,7 +6,10 @@ finished run folder under ``runs/NAME/`` (one with ``metrics.json``) whose ``con
 is reused instead of trained again. The comparison folder (default ``runs/compare/<timestamp>/``)
 gets ``metrics.json`` (per model, per seed, mean and standard deviation, differences between the
 models), ``report.md`` and ``report.html`` (one self-contained file, see
-:mod:`biosim.bridge.report`).
+:mod:`biosim.reports.comparison`).
+
+Progress lines ("NAME seed S: reusing DIR" / "...: training in DIR") go to the ``log`` callable
+the caller passes (the CLI prints them); the library itself prints nothing.
 """
 
 from __future__ import annotations
@@ -15,17 +18,16 @@ import datetime as _dt
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from biosim.errors import BiosimError
+from biosim.experiments import get_runner
+from biosim.experiments.registry import apply_overrides, load_model
+from biosim.files import atomic_write_json
+from biosim.reports.comparison import SUMMARY_KEYS, write_reports
 
 __all__ = ["SUMMARY_KEYS", "resolve_params", "find_run", "compare", "summarise", "engine_agreement"]
-
-#: metrics summarised over seeds (mean, std, min, max), in report order
-SUMMARY_KEYS = ("test_accuracy", "best_test_accuracy_seen", "val_accuracy", "train_seconds",
-                "latency_ms_per_sample", "n_params", "footprint_bytes", "connection_sparsity",
-                "activation_sparsity", "spikes_per_sample", "synops_effective_acs", "synops_effective_macs",
-                "synops_dense", "energy_estimate_uJ")
 
 #: for each summarised metric: True if higher is better
 HIGHER_IS_BETTER = {"test_accuracy": True, "best_test_accuracy_seen": True, "val_accuracy": True,
@@ -41,8 +43,6 @@ def resolve_params(specs: dict[str, dict], sets: list[str]) -> dict[str, dict]:
 
     A key that no model has is an error (naming the closest valid key).
     """
-    from biosim.experiments.registry import apply_overrides
-
     params = {name: spec["params"] for name, spec in specs.items()}
     for item in sets:
         applied, first_error = False, None
@@ -100,6 +100,10 @@ def engine_agreement(run_dir: Path) -> dict | None:
         return {"error": str(exc)}
 
 
+def _silent(_line: str) -> None:
+    pass
+
+
 def _stats(values: list[float]) -> dict:
     vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
@@ -134,14 +138,12 @@ def summarise(per_seed: dict[str, list[dict]]) -> tuple[dict, dict]:
     return summary, diffs
 
 
-def _train_or_reuse(name: str, spec: dict, params: dict, seed: int, runs_root: Path, progress: bool) -> dict:
-    from biosim.experiments import get_runner
-    from biosim.reports.output import atomic_write_json
-
+def _train_or_reuse(name: str, spec: dict, params: dict, seed: int, runs_root: Path, progress: bool,
+                    log: Callable[[str], None]) -> dict:
     resolved = _resolved(name, spec, params, seed)
     found = find_run(resolved, runs_root)
     if found is not None:
-        print(f"{name} seed {seed}: reusing {found}", flush=True)
+        log(f"{name} seed {seed}: reusing {found}")
         return {"run_dir": str(found), "reused": True, "seconds": 0.0,
                 "metrics": json.loads((found / "metrics.json").read_text())}
     if spec["runner"] != "train":
@@ -151,7 +153,7 @@ def _train_or_reuse(name: str, spec: dict, params: dict, seed: int, runs_root: P
     out_dir = Path(runs_root) / name / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "config.json", resolved)
-    print(f"{name} seed {seed}: training in {out_dir}", flush=True)
+    log(f"{name} seed {seed}: training in {out_dir}")
     t0 = time.perf_counter()
     metrics = get_runner(spec["runner"])(spec, params, seed, BACKEND, out_dir, progress=progress)
     atomic_write_json(out_dir / "metrics.json", metrics)
@@ -160,15 +162,14 @@ def _train_or_reuse(name: str, spec: dict, params: dict, seed: int, runs_root: P
 
 
 def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, sets: list[str] | None = None,
-            progress: bool = True, runs_root: str | Path = "runs") -> Path:
+            progress: bool = True, runs_root: str | Path = "runs",
+            log: Callable[[str], None] | None = None) -> Path:
     """Train or reuse every named run for seeds ``0 .. seeds-1`` and write the comparison report.
 
-    Returns the report folder.
+    ``progress`` shows the runners' progress bars; ``log`` (if given) receives one line per run
+    saying whether it was reused or is being trained, and where. Returns the report folder.
     """
-    from biosim.bridge.report import write_reports
-    from biosim.experiments.registry import load_model
-    from biosim.reports.output import atomic_write_json
-
+    log = log or _silent
     if len(names) < 2:
         raise BiosimError(f"compare needs at least two run names, got {len(names)}")
     if len(set(names)) != len(names):
@@ -190,7 +191,7 @@ def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, set
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for seed in range(seeds):
         for name in names:
-            runs[name].append(_train_or_reuse(name, specs[name], params[name], seed, runs_root, progress))
+            runs[name].append(_train_or_reuse(name, specs[name], params[name], seed, runs_root, progress, log))
     per_seed = {name: [r["metrics"] for r in rs] for name, rs in runs.items()}
     summary, diffs = summarise(per_seed)
     agreement = {}

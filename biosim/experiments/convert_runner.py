@@ -88,9 +88,9 @@ def run_convert(spec: dict, params: dict, seed: int, backend: str, out_dir: Path
     from biosim.bridge.convert import convert_mlp, snn_accuracy_vs_steps
     from biosim.datasets import load
     from biosim.experiments.train_runner import build_from_params, run_train
+    from biosim.files import atomic_savefig
     from biosim.learn.checkpoint import load_weights
     from biosim.learn.train import BEST
-    from biosim.reports.output import atomic_savefig
 
     conv = _convert_settings(params)
     out_dir = Path(out_dir)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.config import get
+from biosim.files import atomic_savefig
 from biosim.network.stats import cv_isi, mean_rate_hz
 from biosim.reports.figures import raster_figure, rate_figure
-from biosim.reports.output import atomic_savefig
 
 __all__ = ["BUILDERS", "build", "run_simulation", "spec_model"]
 

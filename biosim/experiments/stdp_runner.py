@@ -143,8 +143,8 @@ def _pass(net, h, images, cfg, normalize, desc, progress, labels=None, assignmen
 def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True) -> dict:
     """Train, label and test; write plots into ``out_dir``; return the metrics."""
     from biosim.datasets import load
+    from biosim.files import atomic_savefig
     from biosim.reports.learn_figures import confusion_figure, confusion_matrix
-    from biosim.reports.output import atomic_savefig
     from biosim.reports.stdp_figures import receptive_fields_figure, threshold_figure
 
     if backend != "numba-cpu":

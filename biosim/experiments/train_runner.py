@@ -236,12 +236,12 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
 
     from biosim.datasets import load
     from biosim.datasets.catalog import DATASETS
+    from biosim.files import atomic_savefig
     from biosim.learn.checkpoint import load_weights
     from biosim.learn.network import count_params
     from biosim.learn.train import BEST, Task, TorchSettings, evaluate, fit
     from biosim.reports.learn_figures import (confusion_figure, confusion_matrix, hidden_raster_figure,
                                               learning_curves_figure)
-    from biosim.reports.output import atomic_savefig
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)

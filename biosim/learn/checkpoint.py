@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from biosim.errors import BiosimError
-from biosim.reports.output import atomic_binary
+from biosim.files import atomic_binary
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "pack_training_state",
            "unpack_training_state", "save_weights", "load_weights"]

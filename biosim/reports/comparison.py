@@ -1,5 +1,9 @@
-"""The comparison report: ``report.md`` and one self-contained ``report.html`` (plots as base64 PNG,
-no external CSS, scripts or links; it opens offline)."""
+"""The comparison report of ``biosim compare``: ``report.md`` and one self-contained ``report.html``
+(plots as base64 PNG, no external CSS, scripts or links; it opens offline).
+
+:func:`biosim.experiments.compare.compare` trains or reuses the runs and hands their metrics here;
+this module only renders them (and names the metrics it summarises, :data:`SUMMARY_KEYS`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from biosim.bridge.metrics import ENERGY_ASSUMPTIONS, METRIC_DEFINITIONS
+from biosim.files import atomic_binary, atomic_write_text
+from biosim.reports.figures import _figure
 
-__all__ = ["write_reports", "figures", "findings"]
+__all__ = ["SUMMARY_KEYS", "write_reports", "figures", "findings"]
+
+#: metrics summarised over seeds (mean, std, min, max), in report order
+SUMMARY_KEYS = ("test_accuracy", "best_test_accuracy_seen", "val_accuracy", "train_seconds",
+                "latency_ms_per_sample", "n_params", "footprint_bytes", "connection_sparsity",
+                "activation_sparsity", "spikes_per_sample", "synops_effective_acs", "synops_effective_macs",
+                "synops_dense", "energy_estimate_uJ")
 
 _PERCENT = {"test_accuracy", "best_test_accuracy_seen", "val_accuracy", "connection_sparsity", "activation_sparsity"}
 _LABELS = {
@@ -54,8 +66,6 @@ def _png(fig) -> bytes:
 
 def figures(data: dict, confusion: dict) -> dict[str, tuple[str, bytes]]:
     """The report's plots: name -> (caption, PNG bytes)."""
-    from biosim.reports.figures import _figure
-
     names = data["models"]
     per = data["per_seed"]
     out = {}
@@ -178,8 +188,6 @@ def findings(data: dict) -> list[str]:
 
 
 def _table_rows(data: dict) -> tuple[list[str], list[list[str]]]:
-    from biosim.bridge.compare import SUMMARY_KEYS
-
     header = ["metric", *data["models"], "definition"]
     rows = []
     for key in SUMMARY_KEYS:
@@ -201,8 +209,6 @@ def _agreement_lines(data: dict) -> list[str]:
 
 def write_reports(out_dir: Path, data: dict, confusion: dict) -> None:
     """Write ``report.md``, ``report.html`` and the plots (PNG) into ``out_dir``."""
-    from biosim.reports.output import atomic_binary, atomic_write_text
-
     out_dir = Path(out_dir)
     figs = figures(data, confusion)
     for key, (_, png) in figs.items():
@@ -231,7 +237,7 @@ def write_reports(out_dir: Path, data: dict, confusion: dict) -> None:
     md += ["", "Energy assumptions: " + ENERGY_ASSUMPTIONS, ""]
     md += ["## Engine agreement (NIR)", ""]
     md += ([f"- {x}" for x in agreement] if agreement else
-           ["Not available in this build (hook: biosim.bridge.compare.engine_agreement, filled by "
+           ["Not available in this build (hook: biosim.experiments.compare.engine_agreement, filled by "
             "biosim.bridge.nir_engine)."])
     md += ["", "## Plots", ""]
     md += [f"![{key}]({key}.png)\n\n{cap}\n" for key, (cap, _) in figs.items()]
@@ -254,7 +260,7 @@ def write_reports(out_dir: Path, data: dict, confusion: dict) -> None:
     parts += [f"</table><p><b>Energy assumptions.</b> {e(ENERGY_ASSUMPTIONS)}</p>",
               "<h2>Engine agreement (NIR)</h2>"]
     parts += ([f"<ul>{''.join(f'<li>{e(x)}</li>' for x in agreement)}</ul>"] if agreement else
-              ["<p>Not available in this build (hook: biosim.bridge.compare.engine_agreement, filled by "
+              ["<p>Not available in this build (hook: biosim.experiments.compare.engine_agreement, filled by "
                "biosim.bridge.nir_engine).</p>"])
     parts.append("<h2>Plots</h2>")
     for key, (cap, png) in figs.items():

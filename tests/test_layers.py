@@ -1,0 +1,265 @@
+"""The layers of biosim, and the rule that nothing imports upward.
+
+From the bottom (a module may import its own layer and the layers below it, never one above):
+
+0. **foundation**: ``errors`` (:class:`BiosimError` and the one-line messages), ``files`` (run
+   folders and atomic writes), ``_generated`` (the cache of generated kernel sources) and
+   ``_numba_cache`` (where Numba keeps compiled kernels). Standard library and numba only; every
+   layer may use them.
+1. **models and data**: ``neurons`` and ``synapses`` (the built-in models: parameters, specs, the
+   scalar update functions) and ``datasets`` (loading, IDX files, the MNIST download). They know
+   nothing of networks, training or each other's users.
+2. **equations**: models written as equations. It builds neuron and synapse models from text, so
+   it sits just above the built-in ones (it registers its models in the neurons' registry and
+   reuses the synapses' spec); nothing below the engine needs it.
+3. **engine**: ``backends``, ``network``, and the package itself (``biosim/__init__.py``, the
+   public API, re-exports the engine, the models and ``equations``).
+4. **learn**: surrogate-gradient training in torch.
+5. **bridge**: spiking vs conventional networks: ANN baselines, NeuroBench-style metrics, ANN-to-SNN
+   conversion, NIR export / import and the NIR engine.
+6. **reports**: figures and the comparison report (markdown and self-contained HTML). They render
+   what the layers below computed and compute nothing that a lower layer needs.
+7. **experiments**: the named runs (``models/*.toml`` -> a runner) and ``compare``, which trains or
+   reuses runs and hands their metrics to the report.
+8. **bench**: benchmarks against Brian2, snnTorch and norse (they build the experiments' networks).
+9. **cli**: the ``biosim`` command. Library functions return data; the CLI prints it.
+
+The rule holds for every import in a file: at module level, inside functions, and modules named
+in strings for :mod:`importlib` (``"biosim.experiments.networks:build_cuba"``). An import inside a
+function is there for import cost (torch, matplotlib and the engine's kernels load only for the
+commands that need them), for an optional dependency, or to break a cycle within one layer; it is
+never a way around the order. Within a layer imports go either way (``network`` uses ``backends``,
+``synapses`` uses ``neurons``, ``bridge.nir_engine`` uses ``bridge.nir``).
+
+Two rules about third-party packages, checked here too: packages that only the ``dev`` extra
+installs (brian2, norse, snntorch, Cython) are imported inside functions only, so every biosim
+module imports without them; and layers 0-3 import neither torch nor matplotlib (nor nir,
+scikit-learn, scipy) at module level, so ``import biosim`` and a simulation do not pay for them.
+
+A new top-level module or package must be given a layer in :data:`LAYERS` (the test says so).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "biosim"
+
+#: bottom to top: (layer name, the modules and packages in it). "biosim" is the package's own
+#: __init__.py only (the public API); every other entry covers a module or a whole package.
+LAYERS = (
+    ("foundation", ("biosim.errors", "biosim.files", "biosim._generated", "biosim._numba_cache")),
+    ("models and data", ("biosim.neurons", "biosim.synapses", "biosim.datasets")),
+    ("equations", ("biosim.equations",)),
+    ("engine", ("biosim.backends", "biosim.network", "biosim")),
+    ("learn", ("biosim.learn",)),
+    ("bridge", ("biosim.bridge",)),
+    ("reports", ("biosim.reports",)),
+    ("experiments", ("biosim.experiments",)),
+    ("bench", ("biosim.bench",)),
+    ("cli", ("biosim.cli",)),
+)
+
+#: installed by the ``dev`` extra only: never imported at module level
+DEV_ONLY = ("brian2", "norse", "snntorch", "Cython", "cython")
+
+#: not imported at module level by the layers up to and including this one
+LIGHT_UP_TO = "engine"
+HEAVY = ("torch", "matplotlib", "nir", "sklearn", "scipy")
+
+#: modules that still print, and why; library code returns data and the CLI prints it. Remove an
+#: entry when its prints go (a stale entry does not fail the test, a new printer does).
+STILL_PRINTING = {
+    "biosim.learn.train": "the SIGINT/SIGTERM notice 'saving a checkpoint after this batch'",
+    "biosim.experiments.simulation": "the equation model's one-line description on stderr",
+    "biosim.experiments.train_runner": "'data: ...', 'note: ...' and 'resuming ...' lines",
+    "biosim.experiments.convert_runner": "SNN accuracy per number of steps while converting",
+}
+
+_DYNAMIC = re.compile(r"biosim(\.\w+)+(:\w+)?")
+
+
+class Import(NamedTuple):
+    importer: str  # dotted module name
+    path: str  # file, relative to the repository
+    line: int
+    target: str  # dotted name of the imported module
+    names: tuple[str, ...]  # what ``from target import ...`` takes (empty for ``import target``)
+    where: str  # "module level", "in a function" or "dynamic"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package: dotted name -> file."""
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _resolve_from(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = importer.split(".") if is_package else importer.split(".")[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _in_functions(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside a function body (everything else runs when the module is imported)."""
+    inside = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            inside.update(id(sub) for sub in ast.walk(node) if sub is not node)
+    return inside
+
+
+def imports_of(source: str, importer: str, path: str, known: dict[str, Path], is_package: bool = False) -> list[Import]:
+    """The imports of biosim modules in ``source`` (the module ``importer``), at every level."""
+    tree = ast.parse(source)
+    inside = _in_functions(tree)
+    out = []
+    for node in ast.walk(tree):
+        where = "in a function" if id(node) in inside else "module level"
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "biosim" or alias.name.startswith("biosim."):
+                    out.append(Import(importer, path, node.lineno, alias.name, (), where))
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve_from(node, importer, is_package)
+            if target != "biosim" and not target.startswith("biosim."):
+                continue
+            # `from biosim.bridge import nir_engine` imports the module biosim.bridge.nir_engine
+            subs = [a.name for a in node.names if f"{target}.{a.name}" in known]
+            rest = tuple(a.name for a in node.names if a.name not in subs)
+            for sub in subs:
+                out.append(Import(importer, path, node.lineno, f"{target}.{sub}", (), where))
+            if rest:
+                out.append(Import(importer, path, node.lineno, target, rest, where))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _DYNAMIC.fullmatch(node.value):
+            target, _, func = node.value.partition(":")
+            if target in known:
+                out.append(Import(importer, path, node.lineno, target, (func,) if func else (), "dynamic"))
+    return out
+
+
+def all_imports() -> list[Import]:
+    known = modules()
+    out = []
+    for name, path in known.items():
+        out += imports_of(path.read_text(), name, str(path.relative_to(ROOT)), known,
+                          is_package=path.name == "__init__.py")
+    return out
+
+
+def layer_of(module: str) -> int | None:
+    """Index in :data:`LAYERS` of the layer holding ``module`` (longest matching entry), or None."""
+    best, best_len = None, -1
+    for index, (_, members) in enumerate(LAYERS):
+        for member in members:
+            matches = module == member if member == "biosim" else (module == member
+                                                                   or module.startswith(member + "."))
+            if matches and len(member) > best_len:
+                best, best_len = index, len(member)
+    return best
+
+
+def _describe(imp: Import) -> str:
+    what = f"{', '.join(imp.names)} from {imp.target}" if imp.names else imp.target
+    return (f"{imp.path}:{imp.line} ({imp.where}): {LAYERS[layer_of(imp.importer)][0]} -> "
+            f"{LAYERS[layer_of(imp.target)][0]}: {imp.importer} imports {what}")
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(name for name in modules() if layer_of(name) is None)
+    assert not missing, ("modules without a layer (add them to LAYERS in tests/test_layers.py, and say why in "
+                         f"its docstring): {', '.join(missing)}")
+
+
+def test_the_layer_table_names_real_modules():
+    known = modules()
+    stale = [m for _, members in LAYERS for m in members if m not in known]
+    assert not stale, f"LAYERS names modules that do not exist: {', '.join(stale)}"
+
+
+def test_nothing_imports_upward():
+    upward = [imp for imp in all_imports()
+              if layer_of(imp.target) is not None and layer_of(imp.importer) is not None
+              and layer_of(imp.target) > layer_of(imp.importer)]
+    if upward:
+        pytest.fail("upward imports (a layer may import itself and the layers below it; see the docstring of "
+                    "tests/test_layers.py):\n" + "\n".join(map(_describe, upward)), pytrace=False)
+
+
+def test_the_checker_sees_every_kind_of_import():
+    """The resolver is not vacuous: relative, function-level, submodule and dynamic imports all count."""
+    known = modules()
+    source = (
+        "from . import nir_engine\n"
+        "from ..errors import BiosimError\n"
+        "try:\n    import biosim.learn.layers\nexcept ImportError:\n    pass\n"
+        "def f():\n    from biosim.experiments.registry import load_model\n    return load_model\n"
+        "RUNNER = 'biosim.experiments.train_runner:run_train'\n"
+    )
+    got = {(i.target, i.names, i.where) for i in imports_of(source, "biosim.bridge.example", "x.py", known)}
+    assert got == {
+        ("biosim.bridge.nir_engine", (), "module level"),
+        ("biosim.errors", ("BiosimError",), "module level"),
+        ("biosim.learn.layers", (), "module level"),
+        ("biosim.experiments.registry", ("load_model",), "in a function"),
+        ("biosim.experiments.train_runner", ("run_train",), "dynamic"),
+    }
+    upward = [i for i in imports_of(source, "biosim.bridge.example", "x.py", known)
+              if layer_of(i.target) > layer_of("biosim.bridge")]
+    assert {i.target for i in upward} == {"biosim.experiments.registry", "biosim.experiments.train_runner"}
+    assert [i.target for i in imports_of("from . import comparison\n", "biosim.reports", "x.py", known,
+                                         is_package=True)] == ["biosim.reports.comparison"]
+
+
+def _module_level_third_party(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level package) of every absolute import that runs when the module is imported."""
+    tree = ast.parse(path.read_text())
+    inside = _in_functions(tree)
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in inside:
+            continue
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name.split(".")[0]) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.append((node.lineno, node.module.split(".")[0]))
+    return out
+
+
+def test_dev_only_packages_are_imported_inside_functions():
+    bad = [f"{path.relative_to(ROOT)}:{line}: {pkg}" for name, path in modules().items()
+           for line, pkg in _module_level_third_party(path) if pkg in DEV_ONLY]
+    assert not bad, "packages of the dev extra imported at module level:\n" + "\n".join(bad)
+
+
+def test_engine_layers_do_not_import_torch_or_matplotlib_at_module_level():
+    limit = [n for n, _ in LAYERS].index(LIGHT_UP_TO)
+    bad = [f"{path.relative_to(ROOT)}:{line}: {pkg}" for name, path in modules().items()
+           if layer_of(name) is not None and layer_of(name) <= limit
+           for line, pkg in _module_level_third_party(path) if pkg in HEAVY]
+    assert not bad, (f"layers up to '{LIGHT_UP_TO}' must not import {', '.join(HEAVY)} at module level:\n"
+                     + "\n".join(bad))
+
+
+def test_library_code_does_not_print():
+    """Library functions return data (or take a ``log`` callable); only the CLI prints."""
+    bad = []
+    for name, path in modules().items():
+        if name == "biosim.cli" or name in STILL_PRINTING:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not bad, "print() outside biosim/cli.py (return the text, or take a log= callable):\n" + "\n".join(bad)
