@@ -14,12 +14,19 @@ pre- then post-synaptic STDP, then synapse models' ``on_post``), then reset.
 
 Population dispatch hands a model a tuple of 1-D row views of one population (``X[var][i]`` with
 a local ``i``): unlike 2-D indexing, this lets LLVM vectorise the neuron loops.
+
+The columns of ``Plan.st_c`` are read by the names of :mod:`biosim.synapses.stdp`, which Numba
+compiles in as constants. The generated module is cached under the hash of its text, and that text
+does not include ``stdp.py``: so this file imports every one of those names, in their index order
+(``tests/test_named_constants.py`` checks it), and a change of the layout changes this text too.
 """
 # biosim-kernel: source begins
 
 import math
 
 from numba import njit
+
+from biosim.synapses.stdp import DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE  # noqa: I001
 
 #: Status codes of run_chunk.
 OK, BUFFER_FULL, NOT_FINITE = 0, 1, 2
@@ -129,11 +136,11 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
             rec_n += 1
         for z in range(Z):
             g = pl.pr_grp[pl.st_proj[z]]
-            dpre = pl.st_c[z, 0]
+            dpre = pl.st_c[z, DECAY_PRE]
             for e in range(pl.st_pre_off[z], pl.st_pre_off[z] + pl.grp_off[g + 1] - pl.grp_off[g]):
                 pl.xpre[e] *= dpre
             tp = pl.st_tgt_grp[z]
-            dpost = pl.st_c[z, 1]
+            dpost = pl.st_c[z, DECAY_POST]
             for e in range(pl.st_post_off[z], pl.st_post_off[z] + pl.pop_off[tp + 1] - pl.pop_off[tp]):
                 pl.xpost[e] *= dpost
         # 1. state update, with the NaN/inf check
@@ -213,11 +220,11 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
                         jl = j - pl.pop_off[pl.st_tgt_grp[z]]
                         xp = pl.xpost[pl.st_post_off[z] + jl]
                         wv = pl.w[syn]
-                        if pl.st_c[z, 6] != 0:
-                            wv = wv - pl.st_c[z, 3] * xp * (wv - pl.st_c[z, 4])
+                        if pl.st_c[z, MULTIPLICATIVE] != 0:
+                            wv = wv - pl.st_c[z, A_MINUS] * xp * (wv - pl.st_c[z, W_MIN])
                         else:
-                            wv = wv - pl.st_c[z, 3] * xp
-                        pl.w[syn] = _clip(wv, pl.st_c[z, 4], pl.st_c[z, 5])
+                            wv = wv - pl.st_c[z, A_MINUS] * xp
+                        pl.w[syn] = _clip(wv, pl.st_c[z, W_MIN], pl.st_c[z, W_MAX])
                 if z >= 0:
                     pl.xpre[pl.st_pre_off[z] + loc] += 1
         for z in range(Z):
@@ -230,11 +237,11 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
                     syn = pl.rsyn[kk]
                     xp = pl.xpre[pl.st_pre_off[z] + pl.rsrc[kk]]
                     wv = pl.w[syn]
-                    if pl.st_c[z, 6] != 0:
-                        wv = wv + pl.st_c[z, 2] * xp * (pl.st_c[z, 5] - wv)
+                    if pl.st_c[z, MULTIPLICATIVE] != 0:
+                        wv = wv + pl.st_c[z, A_PLUS] * xp * (pl.st_c[z, W_MAX] - wv)
                     else:
-                        wv = wv + pl.st_c[z, 2] * xp
-                    pl.w[syn] = _clip(wv, pl.st_c[z, 4], pl.st_c[z, 5])
+                        wv = wv + pl.st_c[z, A_PLUS] * xp
+                    pl.w[syn] = _clip(wv, pl.st_c[z, W_MIN], pl.st_c[z, W_MAX])
                 pl.xpost[pl.st_post_off[z] + jl] += 1
         for r in range(R):  # synapse models' on_post, for the targets that spiked
             rb = pl.pr_rptr[r]

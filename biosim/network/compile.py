@@ -11,6 +11,7 @@ import numpy as np
 from biosim.backends.plan import Plan
 from biosim.errors import BiosimError
 from biosim.neurons.base import refractory_steps
+from biosim.synapses.stdp import StdpConstants
 
 __all__ = ["compile_network", "model_specs", "synapse_specs", "estimate_bytes", "available_bytes"]
 
@@ -254,7 +255,7 @@ def compile_network(net) -> Plan:
         pi_a=i64([pop_off[q.tgt.index] for q in pi]), pi_b=i64([pop_off[q.tgt.index + 1] for q in pi]),
         pi_row=i64([q.tgt.spec.var_index(q.var) for q in pi]), pi_w=np.array([q.weight for q in pi], dtype=dtype),
         pi_col=pi_col[:-1].copy(),
-        st_c=np.array(st["c"], dtype=np.float64).reshape(-1, 7), st_proj=i64(st["proj"]),
+        st_c=np.array(st["c"], dtype=np.float64).reshape(-1, len(StdpConstants._fields)), st_proj=i64(st["proj"]),
         st_pre_off=i64(st["pre_off"]), st_post_off=i64(st["post_off"]), st_tgt_grp=i64(st["tgt_grp"]),
         st_rptr_off=i64(st["rptr_off"]), xpre=np.zeros(pre_len, dtype=dtype), xpost=np.zeros(post_len, dtype=dtype),
         rptr=cat(rptr, np.int64), rsyn=cat(rsyn, np.int64), rsrc=cat(rsrc, np.int64),

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from biosim.neurons.base import ModelSpec, check_finite, check_positive
 
-__all__ = ["AdEx", "ADEX_SPEC", "EXP_ARG_MAX"]
+__all__ = ["AdEx", "AdExConstants", "ADEX_SPEC", "EXP_ARG_MAX"]
 
 #: Upper clamp of the exponent ``(v - v_t) / delta_t`` (see the module docstring).
 EXP_ARG_MAX = 50.0
@@ -72,22 +73,36 @@ class AdEx:
         check_positive(self, "t_ref_ms", allow_zero=True)
 
 
+class AdExConstants(NamedTuple):
+    """The per-step factors of :class:`AdEx` (the kernel's ``c``, in this order)."""
+
+    dt_over_c: float    # dt / C            (ms/pF)
+    g_leak: float       # nS
+    e_leak: float       # mV
+    delta_t: float      # mV
+    v_t: float          # mV
+    dt_over_tau_w: float
+    a: float            # nS
+    decay_exc: float    # ge decay per step
+    decay_inh: float    # gi decay per step
+    v_peak: float       # threshold         (mV)
+    v_reset: float      # mV
+    b: float            # spike-triggered adaptation (pA)
+    exp_arg_clamp: float  # exponent clamp (EXP_ARG_MAX)
+
+
+#: Indices of :class:`AdExConstants` in ``c`` (compile-time constants in the njit functions).
+(DT_OVER_C, G_LEAK, E_LEAK, DELTA_T, V_T, DT_OVER_TAU_W, A, DECAY_EXC, DECAY_INH, V_PEAK, V_RESET, B,
+ EXP_ARG_CLAMP) = range(len(AdExConstants._fields))
+
+
 def _adex_constants(p: AdEx, dt_ms: float) -> np.ndarray:
-    return np.array([
-        dt_ms / p.c_mem_pf,                 # 0  dt / C            (ms/pF)
-        p.g_leak_ns,                        # 1  g_leak            (nS)
-        p.e_leak_mv,                        # 2  e_leak            (mV)
-        p.delta_t_mv,                       # 3  delta_t           (mV)
-        p.v_t_mv,                           # 4  v_t               (mV)
-        dt_ms / p.tau_w_ms,                 # 5  dt / tau_w
-        p.a_ns,                             # 6  a                 (nS)
-        math.exp(-dt_ms / p.tau_exc_ms),    # 7  ge decay per step
-        math.exp(-dt_ms / p.tau_inh_ms),    # 8  gi decay per step
-        p.v_peak_mv,                        # 9  threshold         (mV)
-        p.v_reset_mv,                       # 10 reset             (mV)
-        p.b_pa,                             # 11 spike-triggered adaptation (pA)
-        EXP_ARG_MAX,                        # 12 exponent clamp
-    ])
+    return np.array(AdExConstants(
+        dt_over_c=dt_ms / p.c_mem_pf, g_leak=p.g_leak_ns, e_leak=p.e_leak_mv, delta_t=p.delta_t_mv,
+        v_t=p.v_t_mv, dt_over_tau_w=dt_ms / p.tau_w_ms, a=p.a_ns, decay_exc=math.exp(-dt_ms / p.tau_exc_ms),
+        decay_inh=math.exp(-dt_ms / p.tau_inh_ms), v_peak=p.v_peak_mv, v_reset=p.v_reset_mv, b=p.b_pa,
+        exp_arg_clamp=EXP_ARG_MAX,
+    ))
 
 
 @njit(cache=True)
@@ -96,25 +111,28 @@ def adex_step(X, i, c, i_ext, refractory):
     w = X[1][i]
     ge = X[2][i]
     gi = X[3][i]
+    g_leak = c[G_LEAK]
+    e_leak = c[E_LEAK]
     if not refractory:
-        x = (v - c[4]) / c[3]
-        if x > c[12]:
-            x = c[12]
-        X[0][i] = v + c[0] * (c[1] * (c[2] - v) + c[1] * c[3] * math.exp(x) + ge + gi + i_ext - w)
-    X[1][i] = w + c[5] * (c[6] * (v - c[2]) - w)
-    X[2][i] = ge * c[7]
-    X[3][i] = gi * c[8]
+        delta_t = c[DELTA_T]
+        x = (v - c[V_T]) / delta_t
+        if x > c[EXP_ARG_CLAMP]:
+            x = c[EXP_ARG_CLAMP]
+        X[0][i] = v + c[DT_OVER_C] * (g_leak * (e_leak - v) + g_leak * delta_t * math.exp(x) + ge + gi + i_ext - w)
+    X[1][i] = w + c[DT_OVER_TAU_W] * (c[A] * (v - e_leak) - w)
+    X[2][i] = ge * c[DECAY_EXC]
+    X[3][i] = gi * c[DECAY_INH]
 
 
 @njit(cache=True)
 def adex_threshold(X, i, c):
-    return X[0][i] > c[9]
+    return X[0][i] > c[V_PEAK]
 
 
 @njit(cache=True)
 def adex_reset(X, i, c):
-    X[0][i] = c[10]
-    X[1][i] += c[11]
+    X[0][i] = c[V_RESET]
+    X[1][i] += c[B]
 
 
 ADEX_SPEC = ModelSpec(

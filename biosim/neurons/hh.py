@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from biosim.neurons.base import ModelSpec, check_finite, check_positive, exprel
 
-__all__ = ["HH", "HH_SPEC", "hh_rates"]
+__all__ = ["HH", "HHConstants", "HH_SPEC", "hh_rates"]
 
 _exprel = njit(cache=True)(exprel)
 
@@ -97,23 +98,38 @@ class HH:
         return self.g_kd_ms_per_cm2 * self.area_um2 * 1e-2
 
 
+class HHConstants(NamedTuple):
+    """The per-step factors of :class:`HH` (the kernel's ``c``, in this order): totals for the
+    cell, conductances in nS, potentials in mV."""
+
+    dt: float           # ms
+    dt_over_c: float    # dt / C (ms/pF)
+    g_leak: float
+    e_leak: float
+    g_na: float
+    e_na: float
+    g_kd: float
+    e_k: float
+    v_t: float
+    e_exc: float
+    e_inh: float
+    decay_exc: float    # ge decay per step
+    decay_inh: float    # gi decay per step
+    v_thresh: float
+
+
+#: Indices of :class:`HHConstants` in ``c`` (compile-time constants in the njit functions).
+(DT, DT_OVER_C, G_LEAK, E_LEAK, G_NA, E_NA, G_KD, E_K, V_T, E_EXC, E_INH, DECAY_EXC, DECAY_INH,
+ V_THRESH) = range(len(HHConstants._fields))
+
+
 def _hh_constants(p: HH, dt_ms: float) -> np.ndarray:
-    return np.array([
-        dt_ms,                              # 0  dt (ms)
-        dt_ms / p.c_mem_pf,                 # 1  dt / C (ms/pF)
-        p.g_leak_ns,                        # 2
-        p.e_leak_mv,                        # 3
-        p.g_na_ns,                          # 4
-        p.e_na_mv,                          # 5
-        p.g_kd_ns,                          # 6
-        p.e_k_mv,                           # 7
-        p.v_t_mv,                           # 8
-        p.e_exc_mv,                         # 9
-        p.e_inh_mv,                         # 10
-        math.exp(-dt_ms / p.tau_exc_ms),    # 11 ge decay per step
-        math.exp(-dt_ms / p.tau_inh_ms),    # 12 gi decay per step
-        p.v_thresh_mv,                      # 13
-    ])
+    return np.array(HHConstants(
+        dt=dt_ms, dt_over_c=dt_ms / p.c_mem_pf, g_leak=p.g_leak_ns, e_leak=p.e_leak_mv, g_na=p.g_na_ns,
+        e_na=p.e_na_mv, g_kd=p.g_kd_ns, e_k=p.e_k_mv, v_t=p.v_t_mv, e_exc=p.e_exc_mv, e_inh=p.e_inh_mv,
+        decay_exc=math.exp(-dt_ms / p.tau_exc_ms), decay_inh=math.exp(-dt_ms / p.tau_inh_ms),
+        v_thresh=p.v_thresh_mv,
+    ))
 
 
 def hh_rates(v_mv: float, v_t_mv: float = -63.0) -> tuple[float, float, float, float, float, float]:
@@ -140,8 +156,8 @@ def hh_step(X, i, c, i_ext, refractory):
     n = X[3][i]
     ge = X[4][i]
     gi = X[5][i]
-    dt = c[0]
-    vt = c[8]
+    dt = c[DT]
+    vt = c[V_T]
     # gates: dx/dt = alpha (1 - x) - beta x
     am = 1.28 / _exprel((13.0 - v + vt) / 4.0)
     bm = 1.4 / _exprel((v - vt - 40.0) / 5.0)
@@ -159,22 +175,23 @@ def hh_step(X, i, c, i_ext, refractory):
     x_inf = an / s
     X[3][i] = x_inf + (n - x_inf) * math.exp(-s * dt)
     # membrane: C dv/dt = sum_k g_k (E_k - v) + i_ext
-    g_na = c[4] * (m * m * m) * h
-    g_kd = c[6] * (n * n * n * n)
-    g = c[2] + ge + gi + g_na + g_kd
-    drive = c[2] * c[3] + ge * c[9] + gi * c[10] + g_na * c[5] + g_kd * c[7] + i_ext
+    g_leak = c[G_LEAK]
+    g_na = c[G_NA] * (m * m * m) * h
+    g_kd = c[G_KD] * (n * n * n * n)
+    g = g_leak + ge + gi + g_na + g_kd
+    drive = g_leak * c[E_LEAK] + ge * c[E_EXC] + gi * c[E_INH] + g_na * c[E_NA] + g_kd * c[E_K] + i_ext
     if g != 0.0:
         v_inf = drive / g
-        X[0][i] = v_inf + (v - v_inf) * math.exp(-g * c[1])
+        X[0][i] = v_inf + (v - v_inf) * math.exp(-g * c[DT_OVER_C])
     else:
-        X[0][i] = v + c[1] * drive
-    X[4][i] = ge * c[11]
-    X[5][i] = gi * c[12]
+        X[0][i] = v + c[DT_OVER_C] * drive
+    X[4][i] = ge * c[DECAY_EXC]
+    X[5][i] = gi * c[DECAY_INH]
 
 
 @njit(cache=True)
 def hh_threshold(X, i, c):
-    return X[0][i] > c[13]
+    return X[0][i] > c[V_THRESH]
 
 
 @njit(cache=True)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from biosim.neurons.base import ModelSpec, check_finite, check_positive
 
-__all__ = ["Izhikevich", "IZHIKEVICH_SPEC"]
+__all__ = ["Izhikevich", "IzhikevichConstants", "IZHIKEVICH_SPEC"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,17 +51,28 @@ class Izhikevich:
         check_positive(self, "a", "t_ref_ms", allow_zero=True)
 
 
+class IzhikevichConstants(NamedTuple):
+    """The per-step factors of :class:`Izhikevich` (the kernel's ``c``, in this order)."""
+
+    dt: float           # ms
+    dt_a: float         # dt * a
+    b: float
+    decay_exc: float    # ge decay per step
+    decay_inh: float    # gi decay per step
+    v_peak: float       # threshold (mV)
+    v_reset: float      # reset value of v, Izhikevich's c (mV)
+    d: float            # reset increment of u
+
+
+#: Indices of :class:`IzhikevichConstants` in ``c`` (compile-time constants in the njit functions).
+DT, DT_A, B, DECAY_EXC, DECAY_INH, V_PEAK, V_RESET, D = range(len(IzhikevichConstants._fields))
+
+
 def _izhikevich_constants(p: Izhikevich, dt_ms: float) -> np.ndarray:
-    return np.array([
-        dt_ms,                              # 0 dt (ms)
-        dt_ms * p.a,                        # 1 dt * a
-        p.b,                                # 2 b
-        math.exp(-dt_ms / p.tau_exc_ms),    # 3 ge decay per step
-        math.exp(-dt_ms / p.tau_inh_ms),    # 4 gi decay per step
-        p.v_peak_mv,                        # 5 threshold
-        p.c_mv,                             # 6 reset value of v
-        p.d,                                # 7 reset increment of u
-    ])
+    return np.array(IzhikevichConstants(
+        dt=dt_ms, dt_a=dt_ms * p.a, b=p.b, decay_exc=math.exp(-dt_ms / p.tau_exc_ms),
+        decay_inh=math.exp(-dt_ms / p.tau_inh_ms), v_peak=p.v_peak_mv, v_reset=p.c_mv, d=p.d,
+    ))
 
 
 @njit(cache=True)
@@ -69,22 +81,22 @@ def izhikevich_step(X, i, c, i_ext, refractory):
     u = X[1][i]
     ge = X[2][i]
     gi = X[3][i]
-    v_new = v + c[0] * (0.04 * v * v + 5.0 * v + 140.0 - u + i_ext + ge + gi)
+    v_new = v + c[DT] * (0.04 * v * v + 5.0 * v + 140.0 - u + i_ext + ge + gi)
     X[0][i] = v if refractory else v_new
-    X[1][i] = u + c[1] * (c[2] * v - u)
-    X[2][i] = ge * c[3]
-    X[3][i] = gi * c[4]
+    X[1][i] = u + c[DT_A] * (c[B] * v - u)
+    X[2][i] = ge * c[DECAY_EXC]
+    X[3][i] = gi * c[DECAY_INH]
 
 
 @njit(cache=True)
 def izhikevich_threshold(X, i, c):
-    return X[0][i] > c[5]
+    return X[0][i] > c[V_PEAK]
 
 
 @njit(cache=True)
 def izhikevich_reset(X, i, c):
-    X[0][i] = c[6]
-    X[1][i] += c[7]
+    X[0][i] = c[V_RESET]
+    X[1][i] += c[D]
 
 
 IZHIKEVICH_SPEC = ModelSpec(

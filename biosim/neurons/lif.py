@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from biosim.neurons.base import ModelSpec, check_finite, check_positive, exprel
 
-__all__ = ["LIF", "CondLIF", "LIF_SPEC", "COND_LIF_SPEC"]
+__all__ = ["LIF", "CondLIF", "LIFConstants", "CondLIFConstants", "LIF_SPEC", "COND_LIF_SPEC"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,14 +60,34 @@ class LIF:
         check_positive(self, "t_ref_ms", allow_zero=True)
 
 
+class LIFConstants(NamedTuple):
+    """The per-step factors of :class:`LIF` (the kernel's ``c``, in this order)."""
+
+    e_mem: float        # exp(-dt/tau_mem)
+    decay_exc: float    # exp(-dt/tau_exc)
+    decay_inh: float    # exp(-dt/tau_inh)
+    k_exc: float        # weight of ge in v' (see the module docstring)
+    k_inh: float        # weight of gi in v'
+    v_rest: float       # mV
+    v_thresh: float     # mV
+    v_reset: float      # mV
+    k_input: float      # 1 - e_mem, the weight of i_ext in v'
+
+
+#: Indices of :class:`LIFConstants` in ``c`` (compile-time constants in the njit functions).
+(LIF_E_MEM, LIF_DECAY_EXC, LIF_DECAY_INH, LIF_K_EXC, LIF_K_INH, LIF_V_REST, LIF_V_THRESH, LIF_V_RESET,
+ LIF_K_INPUT) = range(len(LIFConstants._fields))
+
+
 def _lif_constants(p: LIF, dt_ms: float) -> np.ndarray:
     em = math.exp(-dt_ms / p.tau_mem_ms)
     ke = dt_ms / p.tau_mem_ms * em * exprel(dt_ms * (1 / p.tau_mem_ms - 1 / p.tau_exc_ms))
     ki = dt_ms / p.tau_mem_ms * em * exprel(dt_ms * (1 / p.tau_mem_ms - 1 / p.tau_inh_ms))
-    return np.array([
-        em, math.exp(-dt_ms / p.tau_exc_ms), math.exp(-dt_ms / p.tau_inh_ms), ke, ki,
-        p.v_rest_mv, p.v_thresh_mv, p.v_reset_mv, -math.expm1(-dt_ms / p.tau_mem_ms),
-    ])
+    return np.array(LIFConstants(
+        e_mem=em, decay_exc=math.exp(-dt_ms / p.tau_exc_ms), decay_inh=math.exp(-dt_ms / p.tau_inh_ms),
+        k_exc=ke, k_inh=ki, v_rest=p.v_rest_mv, v_thresh=p.v_thresh_mv, v_reset=p.v_reset_mv,
+        k_input=-math.expm1(-dt_ms / p.tau_mem_ms),
+    ))
 
 
 @njit(cache=True)
@@ -74,20 +95,21 @@ def lif_step(X, i, c, i_ext, refractory):
     v = X[0][i]
     ge = X[1][i]
     gi = X[2][i]
-    v_new = c[5] + (v - c[5]) * c[0] + ge * c[3] + gi * c[4] + i_ext * c[8]
+    v_rest = c[LIF_V_REST]
+    v_new = v_rest + (v - v_rest) * c[LIF_E_MEM] + ge * c[LIF_K_EXC] + gi * c[LIF_K_INH] + i_ext * c[LIF_K_INPUT]
     X[0][i] = v if refractory else v_new  # a select, not a branch: the loop vectorises
-    X[1][i] = ge * c[1]
-    X[2][i] = gi * c[2]
+    X[1][i] = ge * c[LIF_DECAY_EXC]
+    X[2][i] = gi * c[LIF_DECAY_INH]
 
 
 @njit(cache=True)
 def lif_threshold(X, i, c):
-    return X[0][i] > c[6]
+    return X[0][i] > c[LIF_V_THRESH]
 
 
 @njit(cache=True)
 def lif_reset(X, i, c):
-    X[0][i] = c[7]
+    X[0][i] = c[LIF_V_RESET]
 
 
 LIF_SPEC = ModelSpec(
@@ -120,13 +142,32 @@ class CondLIF:
         check_positive(self, "t_ref_ms", allow_zero=True)
 
 
+class CondLIFConstants(NamedTuple):
+    """The per-step factors of :class:`CondLIF` (the kernel's ``c``, in this order). Conductances in
+    nS, capacitance in pF, time in ms: ``g * dt / C`` is dimensionless."""
+
+    dt_over_c: float    # dt / C (ms/pF)
+    g_leak: float       # nS
+    e_leak: float       # mV
+    e_exc: float        # mV
+    e_inh: float        # mV
+    decay_exc: float    # exp(-dt/tau_exc)
+    decay_inh: float    # exp(-dt/tau_inh)
+    v_thresh: float     # mV
+    v_reset: float      # mV
+
+
+#: Indices of :class:`CondLIFConstants` in ``c``.
+(COND_DT_OVER_C, COND_G_LEAK, COND_E_LEAK, COND_E_EXC, COND_E_INH, COND_DECAY_EXC, COND_DECAY_INH,
+ COND_V_THRESH, COND_V_RESET) = range(len(CondLIFConstants._fields))
+
+
 def _cond_lif_constants(p: CondLIF, dt_ms: float) -> np.ndarray:
-    # conductances in nS, capacitance in pF, time in ms: g/C is in 1/ms.
-    return np.array([
-        dt_ms / p.c_mem_pf, p.g_leak_ns, p.e_leak_mv, p.e_exc_mv, p.e_inh_mv,
-        math.exp(-dt_ms / p.tau_exc_ms), math.exp(-dt_ms / p.tau_inh_ms),
-        p.v_thresh_mv, p.v_reset_mv,
-    ])
+    return np.array(CondLIFConstants(
+        dt_over_c=dt_ms / p.c_mem_pf, g_leak=p.g_leak_ns, e_leak=p.e_leak_mv, e_exc=p.e_exc_mv,
+        e_inh=p.e_inh_mv, decay_exc=math.exp(-dt_ms / p.tau_exc_ms), decay_inh=math.exp(-dt_ms / p.tau_inh_ms),
+        v_thresh=p.v_thresh_mv, v_reset=p.v_reset_mv,
+    ))
 
 
 @njit(cache=True)
@@ -135,21 +176,22 @@ def cond_lif_step(X, i, c, i_ext, refractory):
     ge = X[1][i]
     gi = X[2][i]
     if not refractory:
-        g = c[1] + ge + gi
-        v_inf = (c[1] * c[2] + ge * c[3] + gi * c[4] + i_ext) / g
-        X[0][i] = v_inf + (v - v_inf) * math.exp(-g * c[0])
-    X[1][i] = ge * c[5]
-    X[2][i] = gi * c[6]
+        g_leak = c[COND_G_LEAK]
+        g = g_leak + ge + gi
+        v_inf = (g_leak * c[COND_E_LEAK] + ge * c[COND_E_EXC] + gi * c[COND_E_INH] + i_ext) / g
+        X[0][i] = v_inf + (v - v_inf) * math.exp(-g * c[COND_DT_OVER_C])
+    X[1][i] = ge * c[COND_DECAY_EXC]
+    X[2][i] = gi * c[COND_DECAY_INH]
 
 
 @njit(cache=True)
 def cond_lif_threshold(X, i, c):
-    return X[0][i] > c[7]
+    return X[0][i] > c[COND_V_THRESH]
 
 
 @njit(cache=True)
 def cond_lif_reset(X, i, c):
-    X[0][i] = c[8]
+    X[0][i] = c[COND_V_RESET]
 
 
 COND_LIF_SPEC = ModelSpec(

@@ -19,13 +19,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from biosim.errors import BiosimError
 from biosim.neurons.base import check_finite, check_positive
 
-__all__ = ["STDP"]
+__all__ = ["STDP", "StdpConstants"]
+
+
+class StdpConstants(NamedTuple):
+    """One projection's row of the kernel's STDP constants (``Plan.st_c``), in this order."""
+
+    decay_pre: float        # exp(-dt/tau_pre): x_pre decay per step
+    decay_post: float       # exp(-dt/tau_post): x_post decay per step
+    a_plus: float
+    a_minus: float
+    w_min: float
+    w_max: float
+    multiplicative: float   # 1.0 or 0.0
+
+
+#: Indices of :class:`StdpConstants` in a row of ``Plan.st_c`` (compile-time constants in the kernel,
+#: which imports them all, in this order: see :mod:`biosim.backends.kernel_body`).
+DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE = range(len(StdpConstants._fields))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +66,8 @@ class STDP:
             raise BiosimError(f"STDP.w_min = {self.w_min} is above STDP.w_max = {self.w_max}")
 
     def constants(self, dt_ms: float) -> np.ndarray:
-        """The kernel's row: decay_pre, decay_post, a_plus, a_minus, w_min, w_max, multiplicative."""
-        return np.array([math.exp(-dt_ms / self.tau_pre_ms), math.exp(-dt_ms / self.tau_post_ms),
-                         self.a_plus, self.a_minus, self.w_min, self.w_max, float(self.multiplicative)])
+        """The kernel's row, :class:`StdpConstants` as a float64 array."""
+        return np.array(StdpConstants(
+            decay_pre=math.exp(-dt_ms / self.tau_pre_ms), decay_post=math.exp(-dt_ms / self.tau_post_ms),
+            a_plus=self.a_plus, a_minus=self.a_minus, w_min=self.w_min, w_max=self.w_max,
+            multiplicative=float(self.multiplicative)))
