@@ -3,7 +3,6 @@
 The public API is what this module re-exports; everything else is internal.
 """
 
-from biosim import _numba_cache  # noqa: F401  (must precede every njit(cache=True))
 from biosim.equations import Model, SynapseModel
 from biosim.errors import BiosimError, SimulationError
 from biosim.network import AllToAll, Explicit, FixedProbability, Network, OneToOne, Result

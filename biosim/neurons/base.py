@@ -16,6 +16,12 @@ refractory period. The functions are Numba ``njit`` functions defined at the top
 importable module: the numba-cpu backend generates a kernel that imports and inlines them, the
 NumPy reference calls their pure-Python ``py_func``. A model outside the package is made known to
 the engine with :func:`biosim.neurons.register_model`; nothing in ``biosim.backends`` changes.
+
+The built-in models state the layout of ``c`` once, as a ``NamedTuple`` of the constants
+(:class:`biosim.neurons.lif.LIFConstants`...) from which ``constants`` builds the array, and their
+functions read it by module-level index names (``c[LIF_V_REST]``), which Numba compiles in as
+constants. A model's functions may be ``cache=True`` when they use only njit functions and
+constants of their own file: Numba keys the cache on that file alone (see :mod:`biosim._numba_cache`).
 """
 
 from __future__ import annotations
@@ -98,7 +104,8 @@ class ModelSpec:
         Variables marked "unless refractory": not integrated and deaf to synaptic input while
         the neuron is refractory.
     constants : callable
-        ``constants(params, dt_ms) -> np.ndarray`` of float64 per-step factors.
+        ``constants(params, dt_ms) -> np.ndarray`` of float64 per-step factors (the ``c`` of the
+        scalar functions).
     initial : callable
         ``initial(params) -> dict`` of default initial values per variable.
     t_ref_ms : callable

@@ -148,7 +148,10 @@ def _hh_initial(p: HH) -> dict:
             "ge": 0.0, "gi": 0.0}
 
 
-@njit(cache=True)
+# Not cache=True: Numba keys a function's cache on its own file, and this one compiles in
+# base.exprel (through _exprel), whose edits it would not notice. The generated kernel that inlines
+# it is cached under a name that hashes both files (biosim.backends.numba_cpu).
+@njit
 def hh_step(X, i, c, i_ext, refractory):
     v = X[0][i]
     m = X[1][i]
