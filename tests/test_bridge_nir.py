@@ -20,7 +20,7 @@ from biosim.learn.layers import LI, CubaLIF, CubaLIFParams, LIF, LIFParams, LIPa
 from biosim.learn.network import SpikingNet  # noqa: E402
 
 
-def _mlp(neuron="lif", reset="subtract", tau_syn_out=0.0, dt_ms=1.0, seed=0, sizes=(20, 40, 30, 5)):
+def _mlp(neuron="lif", reset="subtract", tau_syn_out=0.0, dt_ms=1.0, seed=0, sizes=(20, 40, 30, 5), v_leak=0.0):
     torch.manual_seed(seed)
     syn, neu = [], []
     for k in range(len(sizes) - 1):
@@ -29,36 +29,41 @@ def _mlp(neuron="lif", reset="subtract", tau_syn_out=0.0, dt_ms=1.0, seed=0, siz
             lin.weight.mul_(3.0)
         syn.append(lin)
         if k == len(sizes) - 2:
-            neu.append(LI(LIParams(tau_mem_ms=5.0, tau_syn_ms=tau_syn_out, dt_ms=dt_ms)))
+            neu.append(LI(LIParams(tau_mem_ms=5.0, tau_syn_ms=tau_syn_out, dt_ms=dt_ms, v_leak=v_leak)))
         elif neuron == "cuba":
-            neu.append(CubaLIF(CubaLIFParams(tau_mem_ms=8.0, tau_syn_ms=4.0, reset=reset, dt_ms=dt_ms)))
+            neu.append(CubaLIF(CubaLIFParams(tau_mem_ms=8.0, tau_syn_ms=4.0, reset=reset, dt_ms=dt_ms, v_leak=v_leak)))
         else:
-            neu.append(LIF(LIFParams(tau_mem_ms=6.0, reset=reset, dt_ms=dt_ms)))
+            neu.append(LIF(LIFParams(tau_mem_ms=6.0, reset=reset, dt_ms=dt_ms, v_leak=v_leak)))
     return SpikingNet(syn, neu).eval()
 
 
-def _torch_run(model, x):
-    counts = {}
+def _torch_run(model, x, steps=False):
+    counts, seq = {}, {}
 
     def record(stage, z):
         counts[stage] = counts.get(stage, 0) + z
+        seq.setdefault(stage, []).append(z.numpy().copy())
 
     with torch.no_grad():
         out = model(x, record=record)
-    return out, [counts[k].numpy() for k in sorted(counts)]
+    counts = [counts[k].numpy() for k in sorted(counts)]
+    if steps:
+        return out, counts, [np.stack(seq[k]) for k in sorted(seq)]
+    return out, counts
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("neuron,reset,tau_syn_out", [("lif", "subtract", 0.0), ("cuba", "zero", 3.0),
                                                       ("lif", "zero", 2.0), ("cuba", "subtract", 0.0)])
 def test_round_trip_spikes_identical(dtype, neuron, reset, tau_syn_out):
-    """export -> nir.write -> nir.read -> engine: the same spikes as torch, every step."""
+    """export -> nir.write -> nir.read -> engine populations and projections: the same spikes as
+    torch, every step."""
     model = _mlp(neuron, reset, tau_syn_out)
     tdt = torch.float32 if dtype == "float32" else torch.float64
     model = model.to(tdt)
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(25, 16, 20, generator=gen, dtype=tdt)
-    out_t, counts_t = _torch_run(model, x)
+    out_t, counts_t, seq_t = _torch_run(model, x, steps=True)
     buf = io.BytesIO()
     export_nir(model, buf)
     buf.seek(0)
@@ -67,6 +72,8 @@ def test_round_trip_spikes_identical(dtype, neuron, reset, tau_syn_out):
     res = run(net, x.numpy(), dtype=dtype, record_spikes=True)
     assert sum(c.sum() for c in counts_t) > 100  # the test means something: neurons fire
     for a, b in zip(counts_t, res["spike_counts"]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(seq_t, res["spikes"]):  # every spike at its step
         np.testing.assert_array_equal(a, b)
     # the read-out membrane: same float ops up to the synapses' summation order
     tol = 1e-5 if dtype == "float32" else 1e-12
@@ -102,6 +109,94 @@ def test_conv_round_trip():
     assert counts_t[0].sum() > 50
     np.testing.assert_array_equal(counts_t[0].reshape(5, -1), res["spike_counts"][0])
     np.testing.assert_allclose(res["output"], out_t.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_graph_becomes_engine_populations_and_projections():
+    """Each neuron node is a population of the engine's layer neuron, each linear node between two
+    of them one projection onto x_syn with the node's weights, each bias the target's i_in."""
+    from biosim.network import Network
+
+    model = _mlp()
+    graph = import_nir(to_nir_graph(model))
+    assert isinstance(graph.network, Network)
+    assert list(graph.populations) == ["n0", "n1", "n2"]
+    assert [p.n for p in graph.populations.values()] == [40, 30, 5]
+    assert all(p.spec.name == "layer_lif" for p in graph.populations.values())
+    net = graph.network
+    assert [(p.src.name, p.tgt.name, p.var) for p in net.projections] == [("n0", "n1", "x_syn"), ("n1", "n2", "x_syn")]
+    run(graph, np.zeros((1, 20), np.float32), steps=2)
+    for proj, lin in zip(net.projections, list(model.synapses)[1:]):
+        i, j, w = net.weights(proj)
+        dense = np.zeros(lin.weight.shape, np.float32)
+        dense[j, i] = w
+        np.testing.assert_array_equal(dense, lin.weight.detach().numpy())
+    np.testing.assert_array_equal(net.state(graph.populations["n2"], "i_in"), model.synapses[2].bias.detach().numpy())
+    # the graph runs on the engine's other backend too, with the same spikes
+    x = torch.rand(12, 4, 20, generator=torch.Generator().manual_seed(5))
+    _, counts_t = _torch_run(model, x)
+    res = import_nir(to_nir_graph(model), backend="numpy").run(x.numpy())
+    for a, b in zip(counts_t, res["spike_counts"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bias_and_resting_potential_wait_for_their_layer():
+    """A layer k steps behind the input must not integrate its bias or leak towards v_leak before
+    its first step: identical spikes and read-out with v_leak != 0 and biases (float64)."""
+    model = _mlp("cuba", "zero", 2.0, v_leak=0.3).double()
+    x = torch.rand(15, 8, 20, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    out_t, counts_t = _torch_run(model, x)
+    res = run(import_nir(to_nir_graph(model)), x.numpy(), dtype="float64")
+    assert counts_t[1].sum() > 20
+    for a, b in zip(counts_t, res["spike_counts"]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(res["output"], out_t.numpy(), rtol=1e-12, atol=1e-12)
+    # a constant input held for `steps` gives what the same input repeated in time gives
+    static = run(import_nir(to_nir_graph(model)), x[0].numpy(), steps=15, dtype="float64")
+    _, counts_s = _torch_run(model, x[:1].expand(15, -1, -1))
+    for a, b in zip(counts_s, static["spike_counts"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conv_between_spiking_layers():
+    """Conv2d -> AvgPool2d between two spiking layers: one projection with explicit connectivity."""
+    torch.manual_seed(4)
+    conv0 = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.AvgPool2d(2))
+    conv1 = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, stride=1), torch.nn.AvgPool2d(2))
+    with torch.no_grad():
+        conv0[0].weight.abs_().mul_(2.0)
+        conv1[0].weight.mul_(4.0)
+    model = SpikingNet([conv0, conv1, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 2 * 2, 5))],
+                       [LIF(LIFParams(tau_mem_ms=4.0)), LIF(LIFParams(tau_mem_ms=4.0, reset="zero")),
+                        LI(LIParams(tau_mem_ms=5.0))]).eval().double()
+    x = 3 * torch.rand(12, 6, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out_t, counts_t = _torch_run(model, x)
+    graph = import_nir(to_nir_graph(model, input_shape=(1, 8, 8)))
+    assert len(graph.network.projections) == 2
+    res = run(graph, x.numpy(), dtype="float64")
+    assert counts_t[1].sum() > 20
+    for a, b in zip(counts_t, res["spike_counts"]):
+        np.testing.assert_array_equal(a.reshape(6, -1), b)
+    np.testing.assert_allclose(res["output"], out_t.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_result_states_since():
+    """Result.states_since: the records of the last run call only, with their times."""
+    from biosim.network import Network
+    from biosim.neurons.layer import LayerLIF
+
+    net = Network(dt_ms=0.5)
+    pop = net.population("p", LayerLIF(spiking=False), 2, init={"i_in": [1.0, 2.0]})
+    net.monitor(pop, "v")
+    net.run(3.0)
+    res = net.run(2.0)
+    times, v = res.states_since(res.start_ms)[("p", "v")]
+    all_t, all_v = res.states[("p", "v")]
+    np.testing.assert_allclose(times, [3.0, 3.5, 4.0, 4.5])
+    np.testing.assert_array_equal(v, all_v[6:])
+    t2, v2 = res.states_since(1.2)[("p", "v")]
+    np.testing.assert_allclose(t2, all_t[3:])
+    np.testing.assert_array_equal(v2, all_v[3:])
+    assert res.states_since(99.0)[("p", "v")][1].shape == (0, 2)
 
 
 def test_maxpool_is_refused():

@@ -17,6 +17,9 @@ Export (:func:`export_nir`)
     exactly biosim's per-step update: ``exp(-dt/tau)`` is the torch layer's ``beta``.
 
 Import (:func:`import_nir`)
+    The graph becomes populations and projections of an engine :class:`~biosim.network.Network`
+    (:class:`~biosim.bridge.nir_engine.EngineGraph`): neuron nodes are populations, the linear
+    nodes between them projections (see :mod:`biosim.bridge.nir_engine`).
     Nodes ``Input``, ``Output``, ``Affine``, ``Linear``, ``Conv2d``, ``Flatten``, ``SumPool2d``,
     ``AvgPool2d``, ``Scale``, ``IF``, ``LIF``, ``CubaLIF``, ``LI``, ``CubaLI`` in one feed-forward
     chain. The writer is recognised (``source="auto"``) and its conventions applied:
@@ -47,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biosim.bridge.nir_engine import (Conv, Dense, EngineNet, Flatten, Scale, SumPool,
-                                      discretise)
+from biosim.bridge import nir_engine as ne
+from biosim.bridge.nir_engine import EngineGraph
 from biosim.errors import BiosimError
 
 __all__ = ["export_nir", "import_nir", "to_nir_graph", "load_run", "SOURCES", "SNNTORCH_DT", "NORSE_DT"]
@@ -83,8 +86,8 @@ def load_run(run_dir, weights: str = "best"):
     import torch
 
     from biosim.datasets import load
-    from biosim.experiments.train_runner import build_from_params
     from biosim.learn.checkpoint import load_weights
+    from biosim.learn.network import build_from_params
 
     run_dir = Path(run_dir)
     try:
@@ -94,6 +97,9 @@ def load_run(run_dir, weights: str = "best"):
     params = config.get("params", {})
     if config.get("builder", config.get("name")) is None or "net" not in params:
         raise BiosimError(f"{run_dir} is not a training run (its config.json has no [params.net])")
+    if isinstance(params["net"], dict) and params["net"].get("kind", "snn") != "snn":
+        raise BiosimError(f"{run_dir} is a non-spiking baseline (net.kind = {params['net']['kind']!r}); "
+                          "only spiking networks export to NIR")
     wfile = {"best": "best.safetensors", "final": "model.safetensors"}.get(weights)
     if wfile is None:
         raise BiosimError(f"unknown weights '{weights}' (valid: best, final)")
@@ -377,7 +383,8 @@ def _detect(graph) -> str:
     return "nir"
 
 
-def import_nir(src, dt: float | None = None, source: str = "auto", integration: str | None = None) -> EngineNet:
+def import_nir(src, dt: float | None = None, source: str = "auto", integration: str | None = None,
+               dtype: str = "float32", backend: str | None = None) -> EngineGraph:
     """Build an engine network from a NIR graph.
 
     Parameters
@@ -392,16 +399,23 @@ def import_nir(src, dt: float | None = None, source: str = "auto", integration: 
     integration : {"exact", "euler"}, optional
         Discretisation; default the writer's (biosim: the graph's; snnTorch, norse: euler;
         plain NIR: exact).
+    dtype : {"float32", "float64"}
+        Float type of the engine network (a run may ask for the other).
+    backend : str, optional
+        Engine backend to run on (default ``numba-cpu``).
 
     Returns
     -------
-    EngineNet
-        Run it with :func:`biosim.bridge.nir_engine.run`.
+    EngineGraph
+        Its neuron nodes as populations and the linear chains between them as projections of a
+        :class:`~biosim.network.Network`; run it with :meth:`EngineGraph.run`
+        (:mod:`biosim.bridge.nir_engine`).
 
     Raises
     ------
     BiosimError
-        Unreadable file, unknown node type, branching / recurrent graph, shapes that do not fit.
+        Unreadable file, unknown node type, branching / recurrent graph, shapes that do not fit,
+        no neuron node.
     """
     graph = _read(src)
     if source not in SOURCES:
@@ -425,6 +439,8 @@ def import_nir(src, dt: float | None = None, source: str = "auto", integration: 
                        "norse": "euler"}.get(source, "exact")
     if integration not in ("exact", "euler"):
         raise BiosimError(f"unknown integration '{integration}' (valid: exact, euler)")
+    if dtype not in ("float32", "float64"):
+        raise BiosimError(f"unknown dtype '{dtype}' (valid: float32, float64)")
 
     nodes = graph.nodes
     first = nodes[order[0]]
@@ -438,20 +454,26 @@ def import_nir(src, dt: float | None = None, source: str = "auto", integration: 
     if len(shape) >= 2 and shape[0] == 1 and (len(shape) == 4 or nxt in ("Affine", "Linear")):
         shape = shape[1:]  # nirtorch traced with a batch of one (norse's exporter keeps that dimension)
     input_shape = shape
-    layers = []
+    layers, links, chain, chain_in = [], [], [], shape
     for name in order[1:-1]:
         node = nodes[name]
-        t = type(node).__name__
-        layer = _layer(name, t, node, shape, dt, integration, source)
-        layer.in_shape = shape
-        shape = layer.out_shape
-        layers.append(layer)
+        item = _layer(name, type(node).__name__, node, shape, dt, integration, source)
+        if isinstance(item, ne.NeuronLayer):
+            links.append(ne.compose(chain, chain_in))
+            layers.append(item)
+            chain, chain_in = [], item.shape
+            shape = item.shape
+        else:
+            chain.append(item)
+            shape = item.out_shape
     out_node = nodes[order[-1]]
     want = out_node.output_type.get("output") if isinstance(out_node.output_type, dict) else None
     if want is not None and int(np.prod(np.asarray(want))) != int(np.prod(shape)):
         raise BiosimError(f"Output node '{order[-1]}' declares {int(np.prod(np.asarray(want)))} values, "
                           f"but the chain gives {int(np.prod(shape))} {shape}")
-    return EngineNet(layers, dt, input_shape, tuple(shape), source=source, integration=integration, metadata=meta)
+    tail = ne.compose(chain, chain_in) if chain else None
+    return EngineGraph(layers, links, tail, dt, input_shape, tuple(shape), source=source, integration=integration,
+                       metadata=meta, dtype=dtype, backend=backend or "numba-cpu")
 
 
 def _pair(v, name, what):
@@ -479,7 +501,7 @@ def _layer(name, t, node, shape, dt, integration, source):
         b = _arr(node.bias).reshape(-1) if t == "Affine" else None
         if b is not None and b.size != w.shape[0]:
             raise BiosimError(f"node '{name}' (Affine): bias has {b.size} values for {w.shape[0]} outputs")
-        return Dense(name, w, b, out_shape=(w.shape[0],))
+        return ne.dense(name, w, b, shape)
     if t == "Conv2d":
         w = _arr(node.weight)
         if w.ndim != 4:
@@ -504,7 +526,9 @@ def _layer(name, t, node, shape, dt, integration, source):
         if ho < 1 or wo < 1:
             raise BiosimError(f"node '{name}' (Conv2d): a {kh}x{kw} kernel does not fit a {shape[1]}x{shape[2]} input")
         b = _arr(node.bias).reshape(-1)
-        return Conv(name, w, b, stride, pad, dil, groups, out_shape=(w.shape[0], ho, wo))
+        if b.size != w.shape[0]:
+            raise BiosimError(f"node '{name}' (Conv2d): bias has {b.size} values for {w.shape[0]} channels")
+        return ne.conv2d(name, w, b, shape, stride, pad, dil, groups, (w.shape[0], ho, wo))
     if t in ("SumPool2d", "AvgPool2d"):
         if len(shape) != 3:
             raise BiosimError(f"node '{name}' ({t}) expects (C, H, W) inputs but receives shape {tuple(shape)}")
@@ -515,15 +539,15 @@ def _layer(name, t, node, shape, dt, integration, source):
         wo = (shape[2] + 2 * p[1] - k[1]) // s[1] + 1
         if ho < 1 or wo < 1:
             raise BiosimError(f"node '{name}' ({t}): a {k} window does not fit a {shape[1]}x{shape[2]} input")
-        scale = 1.0 / (k[0] * k[1]) if t == "AvgPool2d" else 1.0
-        return SumPool(name, k, s, p, scale, out_shape=(shape[0], ho, wo))
+        factor = 1.0 / (k[0] * k[1]) if t == "AvgPool2d" else 1.0
+        return ne.sum_pool2d(name, shape, k, s, p, factor, (shape[0], ho, wo))
     if t == "Flatten":
-        return Flatten(name, out_shape=(n_in,))
+        return ne.flatten(name, shape)
     if t == "Scale":
         s = _arr(node.scale)
         if s.size not in (1, n_in):
             raise _mismatch(name, t, s.size, shape)
-        return Scale(name, s.reshape(shape) if s.size == n_in else s.reshape(()), out_shape=tuple(shape))
+        return ne.scale(name, s, shape)
     # neurons
     params = {}
     for attr in ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in"):
@@ -551,11 +575,15 @@ def _layer(name, t, node, shape, dt, integration, source):
             w_in = tau_syn / NORSE_DT  # norse's current jumps by the whole input
     if t == "IF" and source == "norse":
         params["r"] = params["r"] / NORSE_DT  # norse's IAF adds the input per step
-    layer = discretise(t, dt, integration, tau=tau, tau_syn=tau_syn, r=params.get("r", 1.0),
-                       v_leak=params.get("v_leak", 0.0), w_in=w_in, v_threshold=params.get("v_threshold"),
-                       v_reset=params.get("v_reset"), reset=reset, name=name)
-    layer.out_shape = tuple(shape)
-    return layer
+    if t != "IF" and tau is None:
+        raise BiosimError(f"node '{name}' ({t}) has no time constant (tau)")
+    if t in ("CubaLIF", "CubaLI") and tau_syn is None:
+        raise BiosimError(f"node '{name}' ({t}) has no tau_syn")
+    if t in ("IF", "LIF", "CubaLIF") and "v_threshold" not in params:
+        raise BiosimError(f"node '{name}' ({t}) has no v_threshold")
+    return ne.neuron_layer(name, t, dt, integration, tuple(shape), tau=tau, tau_syn=tau_syn, r=params.get("r", 1.0),
+                           v_leak=params.get("v_leak", 0.0), w_in=w_in, v_threshold=params.get("v_threshold"),
+                           v_reset=params.get("v_reset"), reset=reset)
 
 
 def engine_input(x_images: np.ndarray, meta: dict) -> np.ndarray:

@@ -15,51 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from biosim.errors import BiosimError
-from biosim.experiments.config import get
+from biosim.learn.network import build_from_params as _build_snn_from_params
+from biosim.learn.network import param as _get
+from biosim.learn.network import param_ints as _int_list
+from biosim.learn.network import param_table as _table
 
 __all__ = ["run_train", "build_from_params", "train_config_from"]
-
-_NEURON_KEYS = {
-    "lif": ("tau_mem_ms", "v_th", "v_reset", "reset", "detach_reset", "dt_ms", "integration"),
-}
-_NEURON_KEYS["rlif"] = _NEURON_KEYS["lif"]
-_NEURON_KEYS["cuba"] = _NEURON_KEYS["lif"] + ("tau_syn_ms",)
-_NEURON_KEYS["alif"] = _NEURON_KEYS["lif"] + ("tau_adapt_ms", "beta_adapt")
-_KINDS = {"tau_mem_ms": float, "v_th": float, "v_reset": float, "reset": str, "detach_reset": bool,
-          "dt_ms": float, "integration": str, "tau_syn_ms": float, "tau_adapt_ms": float, "beta_adapt": float}
-
-
-class _Table(dict):
-    """A ``[params.NAME]`` sub-table whose values :func:`_get` reports as ``NAME.key``."""
-
-    name = ""
-
-
-def _table(params: dict, name: str) -> _Table:
-    table = params.get(name)
-    if not isinstance(table, dict):
-        raise BiosimError(f"the run's parameters have no [params.{name}] table")
-    out = _Table(table)
-    out.name = name
-    return out
-
-
-def _get(table, key: str, *args, **kwargs):
-    """:func:`biosim.experiments.config.get` naming the value by its dotted key (``learn.lr``)."""
-    if key not in table:
-        raise BiosimError(f"the run's parameters have no '{getattr(table, 'name', '')}.{key}'")
-    name = f"{table.name}.{key}" if getattr(table, "name", "") else key
-    return get({name: table[key]}, name, *args, **kwargs)
-
-
-def _int_list(table: dict, key: str, prefix: str) -> tuple[int, ...]:
-    value = table[key]
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                              for v in value):
-        raise BiosimError(f"{prefix}.{key} = {value!r} must be a list of integers >= 1, e.g. [1000] (or [])")
-    return tuple(value)
-
 
 def augment_shift(shift_px: int, image_size: int) -> int:
     """The shift in pixels for an image of ``image_size``: ``augment.shift_px`` is given for
@@ -85,89 +46,20 @@ def train_config_from(params: dict, seed: int, image_size: int = 28):
 def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int):
     """Network, encoder function, read-out and a description, from a run's ``[params]``.
 
-    The caller seeds torch first (the weights are drawn from torch's global generator).
+    Spiking networks come from :func:`biosim.learn.network.build_from_params`; ``net.kind`` mlp |
+    cnn | gru | lstm gives a non-spiking baseline. The caller seeds torch first (the weights are
+    drawn from torch's global generator).
 
     Returns
     -------
-    (SpikingNet, callable, Readout, dict)
+    (torch.nn.Module, callable, Readout, dict)
         The network, ``encode(x) -> (T, B, ...)``, the read-out and facts for the metrics
         (``steps``, ``dt_ms``, ``backend``, ``notes``).
     """
-    from biosim.learn import encoders
-    from biosim.learn.layers import LI, NEURONS, LIParams, make_neuron
-    from biosim.learn.network import NetSpec, build_net
-    from biosim.learn.readouts import READOUTS, Readout
-    from biosim.learn.surrogate import SURROGATES, Surrogate
-
     net_kind = params.get("net", {}).get("kind", "snn") if isinstance(params.get("net"), dict) else "snn"
     if net_kind != "snn":
         return _build_ann_from_params(params, input_shape, n_classes)
-    enc, net, neuron = _table(params, "encoder"), _table(params, "net"), _table(params, "neuron")
-    sur, ro, learn = _table(params, "surrogate"), _table(params, "readout"), _table(params, "learn")
-    backend = _get(learn, "backend", str, choices=("biosim", "norse"))
-    kind = _get(enc, "kind", str, choices=(*encoders.ENCODERS, "sequence"))
-    steps = _get(enc, "steps", int, low=1, high=10000)
-    if kind == "sequence":  # a 1-D signal (1, 1, L): one sample per step, L steps
-        input_shape, steps = (input_shape[0], 1, input_shape[1]), input_shape[2]
-    gain = _get(enc, "gain", low=0)
-    if kind == "poisson" and gain > 1:
-        raise BiosimError(f"encoder.gain = {gain} is a spike probability per step with encoder.kind=poisson "
-                          "(must be in [0, 1])")
-
-    neuron_kind = _get(net, "neuron", str, choices=NEURONS)
-    surrogate = Surrogate(kind=_get(sur, "kind", str, choices=SURROGATES), alpha=_get(sur, "alpha", positive=True))
-    nparams = {k: _get(neuron, k, _KINDS[k]) for k in _NEURON_KEYS[neuron_kind]}
-    for key in ("tau_mem_ms", "dt_ms", "tau_syn_ms", "tau_adapt_ms"):
-        if key in nparams and nparams[key] <= 0:
-            raise BiosimError(f"neuron.{key} = {nparams[key]!r} is out of range (must be > 0)")
-    readout = Readout(kind=_get(ro, "kind", str, choices=READOUTS),
-                      label_smoothing=_get(ro, "label_smoothing", low=0, high=0.99))
-    li = LIParams(tau_mem_ms=_get(ro, "tau_mem_ms", positive=True), tau_syn_ms=_get(ro, "tau_syn_ms", low=0),
-                  dt_ms=nparams["dt_ms"], integration=nparams["integration"])
-    spec = NetSpec(input_shape=input_shape, n_classes=n_classes, conv_channels=_int_list(net, "conv_channels", "net"),
-                   kernel_size=_get(net, "kernel_size", int, low=1), hidden=_int_list(net, "hidden", "net"),
-                   dropout=_get(net, "dropout", low=0, high=0.99),
-                   weight_scale=_get(net, "weight_scale", positive=True),
-                   pool=_get(net, "pool", str) if "pool" in net else "max",
-                   fused=_get(learn, "fused", bool) if "fused" in learn else True)
-    out_kind = neuron_kind if neuron_kind in ("lif", "cuba") else "lif"
-    out_params = {k: v for k, v in nparams.items() if k in _NEURON_KEYS[out_kind]}
-    notes = []
-    if backend == "norse":
-        from biosim.learn.norse_backend import norse_neuron, norse_readout
-
-        hidden_p = NEURONS[neuron_kind][1](surrogate=surrogate, **nparams)
-        out_p = NEURONS[out_kind][1](surrogate=surrogate, **out_params)
-
-        def mk_neuron(n):
-            return norse_neuron(neuron_kind, hidden_p)
-
-        def mk_readout():
-            return norse_neuron(out_kind, out_p) if readout.spiking else norse_readout(li)
-
-        if surrogate.kind == "fast_sigmoid" and surrogate.alpha != 1.0:
-            notes.append(f"norse 1.1.0's SuperSpike ignores alpha={surrogate.alpha:g} (its gradient is 1/(|x|+1)^2)")
-        if nparams["detach_reset"]:
-            notes.append("norse does not detach the reset from the gradient")
-    else:
-        def mk_neuron(n):
-            return make_neuron(neuron_kind, n, surrogate=surrogate, **nparams)
-
-        def mk_readout():
-            return make_neuron(out_kind, None, surrogate=surrogate, **out_params) if readout.spiking else LI(li)
-
-    model = build_net(spec, mk_neuron, mk_readout)
-
-    def encode(x):
-        if kind == "sequence":
-            from biosim.bridge.ann import sequence_encoder
-
-            return sequence_encoder(x, gain)
-        return encoders.encode(kind, x, steps, gain)
-
-    facts = {"steps": steps, "dt_ms": nparams["dt_ms"], "backend": backend, "encoder": kind,
-             "neuron": neuron_kind, "readout": readout.kind, "notes": notes, "model_kind": "snn"}
-    return model, encode, readout, facts
+    return _build_snn_from_params(params, input_shape, n_classes)
 
 
 def _build_ann_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int):

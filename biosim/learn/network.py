@@ -24,14 +24,16 @@ parameters and the dropout masks drawn are the same either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["NetSpec", "SpikingNet", "build_net", "count_params", "fusable", "POOLS"]
+__all__ = ["NetSpec", "SpikingNet", "build_net", "build_from_params", "count_params", "fusable", "POOLS",
+           "param", "param_table", "param_ints"]
 
 #: net.pool -> the pooling module of a convolutional stage
 POOLS = {"max": torch.nn.MaxPool2d, "avg": torch.nn.AvgPool2d}
@@ -278,3 +280,167 @@ def build_net(spec: NetSpec, make_neuron: Callable[[int | None], torch.nn.Module
 def count_params(net: torch.nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+# ----------------------------------------------------------------------------- from a run's [params]
+# The spiking network of a run's configuration. It lives here, below the experiments and the
+# bridge, so that both build it (the train runner to train it, the NIR bridge to load a trained
+# run) without the bridge importing the experiments.
+
+_NEURON_KEYS = {
+    "lif": ("tau_mem_ms", "v_th", "v_reset", "reset", "detach_reset", "dt_ms", "integration"),
+}
+_NEURON_KEYS["rlif"] = _NEURON_KEYS["lif"]
+_NEURON_KEYS["cuba"] = _NEURON_KEYS["lif"] + ("tau_syn_ms",)
+_NEURON_KEYS["alif"] = _NEURON_KEYS["lif"] + ("tau_adapt_ms", "beta_adapt")
+_KINDS = {"tau_mem_ms": float, "v_th": float, "v_reset": float, "reset": str, "detach_reset": bool,
+          "dt_ms": float, "integration": str, "tau_syn_ms": float, "tau_adapt_ms": float, "beta_adapt": float}
+
+
+class _Table(dict):
+    """A ``[params.NAME]`` sub-table whose values :func:`param` reports as ``NAME.key``."""
+
+    name = ""
+
+
+def param_table(params: Mapping, name: str) -> dict:
+    """The sub-table ``[params.NAME]`` of a run's parameters (one-line error when it is missing)."""
+    table = params.get(name)
+    if not isinstance(table, dict):
+        raise BiosimError(f"the run's parameters have no [params.{name}] table")
+    out = _Table(table)
+    out.name = name
+    return out
+
+
+def param(table: Mapping, key: str, kind=float, low: float | None = None, high: float | None = None,
+          positive: bool = False, choices=None):
+    """``table[key]`` converted to ``kind`` and checked against the bounds given; errors name the
+    value by its dotted key (``learn.lr``) when ``table`` comes from :func:`param_table`."""
+    name = f"{table.name}.{key}" if getattr(table, "name", "") else key
+    if key not in table:
+        raise BiosimError(f"the run's parameters have no '{name}'")
+    value = table[key]
+    not_a_number = kind in (int, float) and isinstance(value, bool)
+    not_whole = kind is int and isinstance(value, float) and not value.is_integer()
+    if not_a_number or not_whole:
+        raise BiosimError(f"{name} = {value!r} must be {kind.__name__}")
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise BiosimError(f"{name} = {value!r} must be {kind.__name__}") from None
+    if kind in (int, float):
+        if not math.isfinite(value):
+            raise BiosimError(f"{name} = {value!r} must be finite")
+        if positive and value <= 0:
+            raise BiosimError(f"{name} = {value!r} is out of range (must be > 0)")
+        if low is not None and value < low or high is not None and value > high:
+            rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+            raise BiosimError(f"{name} = {value!r} is out of range (must be in {rng})")
+    if choices is not None and value not in choices:
+        raise unknown(name, value, choices)
+    return value
+
+
+def param_ints(table: Mapping, key: str, prefix: str) -> tuple[int, ...]:
+    """``table[key]`` as a tuple of integers >= 1 (layer sizes)."""
+    value = table[key]
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                              for v in value):
+        raise BiosimError(f"{prefix}.{key} = {value!r} must be a list of integers >= 1, e.g. [1000] (or [])")
+    return tuple(value)
+
+
+def _sequence(x: torch.Tensor, gain: float) -> torch.Tensor:
+    """A 1-D signal stored as an image ``(B, 1, H, W)`` as the sequence ``(W, B, 1, 1, H)``: step
+    ``t`` receives column ``t`` as the current ``gain * (2 x - 1)`` (as
+    :func:`biosim.bridge.ann.sequence_encoder`)."""
+    b, c, h, w = x.shape
+    return (gain * (2.0 * x - 1.0)).permute(3, 0, 1, 2).reshape(w, b, c, 1, h)
+
+
+def build_from_params(params: Mapping, input_shape: tuple[int, int, int], n_classes: int):
+    """The spiking network of a run's ``[params]``, its encoder function, read-out and a description.
+
+    ``[params]`` holds the tables ``encoder``, ``net``, ``neuron``, ``surrogate``, ``readout`` and
+    ``learn`` (see ``models/lif_mnist.toml``). The caller seeds torch first (the weights are drawn
+    from torch's global generator). The non-spiking baselines (``net.kind`` other than ``snn``) are
+    built by :func:`biosim.experiments.train_runner.build_from_params`.
+
+    Returns
+    -------
+    (SpikingNet, callable, Readout, dict)
+        The network, ``encode(x) -> (T, B, ...)``, the read-out and facts for the metrics
+        (``steps``, ``dt_ms``, ``backend``, ``notes``).
+    """
+    from biosim.learn import encoders
+    from biosim.learn.layers import LI, NEURONS, LIParams, make_neuron
+    from biosim.learn.readouts import READOUTS, Readout
+    from biosim.learn.surrogate import SURROGATES, Surrogate
+
+    enc, net, neuron = param_table(params, "encoder"), param_table(params, "net"), param_table(params, "neuron")
+    sur, ro, learn = param_table(params, "surrogate"), param_table(params, "readout"), param_table(params, "learn")
+    if net.get("kind", "snn") != "snn":
+        raise BiosimError(f"net.kind = {net['kind']!r} is not a spiking network (snn)")
+    backend = param(learn, "backend", str, choices=("biosim", "norse"))
+    kind = param(enc, "kind", str, choices=(*encoders.ENCODERS, "sequence"))
+    steps = param(enc, "steps", int, low=1, high=10000)
+    if kind == "sequence":  # a 1-D signal (1, 1, L): one sample per step, L steps
+        input_shape, steps = (input_shape[0], 1, input_shape[1]), input_shape[2]
+    gain = param(enc, "gain", low=0)
+    if kind == "poisson" and gain > 1:
+        raise BiosimError(f"encoder.gain = {gain} is a spike probability per step with encoder.kind=poisson "
+                          "(must be in [0, 1])")
+
+    neuron_kind = param(net, "neuron", str, choices=NEURONS)
+    surrogate = Surrogate(kind=param(sur, "kind", str, choices=SURROGATES), alpha=param(sur, "alpha", positive=True))
+    nparams = {k: param(neuron, k, _KINDS[k]) for k in _NEURON_KEYS[neuron_kind]}
+    for key in ("tau_mem_ms", "dt_ms", "tau_syn_ms", "tau_adapt_ms"):
+        if key in nparams and nparams[key] <= 0:
+            raise BiosimError(f"neuron.{key} = {nparams[key]!r} is out of range (must be > 0)")
+    readout = Readout(kind=param(ro, "kind", str, choices=READOUTS),
+                      label_smoothing=param(ro, "label_smoothing", low=0, high=0.99))
+    li = LIParams(tau_mem_ms=param(ro, "tau_mem_ms", positive=True), tau_syn_ms=param(ro, "tau_syn_ms", low=0),
+                  dt_ms=nparams["dt_ms"], integration=nparams["integration"])
+    spec = NetSpec(input_shape=input_shape, n_classes=n_classes, conv_channels=param_ints(net, "conv_channels", "net"),
+                   kernel_size=param(net, "kernel_size", int, low=1), hidden=param_ints(net, "hidden", "net"),
+                   dropout=param(net, "dropout", low=0, high=0.99),
+                   weight_scale=param(net, "weight_scale", positive=True),
+                   pool=param(net, "pool", str) if "pool" in net else "max",
+                   fused=param(learn, "fused", bool) if "fused" in learn else True)
+    out_kind = neuron_kind if neuron_kind in ("lif", "cuba") else "lif"
+    out_params = {k: v for k, v in nparams.items() if k in _NEURON_KEYS[out_kind]}
+    notes = []
+    if backend == "norse":
+        from biosim.learn.norse_backend import norse_neuron, norse_readout
+
+        hidden_p = NEURONS[neuron_kind][1](surrogate=surrogate, **nparams)
+        out_p = NEURONS[out_kind][1](surrogate=surrogate, **out_params)
+
+        def mk_neuron(n):
+            return norse_neuron(neuron_kind, hidden_p)
+
+        def mk_readout():
+            return norse_neuron(out_kind, out_p) if readout.spiking else norse_readout(li)
+
+        if surrogate.kind == "fast_sigmoid" and surrogate.alpha != 1.0:
+            notes.append(f"norse 1.1.0's SuperSpike ignores alpha={surrogate.alpha:g} (its gradient is 1/(|x|+1)^2)")
+        if nparams["detach_reset"]:
+            notes.append("norse does not detach the reset from the gradient")
+    else:
+        def mk_neuron(n):
+            return make_neuron(neuron_kind, n, surrogate=surrogate, **nparams)
+
+        def mk_readout():
+            return make_neuron(out_kind, None, surrogate=surrogate, **out_params) if readout.spiking else LI(li)
+
+    model = build_net(spec, mk_neuron, mk_readout)
+
+    def encode(x):
+        if kind == "sequence":
+            return _sequence(x, gain)
+        return encoders.encode(kind, x, steps, gain)
+
+    facts = {"steps": steps, "dt_ms": nparams["dt_ms"], "backend": backend, "encoder": kind,
+             "neuron": neuron_kind, "readout": readout.kind, "notes": notes, "model_kind": "snn"}
+    return model, encode, readout, facts

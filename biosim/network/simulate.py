@@ -83,6 +83,35 @@ class Result:
             return {k: (t[t >= t_ms], i[t >= t_ms]) for k, (t, i) in self.spikes.items()}
         return self._record.spikes(t_ms)
 
+    def states_since(self, t_ms: float) -> dict:
+        """States recorded at times ``>= t_ms``, as :attr:`states`; it costs in proportion to those
+        records only (e.g. ``result.states_since(result.start_ms)`` for the states of this ``run``
+        call: the state at the start of each of its steps)."""
+        rec = self._record
+        if rec is None:
+            return {k: (t[t >= t_ms], v[t >= t_ms]) for k, (t, v) in self.states.items()}
+        if not rec.probes:
+            return {}
+        every = rec.probes[0][3]
+        first = max(int(math.floor(t_ms / (every * rec.dt))) - 1, 0)
+        while first * every * rec.dt < t_ms:
+            first += 1
+        # one record per step s < (steps run) with s % every == 0, in the parts of the run's chunks
+        row = -(-int(round(self.duration_ms / rec.dt)) // every)
+        k = rec.n_parts
+        while k > 0 and row > first:
+            k -= 1
+            row -= len(rec.rec_parts[k])
+        parts = rec.rec_parts[k:rec.n_parts]
+        data = np.concatenate(parts) if parts else np.zeros((0, rec.n_mon), dtype=np.float64)
+        data = data[max(first - row, 0):]
+        times = (max(first, row) + np.arange(len(data))) * every * rec.dt
+        out, col = {}, 0
+        for name, var, n, _ in rec.probes:
+            out[(name, var)] = (times, data[:, col:col + n])
+            col += n
+        return out
+
     def __repr__(self):
         return (f"Result(duration_ms={self.duration_ms:g}, dt_ms={self.dt_ms:g}, start_ms={self.start_ms:g}, "
                 f"sizes={self.sizes})")
