@@ -46,7 +46,8 @@ CASES = {
 
 
 def test_cases_cover_every_model():
-    assert set(CASES) == set(MODELS)
+    # layer_lif has no ge/gi (its projections target x_syn): tests/contract covers it
+    assert set(CASES) == set(MODELS) - {"layer_lif"}
     for name, (params, *_rest) in CASES.items():
         assert spec_for(params).name == name
 

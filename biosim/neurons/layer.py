@@ -154,7 +154,7 @@ class LayerLIF:
 #: Rows of the engine model's state, in order.
 VARS = ("v", "i", "x_syn", "i_in", "z_prev", "beta_mem", "gain", "beta_syn", "r", "w_in", "v_leak", "v_th",
         "v_reset")
-V, I, X_SYN, I_IN, Z_PREV, BETA_MEM, GAIN, BETA_SYN, R, W_IN, V_LEAK, V_TH, V_RESET = range(len(VARS))
+V, I_SYN, X_SYN, I_IN, Z_PREV, BETA_MEM, GAIN, BETA_SYN, R, W_IN, V_LEAK, V_TH, V_RESET = range(len(VARS))
 
 #: Population-wide constants ``c``: has a synaptic current, spikes, reset rule (index in RESETS).
 HAS_SYN, SPIKING, RESET_RULE = range(3)
@@ -174,8 +174,8 @@ def _initial(p: LayerLIF) -> dict:
 def layer_lif_step(X, i, c, i_ext, refractory):
     x = X[X_SYN][i] + X[I_IN][i] + i_ext
     if c[HAS_SYN] != 0:
-        ip = X[I][i] + X[W_IN][i] * x
-        X[I][i] = X[BETA_SYN][i] * ip
+        ip = X[I_SYN][i] + X[W_IN][i] * x
+        X[I_SYN][i] = X[BETA_SYN][i] * ip
     else:
         ip = x
     v_pre = membrane(X[V][i], X[R][i] * ip + X[V_LEAK][i], X[BETA_MEM][i], X[GAIN][i])
