@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from biosim.errors import BiosimError, unknown
+from biosim.learn.network import init_weights
 
 __all__ = ["ANN_KINDS", "MLP", "CNN", "RecurrentNet", "build_ann", "image_encoder", "sequence_encoder"]
 
@@ -175,11 +176,14 @@ class RecurrentNet(torch.nn.Module):
 
 
 def build_ann(kind: str, input_shape: tuple[int, ...], n_classes: int, *, hidden: Sequence[int] = (),
-              conv_channels: Sequence[int] = (), kernel_size: int = 5, dropout: float = 0.0) -> torch.nn.Module:
+              conv_channels: Sequence[int] = (), kernel_size: int = 5, dropout: float = 0.0,
+              generator: torch.Generator | None = None) -> torch.nn.Module:
     """Build the baseline ``kind`` (see :data:`ANN_KINDS`) for inputs of ``input_shape``.
 
     ``input_shape`` is one step's input: ``(C, H, W)`` for images, the step's features for
-    sequences. Weights come from torch's global generator (seed it first).
+    sequences. The initial weights (torch's default distributions) are drawn from ``generator``
+    (:func:`biosim.learn.network.init_weights`), or without one from torch's global generator
+    (seed it first).
     """
     if kind not in ANN_KINDS:
         raise unknown("net.kind", kind, ("snn", *ANN_KINDS))
@@ -190,6 +194,14 @@ def build_ann(kind: str, input_shape: tuple[int, ...], n_classes: int, *, hidden
     n_in = 1
     for s in input_shape:
         n_in *= int(s)
+    if generator is None:
+        return _build(kind, input_shape, n_in, n_classes, hidden, conv_channels, kernel_size, dropout)
+    with torch.random.fork_rng(devices=[]):  # the constructors' own draws leave no trace
+        model = _build(kind, input_shape, n_in, n_classes, hidden, conv_channels, kernel_size, dropout)
+    return init_weights(model, generator)
+
+
+def _build(kind, input_shape, n_in, n_classes, hidden, conv_channels, kernel_size, dropout) -> torch.nn.Module:
     if kind == "mlp":
         return MLP(n_in, hidden, n_classes, dropout)
     if kind == "cnn":

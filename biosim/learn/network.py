@@ -20,10 +20,15 @@ and surrogate the fused kernels know) runs its whole time loop as one autograd n
 by step, each synapse still applied to one step at a time, so the spikes and outputs are the same
 as the step loop's and only the gradients differ (float rounding, about 1e-7). The modules, their
 parameters and the dropout masks drawn are the same either way.
+
+Initial weights: :func:`build_net` with a ``generator`` draws them from it (:func:`init_weights`:
+torch's default distributions), so the same seed gives the same network whatever else used torch's
+global generator before; without one they come from torch's global generator.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +37,8 @@ import torch
 
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["NetSpec", "SpikingNet", "build_net", "build_from_params", "count_params", "fusable", "POOLS",
+__all__ = ["NetSpec", "SpikingNet", "build_net", "build_from_params", "count_params", "fusable", "init_weights",
+           "POOLS",
            "param", "param_table", "param_ints"]
 
 #: net.pool -> the pooling module of a convolutional stage
@@ -232,7 +238,7 @@ def _stage_sizes(spec: NetSpec):
 
 
 def build_net(spec: NetSpec, make_neuron: Callable[[int | None], torch.nn.Module],
-              make_readout: Callable[[], torch.nn.Module]) -> SpikingNet:
+              make_readout: Callable[[], torch.nn.Module], generator: torch.Generator | None = None) -> SpikingNet:
     """Build the :class:`SpikingNet` of ``spec``.
 
     Parameters
@@ -244,13 +250,31 @@ def build_net(spec: NetSpec, make_neuron: Callable[[int | None], torch.nn.Module
         connected stage and None after a convolution.
     make_readout : callable
         Returns the output neuron layer.
+    generator : torch.Generator, optional
+        Source of every initial weight (:func:`init_weights`); without one, torch's global
+        generator (seed it first).
 
     Returns
     -------
     SpikingNet
-        Weights initialised by torch's defaults from torch's global generator (seed it first),
-        times ``spec.weight_scale``.
+        Weights initialised with torch's default distributions, the synapses' times
+        ``spec.weight_scale``.
     """
+    if generator is None:
+        net = _build_stages(spec, make_neuron, make_readout)
+    else:
+        with torch.random.fork_rng(devices=[]):  # the constructors' own draws leave no trace
+            net = _build_stages(spec, make_neuron, make_readout)
+        init_weights(net, generator)
+    if spec.weight_scale != 1.0:
+        with torch.no_grad():
+            for syn in net.synapses:
+                for p in syn.parameters():
+                    p.mul_(spec.weight_scale)
+    return net
+
+
+def _build_stages(spec: NetSpec, make_neuron, make_readout) -> SpikingNet:
     synapses, neurons = [], []
     stages = list(_stage_sizes(spec))
     flatten_next = bool(spec.conv_channels)
@@ -269,17 +293,54 @@ def build_net(spec: NetSpec, make_neuron: Callable[[int | None], torch.nn.Module
         else:
             synapses.append(linear)
         neurons.append(make_readout() if last else make_neuron(n_out))
-    if spec.weight_scale != 1.0:
-        with torch.no_grad():
-            for syn in synapses:
-                for p in syn.parameters():
-                    p.mul_(spec.weight_scale)
     return SpikingNet(synapses, neurons, dropout=spec.dropout, fused=spec.fused)
 
 
 def count_params(net: torch.nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def init_weights(module: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
+    """Draw every random initial weight of ``module`` again from ``generator``, with the
+    distributions torch's own constructors use, module by module in the order of
+    ``module.modules()``; returns ``module``.
+
+    - ``Linear`` and convolutions: the weight from ``kaiming_uniform_(a=sqrt(5))`` (uniform in
+      ``±1/sqrt(fan_in)``), the bias uniform in ``±1/sqrt(fan_in)``;
+    - recurrent cells and layers (``GRUCell``, ``LSTMCell``, ``GRU``...): every parameter uniform
+      in ``±1/sqrt(hidden_size)``;
+    - a module with a ``recurrent_weight`` (:class:`biosim.learn.layers.RecurrentLIF`): its own
+      ``reset_parameters(generator)``; without one, uniform in ``±init_scale/sqrt(n)`` with a zero
+      diagonal unless ``autapses``.
+
+    Other parameters (neuron constants, normalisation layers) are not random and stay as they are.
+    A generator seeded with ``s`` gives the weights that ``torch.manual_seed(s)`` followed by
+    building the same modules gives, wherever a network draws nothing between its modules.
+    """
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+                torch.nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                if m.bias is not None:
+                    fan_in = m.weight[0].numel()
+                    bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+                    torch.nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+            elif isinstance(m, (torch.nn.RNNCellBase, torch.nn.RNNBase)):
+                bound = 1.0 / math.sqrt(m.hidden_size) if m.hidden_size > 0 else 0.0
+                for p in m.parameters():
+                    torch.nn.init.uniform_(p, -bound, bound, generator=generator)
+            elif isinstance(getattr(m, "recurrent_weight", None), torch.nn.Parameter):
+                reset = getattr(m, "reset_parameters", None)
+                if reset is not None and "generator" in inspect.signature(reset).parameters:
+                    reset(generator)
+                else:
+                    w = m.recurrent_weight
+                    bound = float(getattr(m, "init_scale", 0.5)) / math.sqrt(w.shape[0])
+                    w.uniform_(-bound, bound, generator=generator)
+                    if not getattr(m, "autapses", False):
+                        w.fill_diagonal_(0.0)
+    return module
 
 
 # ----------------------------------------------------------------------------- from a run's [params]

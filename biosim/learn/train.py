@@ -11,11 +11,13 @@ unrolls the network in time (BPTT). The learning rate at global step :math:`s` o
 - ``constant``: :math:`\eta_s = \eta_0`
 
 Determinism: the sample order and the augmentation of epoch ``e`` come from
-``numpy.random.default_rng([seed, e])``; before batch ``b`` of epoch ``e`` torch's generator is
-seeded from ``(seed, e, b)`` (dropout masks, Poisson spikes); evaluation runs on its own seeded
-stream. The run therefore depends only on the seed, the configuration and the number of torch
-threads (set explicitly), and a run resumed from any batch boundary ends with bitwise the same
-weights as an uninterrupted one.
+``numpy.random.default_rng([seed, e])``; the forward pass of batch ``b`` of epoch ``e`` (dropout
+masks, Poisson spikes) runs inside ``torch.random.fork_rng`` with torch's generator seeded from
+``(seed, e, b)``, and evaluation on its own seeded stream in the same way, so training neither
+depends on nor changes the caller's global RNG state (the initial weights come from the model's
+builder: see :func:`biosim.learn.network.init_weights`). The run therefore depends only on the seed,
+the configuration and the number of torch threads (set explicitly), and a run resumed from any
+batch boundary ends with bitwise the same weights as an uninterrupted one.
 
 Files written in the run folder: ``checkpoint.safetensors`` (after every epoch and on a stop:
 weights, Adam state, counters, history, RNG state), ``best.safetensors`` (weights with the best
@@ -375,8 +377,8 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out_dir, *, resume
     def checkpoint():
         tensors, meta = pack_training_state(model, optimizer)
         meta.update(state=state, train_config=cfg_dict,
-                    rng={"torch": "tensor rng.torch; reseeded before batch b of epoch e from "
-                                  "numpy SeedSequence([seed, e, b])",
+                    rng={"torch": "forward pass of batch b of epoch e in a fork of torch's generator seeded "
+                                  "from numpy SeedSequence([seed, e, b])",
                          "numpy": "order and shifts of epoch e from numpy default_rng([seed, e])"},
                     schedule={"kind": cfg.lr_schedule, "step": state["step"],
                               "lr": learning_rate(cfg, state["step"], nb) if not state["finished"] else None})
@@ -413,11 +415,12 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out_dir, *, resume
                 t0 = time.perf_counter()
                 xb = _to_input(shift_images(task.x_train[idx], dy[idx], dx[idx]))
                 yb = torch.from_numpy(task.y_train[idx])
-                torch.manual_seed(_batch_seed(cfg.seed, epoch, b))
                 lr = learning_rate(cfg, state["step"], nb)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, scores = readout_loss(model(task.encode(xb)), yb, task.readout)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(_batch_seed(cfg.seed, epoch, b))
+                    loss, scores = readout_loss(model(task.encode(xb)), yb, task.readout)
                 if not torch.isfinite(loss):
                     raise BiosimError(f"the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {b + 1}; "
                                       "lower learn.lr or the input gain")
