@@ -420,13 +420,15 @@ def _sequence(x: torch.Tensor, gain: float) -> torch.Tensor:
     return (gain * (2.0 * x - 1.0)).permute(3, 0, 1, 2).reshape(w, b, c, 1, h)
 
 
-def build_from_params(params: Mapping, input_shape: tuple[int, int, int], n_classes: int):
+def build_from_params(params: Mapping, input_shape: tuple[int, int, int], n_classes: int,
+                      generator: torch.Generator | None = None):
     """The spiking network of a run's ``[params]``, its encoder function, read-out and a description.
 
     ``[params]`` holds the tables ``encoder``, ``net``, ``neuron``, ``surrogate``, ``readout`` and
-    ``learn`` (see ``models/lif_mnist.toml``). The caller seeds torch first (the weights are drawn
-    from torch's global generator). The non-spiking baselines (``net.kind`` other than ``snn``) are
-    built by :func:`biosim.experiments.train_runner.build_from_params`.
+    ``learn`` (see ``models/lif_mnist.toml``). The initial weights are drawn from ``generator``
+    (:func:`init_weights`), or without one from torch's global generator (seed it first). The
+    non-spiking baselines (``net.kind`` other than ``snn``) are built by
+    :func:`biosim.experiments.train_runner.build_from_params`.
 
     Returns
     -------
@@ -495,7 +497,7 @@ def build_from_params(params: Mapping, input_shape: tuple[int, int, int], n_clas
         def mk_readout():
             return make_neuron(out_kind, None, surrogate=surrogate, **out_params) if readout.spiking else LI(li)
 
-    model = build_net(spec, mk_neuron, mk_readout)
+    model = build_net(spec, mk_neuron, mk_readout, generator)
 
     def encode(x):
         if kind == "sequence":
