@@ -459,51 +459,48 @@ class EngineGraph:
         spikes = {k: np.zeros((n_t, n_b, layers[k].size), ft) for k in spiking} if record_spikes else {}
         last = n_layers - 1
         out = np.zeros((n_t, n_b, layers[last].size), ft)
-        # set_state formats the repr of an array value (for its error message) before checking it:
-        # with numpy's default print options that costs milliseconds for a layer's worth of values
-        with np.printoptions(threshold=8, edgeitems=1):
-            for b in range(n_b):
-                for k, (layer, pop) in enumerate(zip(layers, pops)):
-                    net.set_state(pop, "v", _compact(layer.v0))
-                    if layer.has_syn:
-                        net.set_state(pop, "i", 0.0)
-                    if layer.reset == "delayed":
-                        net.set_state(pop, "z_prev", 0.0)
-                    if k:
-                        net.set_state(pop, "x_syn", 0.0)
-                    if k in held:
-                        net.set_state(pop, "i_in", 0.0)
-                        if held[k]:
-                            net.set_state(pop, "beta_mem", 1.0)
-                            net.set_state(pop, "gain", 0.0)
-                step, start_ms, res = 0, None, None
-                for stop in bounds:
-                    if step < n_t and (not static or step == 0):
-                        net.set_state(pops[0], "i_in", drive[b] if static else drive[step, b])
-                    if step in held:
-                        bias = self.links[step].bias
-                        net.set_state(pops[step], "i_in", _compact(bias) if bias is not None else 0.0)
-                        if held[step]:
-                            net.set_state(pops[step], "beta_mem", _compact(layers[step].factors["beta_mem"]))
-                            net.set_state(pops[step], "gain", _compact(layers[step].factors["gain"]))
-                    res = net.run((stop - step) * dt_ms)
-                    if start_ms is None:
-                        start_ms = res.start_ms
-                    step = stop
-                s0 = int(round(start_ms / dt_ms))
-                got = res.spikes_since(start_ms)
-                for k in spiking:
-                    t_ms, idx = got[layers[k].name]
-                    st = np.rint(t_ms / dt_ms).astype(np.int64) - s0 - k
-                    sel = (st >= 0) & (st < n_t)
-                    counts[k][b] = np.bincount(idx[sel], minlength=layers[k].size)
-                    if record_spikes:
-                        spikes[k][st[sel], b, idx[sel]] = 1
-                    if k == last:
-                        out[st[sel], b, idx[sel]] = 1
-                if built.monitored:
-                    _, v = res.states_since(start_ms)[(layers[last].name, "v")]
-                    out[:, b] = v[last + 1:last + 1 + n_t]
+        for b in range(n_b):
+            for k, (layer, pop) in enumerate(zip(layers, pops)):
+                net.set_state(pop, "v", _compact(layer.v0))
+                if layer.has_syn:
+                    net.set_state(pop, "i", 0.0)
+                if layer.reset == "delayed":
+                    net.set_state(pop, "z_prev", 0.0)
+                if k:
+                    net.set_state(pop, "x_syn", 0.0)
+                if k in held:
+                    net.set_state(pop, "i_in", 0.0)
+                    if held[k]:
+                        net.set_state(pop, "beta_mem", 1.0)
+                        net.set_state(pop, "gain", 0.0)
+            step, start_ms, res = 0, None, None
+            for stop in bounds:
+                if step < n_t and (not static or step == 0):
+                    net.set_state(pops[0], "i_in", drive[b] if static else drive[step, b])
+                if step in held:
+                    bias = self.links[step].bias
+                    net.set_state(pops[step], "i_in", _compact(bias) if bias is not None else 0.0)
+                    if held[step]:
+                        net.set_state(pops[step], "beta_mem", _compact(layers[step].factors["beta_mem"]))
+                        net.set_state(pops[step], "gain", _compact(layers[step].factors["gain"]))
+                res = net.run((stop - step) * dt_ms)
+                if start_ms is None:
+                    start_ms = res.start_ms
+                step = stop
+            s0 = int(round(start_ms / dt_ms))
+            got = res.spikes_since(start_ms)
+            for k in spiking:
+                t_ms, idx = got[layers[k].name]
+                st = np.rint(t_ms / dt_ms).astype(np.int64) - s0 - k
+                sel = (st >= 0) & (st < n_t)
+                counts[k][b] = np.bincount(idx[sel], minlength=layers[k].size)
+                if record_spikes:
+                    spikes[k][st[sel], b, idx[sel]] = 1
+                if k == last:
+                    out[st[sel], b, idx[sel]] = 1
+            if built.monitored:
+                _, v = res.states_since(start_ms)[(layers[last].name, "v")]
+                out[:, b] = v[last + 1:last + 1 + n_t]
         if self.tail is not None:
             out = self.tail.apply(out.reshape(n_t * n_b, -1)).astype(ft)
         result = {"output": out.reshape((n_t, n_b, *self.output_shape)),

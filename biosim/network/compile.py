@@ -60,12 +60,13 @@ def estimate_bytes(net) -> int:
 
 def _per_element(value, n: int, not_numbers: str, wrong_shape: str) -> np.ndarray:
     """``value`` (a number or ``n`` of them) as a read-only float64 array of shape ``(n,)``; the two
-    messages are the errors for values that are not numbers and for a wrong count ("{shape}" is
+    messages are the errors for values that are not numbers (a string, or a function making it, so
+    that a large array is only formatted when it is wrong) and for a wrong count ("{shape}" is
     filled in)."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise BiosimError(not_numbers) from None
+        raise BiosimError(not_numbers() if callable(not_numbers) else not_numbers) from None
     if arr.size not in (1, n) or arr.ndim > 1:
         raise BiosimError(wrong_shape.format(shape=arr.shape))
     return np.broadcast_to(arr.reshape(-1), (n,))
@@ -74,7 +75,7 @@ def _per_element(value, n: int, not_numbers: str, wrong_shape: str) -> np.ndarra
 def _initial(value, rng, n, what, dtype=np.float64):
     if callable(value):
         value = value(rng, n)
-    arr = _per_element(value, n, f"{what} = {value!r} must be a number (in the variable's unit), an array of "
+    arr = _per_element(value, n, lambda: f"{what} = {value!r} must be a number (in the variable's unit), an array of "
                        f"them or f(rng, n)", f"{what} needs one value or {n} values, got an array of shape {{shape}}")
     if not np.all(np.isfinite(arr)):
         raise BiosimError(f"{what} has non-finite values")
