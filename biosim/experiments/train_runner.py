@@ -43,7 +43,7 @@ def train_config_from(params: dict, seed: int, image_size: int = 28):
         eval_batch_size=_get(learn, "eval_batch_size", int, low=1), seed=seed)
 
 
-def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int):
+def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int, generator=None):
     """Network, encoder function, read-out and a description, from a run's ``[params]``.
 
     Spiking networks come from :func:`biosim.learn.network.build_from_params`; ``net.kind`` mlp |
@@ -58,11 +58,11 @@ def build_from_params(params: dict, input_shape: tuple[int, int, int], n_classes
     """
     net_kind = params.get("net", {}).get("kind", "snn") if isinstance(params.get("net"), dict) else "snn"
     if net_kind != "snn":
-        return _build_ann_from_params(params, input_shape, n_classes)
-    return _build_snn_from_params(params, input_shape, n_classes)
+        return _build_ann_from_params(params, input_shape, n_classes, generator)
+    return _build_snn_from_params(params, input_shape, n_classes, generator=generator)
 
 
-def _build_ann_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int):
+def _build_ann_from_params(params: dict, input_shape: tuple[int, int, int], n_classes: int, generator=None):
     """:func:`build_from_params` for the non-spiking baselines (``net.kind`` mlp | cnn | gru | lstm).
 
     Their model files hold ``[params.encoder]`` (``kind`` image | sequence, ``gain``),
@@ -85,7 +85,7 @@ def _build_ann_from_params(params: dict, input_shape: tuple[int, int, int], n_cl
     model = build_ann(kind, step_shape, n_classes, hidden=_int_list(net, "hidden", "net"),
                       conv_channels=_int_list(net, "conv_channels", "net") if "conv_channels" in net else (),
                       kernel_size=_get(net, "kernel_size", int, low=1) if "kernel_size" in net else 5,
-                      dropout=_get(net, "dropout", low=0, high=0.99))
+                      dropout=_get(net, "dropout", low=0, high=0.99), generator=generator)
     readout = Readout(kind="mean_membrane", label_smoothing=_get(ro, "label_smoothing", low=0, high=0.99))
     facts = {"steps": steps, "dt_ms": 1.0, "backend": "torch", "encoder": enc_kind, "neuron": "none",
              "readout": "linear scores, cross-entropy", "notes": [], "model_kind": kind}
@@ -148,8 +148,8 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
     if cfg.shift_px != params["augment"]["shift_px"]:
         print(f"note: augment.shift_px = {params['augment']['shift_px']} (for 28x28) is {cfg.shift_px} px "
               f"for {h}x{w} images", flush=True)
-    torch.manual_seed(seed)
-    model, encode, readout, facts = build_from_params(params, (1, h, w), ds.n_classes)
+    model, encode, readout, facts = build_from_params(params, (1, h, w), ds.n_classes,
+                                                      generator=torch.Generator().manual_seed(seed))
     for note in facts["notes"]:
         print(f"note: {note}", flush=True)
     task = Task(ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test, ds.y_test, encode, readout)
