@@ -17,6 +17,7 @@ import numpy as np
 
 from biosim.errors import BiosimError, unknown
 from biosim.network.compile import _check_fits, _initial, _model_constants, _per_element, _refractory_steps
+from biosim.network import snapshot as _snapshot
 from biosim.network.connect import AllToAll
 from biosim.network.parts import Current, InputGroup, PoissonInput, Population, Projection, StateProbe
 from biosim.neurons import spec_for
@@ -425,6 +426,17 @@ class Network:
         row = pop.spec.var_index(var)
         plan = self._plan_or_error("state")
         return plan.X[row, plan.pop_off[pop.index]:plan.pop_off[pop.index + 1]].copy()
+
+    def snapshot(self):
+        """The network's whole dynamic state now (a :class:`~biosim.network.snapshot.Snapshot`):
+        state, weights, traces, spikes in flight, the clock and the inputs' random streams. Save it
+        with :func:`biosim.network.snapshot.save`; :meth:`restore` continues from it exactly."""
+        return _snapshot.take(self)
+
+    def restore(self, snap) -> None:
+        """Continue from ``snap`` (taken by :meth:`snapshot` of a network built the same way): the
+        next run gives what the snapshot's network would have given. Call ``run(0)`` first."""
+        _snapshot.put(self, snap)
 
     def run(self, duration_ms: float, backend: str | None = None, progress: bool = False):
         """Simulate ``duration_ms`` more milliseconds; returns a :class:`~biosim.network.simulate.Result`.
