@@ -65,3 +65,43 @@ def test_bad_settings_are_one_line(tmp_path, capsys):
     code = main(["run", "stdp_mnist", *TINY, "--backend", "numpy", "--out", str(tmp_path / "y"), "--quiet"])
     _, err = capsys.readouterr()
     assert code == 2 and "numba-cpu" in err
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, capsys, monkeypatch):
+    """SIGTERM during training saves a checkpoint and exits 143; --resume continues to the same
+    learned weights, thresholds and test accuracy as a run that never stopped."""
+    import os
+    import signal
+
+    from safetensors.numpy import load_file
+
+    from biosim.experiments import stdp_runner
+
+    whole = _run(tmp_path, capsys, "whole", "--set", "checkpoint_every=7")
+    real_present, calls = stdp_runner.present, []
+
+    def present_then_stop(*args, **kw):
+        calls.append(1)
+        out = real_present(*args, **kw)
+        if len(calls) == 11:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(stdp_runner, "present", present_then_stop)
+    out_dir = tmp_path / "cut"
+    code = main(["run", "stdp_mnist", *TINY, "--set", "checkpoint_every=7", "--out", str(out_dir), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 143, err
+    assert "after training image 11/25" in err and "--resume" in err
+    assert not (out_dir / "metrics.json").exists()
+    monkeypatch.setattr(stdp_runner, "present", real_present)
+    assert main(["run", "stdp_mnist", "--resume", str(out_dir), "--quiet"]) == 0
+    resumed = json.loads((out_dir / "metrics.json").read_text())
+    assert resumed["resumed"] is True and whole["resumed"] is False
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(out_dir / "model.safetensors")
+    np.testing.assert_array_equal(a["input_weights"], b["input_weights"])
+    np.testing.assert_array_equal(a["theta_mv"], b["theta_mv"])
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    # a finished run is not redone
+    assert main(["run", "stdp_mnist", "--resume", str(out_dir), "--quiet"]) == 2
+    assert "has finished" in capsys.readouterr().err

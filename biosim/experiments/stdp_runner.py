@@ -16,6 +16,7 @@ images), and a test image is classified by the class whose neurons spike most on
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -24,7 +25,13 @@ import numpy as np
 from biosim.errors import BiosimError
 from biosim.experiments.config import get
 
-__all__ = ["build_diehl_cook", "run_stdp", "present"]
+__all__ = ["build_diehl_cook", "run_stdp", "present", "CHECKPOINT", "MODEL"]
+
+#: The training checkpoint (the network's whole state and the position in the training images).
+CHECKPOINT = "checkpoint.safetensors"
+
+#: The learned input weights ``(n_exc, n_input)`` and adaptive thresholds (mV) after training.
+MODEL = "model.safetensors"
 
 
 def build_diehl_cook(n_exc: int, n_input: int, dt_ms: float, seed: int, delay_ms: float = 0.0):
@@ -84,6 +91,7 @@ def _settings(params: dict) -> dict:
         "max_showings": get(params, "max_showings", int, low=1, high=100),
         "w_sum": get(params, "w_sum", positive=True),
         "data": get(params, "data", str),
+        "checkpoint_every": get(params, "checkpoint_every", int, low=1),
     }
 
 
@@ -140,8 +148,74 @@ def _pass(net, h, images, cfg, normalize, desc, progress, labels=None, assignmen
     return out
 
 
-def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True) -> dict:
-    """Train, label and test; write plots into ``out_dir``; return the metrics."""
+def _save_model(path: Path, weights: np.ndarray, theta: np.ndarray, cfg: dict) -> None:
+    import json
+
+    from safetensors.numpy import save
+
+    from biosim.files import atomic_binary
+
+    data = save({"input_weights": np.ascontiguousarray(weights), "theta_mv": np.ascontiguousarray(theta)},
+                metadata={"biosim": json.dumps({"format": "biosim-stdp-model", "n_exc": cfg["n_exc"]})})
+    with atomic_binary(path) as fh:
+        fh.write(data)
+
+
+def _train(net, h, images, cfg: dict, out_dir: Path, progress: bool, resume: bool, hint: str) -> tuple[float, bool]:
+    """The training passes, with checkpoints; returns the training seconds (over all sessions) and
+    whether this session resumed."""
+    from tqdm import tqdm
+
+    from biosim.errors import RunInterrupted
+    from biosim.learn.train import StopRequest
+    from biosim.network import snapshot
+
+    pos = {"epoch": 0, "image": 0, "train_seconds": 0.0, "finished": False}
+    if resume:
+        snap, extra = snapshot.load(out_dir / CHECKPOINT) if (out_dir / CHECKPOINT).exists() else (None, None)
+        if snap is None:
+            raise BiosimError(f"--resume: {out_dir} has no {CHECKPOINT} (the run stopped before its first one)")
+        if extra.get("finished") and (out_dir / "metrics.json").exists():
+            raise BiosimError(f"--resume: the run in {out_dir} has finished (see its metrics.json); nothing to resume")
+        net.restore(snap)
+        pos.update(extra)
+    n, total = len(images), cfg["epochs"] * len(images)
+
+    def save_checkpoint():
+        snapshot.save(out_dir / CHECKPOINT, net.snapshot(), extra=pos)
+
+    t0, base = time.perf_counter(), pos["train_seconds"]
+    with StopRequest(notice=progress, unit="image") as stop, \
+            tqdm(total=total, initial=pos["epoch"] * n + pos["image"], desc="training", unit="img",
+                 disable=not progress, leave=False) as bar:
+        done = pos["epoch"] * n + pos["image"]
+        while done < total:
+            bar.set_description(f"training, epoch {pos['epoch'] + 1}/{cfg['epochs']}")
+            present(net, h, images[pos["image"]], cfg, True)
+            done += 1
+            pos["epoch"], pos["image"] = divmod(done, n)
+            bar.update(1)
+            if done < total and (stop.signum is not None or done % cfg["checkpoint_every"] == 0):
+                pos["train_seconds"] = base + time.perf_counter() - t0
+                save_checkpoint()
+                if stop.signum is not None:
+                    raise RunInterrupted(f"stopped by {signal.Signals(stop.signum).name} after training image "
+                                         f"{done}/{total}; checkpoint saved in {out_dir}; resume with: {hint}",
+                                         exit_code=128 + stop.signum)
+    pos["train_seconds"] = base + time.perf_counter() - t0
+    pos["finished"] = True
+    save_checkpoint()
+    return pos["train_seconds"], resume
+
+
+def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True,
+             resume: bool = False) -> dict:
+    """Train, label and test; write plots and the learned weights and thresholds
+    (``model.safetensors``) into ``out_dir``; return the metrics.
+
+    During training the network's whole state is saved every ``checkpoint_every`` images, and when
+    SIGINT/SIGTERM asks the run to stop (``checkpoint.safetensors``); ``resume=True`` continues
+    from there to the same final weights as a run that never stopped."""
     from biosim.datasets import load
     from biosim.files import atomic_savefig
     from biosim.reports.learn_figures import confusion_figure, confusion_matrix
@@ -157,10 +231,8 @@ def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, p
     x_test, y_test = (data.x_test[:cfg["n_test"]], data.y_test[:cfg["n_test"]]) if cfg["n_test"] else (data.x_test, data.y_test)
     net, h = build_diehl_cook(cfg["n_exc"], int(np.prod(x_train.shape[1:])), cfg["dt_ms"], seed)
     net.run(0.0)  # draw the synapses and compile (or load) the kernel before the clock starts
-    t0 = time.perf_counter()
-    for epoch in range(cfg["epochs"]):
-        _pass(net, h, x_train, cfg, True, f"training, epoch {epoch + 1}/{cfg['epochs']}", progress)
-    train_s = time.perf_counter() - t0
+    train_s, resumed = _train(net, h, x_train, cfg, out_dir, progress, resume,
+                              f"biosim run {spec['name']} --resume {out_dir}")
     exc_params = net.populations[h["exc"].index].params
     net.set_params(h["exc"], h["exc_model"](**{**_fields(exc_params), "theta_plus_mv": 0.0, "tau_theta_ms": 1e300}))
     net.set_params(h["plastic"], h["stdp"](**{**_fields(h["plastic"].synapse), "nu_pre": 0.0, "nu_post": 0.0}))
@@ -172,6 +244,7 @@ def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, p
     eval_s = time.perf_counter() - t1
     accuracy = float(np.mean(pred == y_test)) if len(y_test) else float("nan")
     theta = net.state(h["exc"], "theta")
+    _save_model(out_dir / MODEL, _weight_matrix(net, h), theta, cfg)
     title = f"{spec['name']} (n_exc {cfg['n_exc']}, seed {seed})"
     atomic_savefig(receptive_fields_figure(_weight_matrix(net, h), x_train.shape[1:], title),
                    out_dir / "receptive_fields.png")
@@ -187,6 +260,7 @@ def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, p
         "n_train": int(len(x_train)),
         "n_test": int(len(x_test)),
         "epochs": cfg["epochs"],
+        "resumed": resumed,
         "mean_theta_mv": float(np.mean(theta)),
         "neurons_per_class": np.bincount(assignment, minlength=data.n_classes).tolist(),
         "data": cfg["data"],

@@ -43,7 +43,8 @@ from biosim.learn.checkpoint import (load_checkpoint, pack_training_state, save_
 from biosim.learn.readouts import Readout, predict, readout_loss
 
 __all__ = ["TrainConfig", "Task", "FitResult", "SCHEDULES", "learning_rate", "shift_images",
-           "epoch_plan", "evaluate", "fit", "TorchSettings", "CHECKPOINT", "BEST", "FINAL", "on_batch_hook"]
+           "epoch_plan", "evaluate", "fit", "TorchSettings", "StopRequest", "CHECKPOINT", "BEST", "FINAL",
+           "on_batch_hook"]
 
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
@@ -267,13 +268,15 @@ def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, encode, reado
     return result
 
 
-class _StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after this batch (a second SIGINT
-    interrupts at once); restores the previous handlers on exit."""
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request to stop after this ``unit`` of work (a batch, an
+    image; a second SIGINT interrupts at once); restores the previous handlers on exit. The loop
+    checks :attr:`signum` and saves its checkpoint."""
 
-    def __init__(self, notice: bool = True):
+    def __init__(self, notice: bool = True, unit: str = "batch"):
         self.signum: int | None = None
         self.notice = notice
+        self.unit = unit
         self._old = {}
 
     def _handle(self, signum, frame):
@@ -281,7 +284,7 @@ class _StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
         if self.notice:
-            print(f"\nbiosim: {signal.Signals(signum).name} received; saving a checkpoint after this batch "
+            print(f"\nbiosim: {signal.Signals(signum).name} received; saving a checkpoint after this {self.unit} "
                   "(Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
 
     def __enter__(self):
@@ -388,7 +391,7 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out_dir, *, resume
     session_t0 = time.perf_counter()
     base_seconds = state["train_seconds"]
     session_samples, session_step_s = 0, 0.0
-    with TorchSettings(cfg.resolved_threads()), _StopRequest(notice=progress) as stop, \
+    with TorchSettings(cfg.resolved_threads()), StopRequest(notice=progress) as stop, \
             tqdm(total=cfg.epochs * nb, initial=state["epoch"] * nb + state["batch"], disable=not progress,
                  unit="batch", dynamic_ncols=True, file=sys.stderr, leave=True) as bar:
         model.train()
