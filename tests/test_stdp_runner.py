@@ -105,3 +105,27 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, capsys, monkey
     # a finished run is not redone
     assert main(["run", "stdp_mnist", "--resume", str(out_dir), "--quiet"]) == 2
     assert "has finished" in capsys.readouterr().err
+
+
+def test_full_mnist_runs_when_its_idx_files_are_present(tmp_path, capsys, monkeypatch):
+    """`--set data=mnist` reads full MNIST's IDX files (here small ones the test writes)."""
+    import hashlib
+
+    from biosim.datasets import write_idx
+    from biosim.datasets.mnist import MNIST_FILES, MNIST_MD5
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    arrays = {"train_images": rng.integers(0, 256, (36, 28, 28), dtype=np.uint8),
+              "train_labels": (np.arange(36) % 10).astype(np.uint8),
+              "test_images": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+              "test_labels": (np.arange(10) % 10).astype(np.uint8)}
+    for role, a in arrays.items():
+        path = write_idx(folder / MNIST_FILES[role], a)
+        monkeypatch.setitem(MNIST_MD5, path.name, hashlib.md5(path.read_bytes()).hexdigest())
+    monkeypatch.setenv("BIOSIM_DATA", str(tmp_path / "data"))
+    code = main(["run", "stdp_mnist", "--set", "n_exc=6", "--set", "data=mnist", "--out", str(tmp_path / "m"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    m = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert m["data"] == "mnist" and m["n_train"] == 33 and m["n_test"] == 10  # the last 3 train images: validation
