@@ -50,7 +50,7 @@ def test_compare_writes_reports_and_reuses_runs(tmp_path, monkeypatch, capsys):
     (["compare", "lif_digit", "mlp_digits"], "did you mean 'lif_digits'"),
     (["compare", "lif_digits", "mlp_digits", "--set", "learn.epoch=1"], "did you mean 'learn.epochs'"),
     (["compare", "lif_digits"], "at least two"),
-    (["compare", "cuba", "mlp_digits"], "not a training run"),
+    (["compare", "cuba", "mlp_digits"], "does not train a classifier"),
     (["compare", "lif_digits", "mlp_digits", "--seeds", "0"], "--seeds"),
 ])
 def test_compare_errors_one_line(tmp_path, monkeypatch, capsys, argv, expect):
@@ -59,3 +59,18 @@ def test_compare_errors_one_line(tmp_path, monkeypatch, capsys, argv, expect):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("biosim: error:") and expect in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_compare_puts_the_stdp_learner_beside_a_supervised_ann(tmp_path, monkeypatch, capsys):
+    """The unsupervised STDP run is a classifier like the others: same report, its own caveats."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "cmp"
+    sets = ["--set", "n_exc=6", "--set", "n_train=20", "--set", "n_test=10", *TINY]
+    assert main(["compare", "stdp_mnist", "mlp_mnist", "--seeds", "1", "--out", str(out), "--quiet", *sets]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["kinds"] == {"stdp_mnist": "snn", "mlp_mnist": "mlp"}
+    stdp = data["summary"]["stdp_mnist"]
+    assert stdp["test_accuracy"]["n"] == 1 and stdp["n_params"]["mean"] == 6 * 784 + 6
+    assert stdp["synops_effective_acs"]["n"] == 0  # not measured for it, and the report says so
+    assert "stdp_mnist" not in data["engine_agreement"]
+    assert "no validation set" in (out / "report.md").read_text()

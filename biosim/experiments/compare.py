@@ -37,6 +37,10 @@ HIGHER_IS_BETTER = {"test_accuracy": True, "best_test_accuracy_seen": True, "val
 
 BACKEND = "numba-cpu"
 
+#: runners whose runs are classifiers with a test accuracy: supervised training (SNN or ANN) and
+#: unsupervised STDP learning with labels assigned from the training set
+CLASSIFIER_RUNNERS = ("train", "stdp")
+
 
 def resolve_params(specs: dict[str, dict], sets: list[str]) -> dict[str, dict]:
     """``[params]`` of every model after the overrides; a key applies to the models that have it.
@@ -146,9 +150,6 @@ def _train_or_reuse(name: str, spec: dict, params: dict, seed: int, runs_root: P
         log(f"{name} seed {seed}: reusing {found}")
         return {"run_dir": str(found), "reused": True, "seconds": 0.0,
                 "metrics": json.loads((found / "metrics.json").read_text())}
-    if spec["runner"] != "train":
-        raise BiosimError(f"run '{name}' is not a training run (runner '{spec['runner']}'); compare trains "
-                          "classifiers only")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     out_dir = Path(runs_root) / name / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,9 +179,9 @@ def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, set
         raise BiosimError(f"--seeds = {seeds} is out of range (must be 1..100)")
     specs = {name: load_model(name) for name in names}  # unknown names fail here, before any training
     for name, spec in specs.items():
-        if spec["runner"] != "train":
-            raise BiosimError(f"run '{name}' is not a training run (runner '{spec['runner']}'); compare "
-                              "trains classifiers only")
+        if spec["runner"] not in CLASSIFIER_RUNNERS:
+            raise BiosimError(f"run '{name}' does not train a classifier (runner '{spec['runner']}'); compare "
+                              f"takes runs of the runners {', '.join(CLASSIFIER_RUNNERS)}")
     params = resolve_params(specs, list(sets or []))
     runs_root = Path(runs_root)
     if out is None:
@@ -196,7 +197,7 @@ def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, set
     summary, diffs = summarise(per_seed)
     agreement = {}
     for name, rs in runs.items():
-        if rs and rs[0]["metrics"].get("model_kind", "snn") == "snn":
+        if rs and specs[name]["runner"] == "train" and rs[0]["metrics"].get("model_kind", "snn") == "snn":
             agreement[name] = [engine_agreement(Path(r["run_dir"])) for r in rs]
     data = {
         "models": names,
@@ -204,6 +205,7 @@ def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, set
         "sets": list(sets or []),
         "descriptions": {name: spec["description"] for name, spec in specs.items()},
         "kinds": {name: rs[0]["metrics"].get("model_kind", "snn") for name, rs in runs.items()},
+        "notes": {name: rs[0]["metrics"].get("report_note") for name, rs in runs.items()},
         "per_seed": {name: [{"seed": s, "run_dir": r["run_dir"], "reused": r["reused"],
                              **{k: r["metrics"].get(k) for k in SUMMARY_KEYS},
                              "spikes_per_layer": r["metrics"].get("spikes_per_layer"),

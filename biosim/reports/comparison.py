@@ -79,6 +79,8 @@ def figures(data: dict, confusion: dict) -> dict[str, tuple[str, bytes]]:
             xs = [x if x is not None else np.nan for x in xs][:len(ys)]
             marker = "o" if data["kinds"][name] == "snn" else "s"
             ax.plot(xs, ys, marker, color=f"C{k}", alpha=0.5, ms=5)
+            if not ys or all(np.isnan(xs)):  # this model has no such measurement (e.g. STDP: no synops)
+                continue
             ax.errorbar(np.nanmean(xs), np.mean(ys), yerr=np.std(ys, ddof=1) if len(ys) > 1 else 0,
                         fmt=marker, color=f"C{k}", ms=9, mec="k",
                         label=f"{name} ({'SNN' if data['kinds'][name] == 'snn' else data['kinds'][name].upper()})")
@@ -187,6 +189,12 @@ def findings(data: dict) -> list[str]:
     return lines
 
 
+def _note(data: dict, name: str) -> str:
+    """The run's own caveat about how its metrics differ from the table's definitions, if any."""
+    note = data.get("notes", {}).get(name)
+    return f" Note: {note}" if note else ""
+
+
 def _table_rows(data: dict) -> tuple[list[str], list[list[str]]]:
     header = ["metric", *data["models"], "definition"]
     rows = []
@@ -230,7 +238,7 @@ def write_reports(out_dir: Path, data: dict, confusion: dict) -> None:
              + " Values are mean ± standard deviation over seeds (sample std; 0 for one seed).")
 
     md = ["# biosim compare: " + " vs ".join(data["models"]), "", intro, ""]
-    md += [f"- **{n}** ({data['kinds'][n]}): {data['descriptions'][n]}" for n in data["models"]]
+    md += [f"- **{n}** ({data['kinds'][n]}): {data['descriptions'][n]}" + _note(data, n) for n in data["models"]]
     md += ["", "## Where the SNN is worse (and better)", ""] + [f"- {f}" for f in facts]
     md += ["", "## Metrics", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
@@ -251,7 +259,8 @@ def write_reports(out_dir: Path, data: dict, confusion: dict) -> None:
              "th{background:#eee}td.def{color:#555;font-size:12px}.worse{color:#a00}img{max-width:100%}",
              "</style></head><body>", f"<h1>biosim compare: {e(' vs '.join(data['models']))}</h1>",
              f"<p>{e(intro)}</p><ul>"]
-    parts += [f"<li><b>{e(n)}</b> ({e(data['kinds'][n])}): {e(data['descriptions'][n])}</li>" for n in data["models"]]
+    parts += [f"<li><b>{e(n)}</b> ({e(data['kinds'][n])}): {e(data['descriptions'][n] + _note(data, n))}</li>"
+              for n in data["models"]]
     parts += ["</ul><h2>Where the SNN is worse (and better)</h2><ul>"]
     parts += [f"<li{' class=worse' if 'WORSE' in f else ''}>{e(f)}</li>" for f in facts]
     parts += ["</ul><h2>Metrics</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
