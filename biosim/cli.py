@@ -46,9 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     bench = sub.add_parser("bench", help="benchmark biosim against other libraries in one process")
-    bench.add_argument("name", help="cuba or cobahh (engine vs Brian2), or train (learning vs snnTorch/norse)")
+    bench.add_argument("name", help="cuba or cobahh (engine vs Brian2), train (learning vs snnTorch/norse), "
+                                    "or stdp (Diehl & Cook STDP training vs Brian2 cython)")
     bench.add_argument("--against", default=None,
-                       help="comma-separated competitors (default: brian2 for the engine, snntorch,norse for train)")
+                       help="comma-separated competitors (default: brian2 for the engine and stdp, snntorch,norse "
+                            "for train; '' for biosim alone)")
     bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--repeats", type=int, default=None, help="timed repetitions, best reported (default 1; train 3)")
     bench.add_argument("--layer", type=int, default=None, metavar="N",
@@ -58,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", default="builtin", choices=["builtin", "equations"],
                        help="cuba/cobahh: 'equations' also times the neuron written as equations, beside the "
                             "built-in one (default builtin)")
+    bench.add_argument("--n-exc", dest="n_exc", type=int, default=None,
+                       help="stdp only: excitatory (and inhibitory) neurons (default 400)")
+    bench.add_argument("--images", type=int, default=None, help="stdp only: timed training images in biosim")
+    bench.add_argument("--brian2-images", dest="brian2_images", type=int, default=None,
+                       help="stdp only: timed training images in Brian2, after one warm-up image (default 3)")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
@@ -171,6 +178,28 @@ def _cmd_bench(args) -> int:
 
     if args.repeats is not None and args.repeats < 1:
         raise BiosimError(f"--repeats = {args.repeats} must be >= 1")
+    stdp_flags = (("--n-exc", args.n_exc), ("--images", args.images), ("--brian2-images", args.brian2_images))
+    if args.name != "stdp":
+        for flag, value in stdp_flags:
+            if value is not None:
+                raise BiosimError(f"{flag} is for bench stdp, not {args.name}")
+    if args.name == "stdp":
+        from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
+
+        for flag, value in (("--repeats", args.repeats), ("--layer", args.layer), ("--threads", args.threads),
+                            ("--batches", args.batches), ("--set", args.sets or None)):
+            if value is not None:
+                raise BiosimError(f"{flag} is not an option of bench stdp")
+        if args.model != "builtin":
+            raise BiosimError("--model equations is for the engine benchmarks (cuba, cobahh), not stdp")
+        for flag, value in stdp_flags:
+            if value is not None and value < 1:
+                raise BiosimError(f"{flag} = {value} must be >= 1")
+        report = run_stdp_bench(n_exc=args.n_exc or 400, n_images=args.images or DEFAULT_IMAGES,
+                                brian2_images=args.brian2_images or 3,
+                                against=args.against if args.against is not None else "brian2", log=_progress_line)
+        print(json.dumps(report, indent=2) if args.json else format_stdp_report(report))
+        return 0
     if args.name == "train":
         from biosim.bench.train_bench import format_report, run_train_bench
 
