@@ -30,6 +30,19 @@ class Printer(PythonCodePrinter):
             return f"({e.p}/{e.q})"
         return repr(float(e))  # numba's integers are 64-bit: a huge literal would not compile
 
+    def _print_Pow(self, e, rational=False):
+        # small integer powers as products, multiplied left to right: numba would compute v**4 by
+        # repeated squaring and Python's float ** calls C pow(); written out, every backend does the
+        # same float operations in the same order
+        n = e.exp
+        if n.is_Integer and 2 <= abs(int(n)) <= 8:
+            base = f"({self._print(e.base)})"
+            product = base
+            for _ in range(abs(int(n)) - 1):
+                product = f"({product} * {base})"
+            return product if n > 0 else f"(1.0 / {product})"
+        return super()._print_Pow(e, rational=rational)
+
     def _print_Integer(self, e):
         return str(e.p) if abs(e.p) < 2**53 else repr(float(e))
 

@@ -87,8 +87,8 @@ class Explicit:
         return float(len(self.i))
 
     def build(self, n_src, n_tgt, same, rng):
-        i = np.asarray(self.i, dtype=np.int64).ravel()
-        j = np.asarray(self.j, dtype=np.int64).ravel()
+        i = np.array(self.i, dtype=np.int64).ravel()  # copies: the caller's arrays stay theirs
+        j = np.array(self.j, dtype=np.int64).ravel()
         if i.shape != j.shape:
             raise BiosimError(f"explicit connectivity needs i and j of equal length, got {len(i)} and {len(j)}")
         if len(i) and (i.min() < 0 or i.max() >= n_src or j.min() < 0 or j.max() >= n_tgt):

@@ -100,8 +100,8 @@ class Network:
 
     def _poisson_rates(self, name: str, n: int, rate_hz) -> np.ndarray:
         """``rate_hz`` (scalar or one per source) as ``n`` float64 rates, checked."""
-        rates = _per_element(rate_hz, n, f"Poisson group '{name}' rate_hz = {rate_hz!r} must be a number or an "
-                             f"array of them (Hz)", f"Poisson group '{name}' needs one rate or {n} rates, got an "
+        rates = _per_element(rate_hz, n, lambda: f"Poisson group '{name}' rate_hz = {rate_hz!r} must be a number or "
+                             f"an array of them (Hz)", f"Poisson group '{name}' needs one rate or {n} rates, got an "
                              f"array of shape {{shape}}").copy()
         if not np.all(np.isfinite(rates)) or np.any(rates < 0):
             raise BiosimError(f"Poisson group '{name}' rates must be finite and >= 0 Hz")
@@ -122,8 +122,8 @@ class Network:
 
     def spike_generator(self, name: str, n: int, indices, times_ms) -> InputGroup:
         """Add ``n`` sources that spike at the given ``times_ms`` (source ``indices[k]`` at ``times_ms[k]``)."""
-        indices = np.asarray(indices, dtype=np.int64).ravel()
-        times = np.asarray(times_ms, dtype=np.float64).ravel()
+        indices = np.array(indices, dtype=np.int64).ravel()  # copies: the caller's arrays stay theirs
+        times = np.array(times_ms, dtype=np.float64).ravel()
         if indices.shape != times.shape:
             raise BiosimError(f"spike generator '{name}': {len(indices)} indices but {len(times)} times")
         if len(indices) and (indices.min() < 0 or indices.max() >= n):
@@ -368,7 +368,7 @@ class Network:
         vals, n_syn, start = self._synapse_values(plan, proj, var)
         n_tgt = proj.tgt.n
         shape_msg = f"normalize total must be one finite number or {n_tgt} of them (one per target neuron)"
-        tot = _per_element(total, n_tgt, f"normalize total = {total!r} must be a number or one per target neuron",
+        tot = _per_element(total, n_tgt, lambda: f"normalize total = {total!r} must be a number or one per target neuron",
                            shape_msg)
         if not np.all(np.isfinite(tot)):
             raise BiosimError(shape_msg)

@@ -60,28 +60,11 @@ _PROMOTION = ("float32 arithmetic is typed differently by the two backends: numb
               "for float32-with-Python-float arithmetic and math.exp returns a double. The traces differ by "
               "up to ~4e-3 mV; spikes still agree (same_spikes) and traces agree to float32 precision "
               "(close_traces)")
-_POW = ("bug: the code generated from equations writes integer powers as v**2, m**3, n**4; numba compiles "
-        "them by repeated squaring (n**4 = (n*n)*(n*n)) while the NumPy reference's py_func calls C pow(), "
-        "which rounds once (v**2 != v*v for ~1 in 1000 doubles, n**4 != (n*n)*(n*n) for about half), so "
-        "float64 traces differ in the last bits (1e-14 mV for Izhikevich, 2e-12 mV for HH after 30 ms) and "
-        "the NumPy backend is not the bitwise float64 reference its docstring promises for these models; "
-        "spikes still agree here. Generating products instead of ** would make them identical")
 
 #: (model, backend, dtype, contract) -> reason. Every entry is checked to name a real case.
 KNOWN_EXCEPTIONS: dict[tuple[str, str, str, str], str] = {
     **{(m, "numba-cpu", "float32", "same_traces"): _PROMOTION
        for m in ("izhikevich", "hh", "eq_adex", "eq_izhikevich", "eq_hh")},
-    **{(m, "numba-cpu", "float64", "same_traces"): _POW for m in ("eq_izhikevich", "eq_hh")},
-    ("lif", "numba-cpu", "float64", "generator_indices_not_aliased"): (
-        "bug: Network.spike_generator keeps the caller's int64 index array (np.asarray(...).ravel() makes no "
-        "copy) and the simulation reads it at every chunk, so overwriting that array after a run changes "
-        "which sources spike in the next run"),
-    ("lif", "numba-cpu", "float64", "explicit_indices_not_aliased"): (
-        "bug: Explicit(i, j) with int64 arrays already sorted by source is stored without a copy (Explicit.build "
-        "uses np.asarray and _draw_synapses reorders only unsorted ones): after the caller overwrites them, "
-        "Network.normalize() sums the weights per the caller's new j (so the weights it writes, and the "
-        "spikes after, change) and Network.weights() reports the new i and j, while the compiled plan's own "
-        "indices are copies"),
 }
 
 

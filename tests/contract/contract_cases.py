@@ -187,7 +187,8 @@ def plastic_network(rule: str, dtype: str, backend: str, seed: int = 2):
     pop = net.population("pop", LIF(v_rest_mv=-65.0, v_reset_mv=-65.0, v_thresh_mv=-50.0, t_ref_ms=2.0), 12,
                          init={"v": lambda rng, k: -65.0 + 10.0 * rng.random(k)})
     net.current(pop, np.linspace(10.0, 16.0, 12))
-    w0 = lambda rng, k: STDP_PARAMS.w_max * rng.random(k)
+    def w0(rng, k):
+        return STDP_PARAMS.w_max * rng.random(k)
     if rule == "stdp":
         proj = net.connect(src, pop, "ge", weight=w0, rule=FixedProbability(p=0.5), stdp=STDP_PARAMS)
     else:

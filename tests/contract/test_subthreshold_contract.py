@@ -126,8 +126,9 @@ def _adex_rhs(p: AdEx, current):
 
 def _adex_equilibrium(p: AdEx, current):
     """Resting v below v_t: dv/dt = 0 with w = a (v - e_leak)."""
-    g = lambda v: (p.g_leak_ns * (p.e_leak_mv - v) + p.g_leak_ns * p.delta_t_mv
-                   * math.exp((v - p.v_t_mv) / p.delta_t_mv) + current - p.a_ns * (v - p.e_leak_mv))
+    def g(v):
+        return (p.g_leak_ns * (p.e_leak_mv - v) + p.g_leak_ns * p.delta_t_mv
+                       * math.exp((v - p.v_t_mv) / p.delta_t_mv) + current - p.a_ns * (v - p.e_leak_mv))
     v = brentq(g, p.e_leak_mv - 50.0, p.v_t_mv, xtol=1e-13)
     return {"v": v, "w": p.a_ns * (v - p.e_leak_mv)}
 
@@ -181,7 +182,8 @@ def _hh_gates(p: HH, v):
 
 def _hh_equilibrium(p: HH, current):
     """Resting v: the membrane current with every gate at its steady state is zero."""
-    g = lambda v: float(_hh_currents(p, v, **_hh_gates(p, v), current=current))
+    def g(v):
+        return float(_hh_currents(p, v, **_hh_gates(p, v), current=current))
     v = brentq(g, -100.0, -62.5, xtol=1e-13)
     return {"v": v, **_hh_gates(p, v)}
 
