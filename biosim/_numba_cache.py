@@ -9,7 +9,7 @@ public behaviour only, with two rules:
 1. **A cached function uses only its own file.** A ``cache=True`` function of the package calls
    only njit functions defined in its own file and reads only constants defined there (modules such
    as ``math`` and ``numpy`` are fine: Numba's version is in the key). :func:`cache_hazards` finds
-   exceptions; ``tests/test_numba_cache.py`` runs it over the package. So the models' index names
+   exceptions; ``tests/backends/test_numba_cache.py`` runs it over the package. So the models' index names
    live beside their maths, and ``neurons/hh.py``'s step, which compiles in ``base.exprel``, is not
    cached on its own (compiling it costs well under a second, and only when a kernel is built).
 2. **What must combine files is generated, and named by everything it combines.** The numba-cpu
@@ -21,7 +21,7 @@ public behaviour only, with two rules:
    compiled code instead of compiling. The kernel template (:mod:`biosim.backends.kernel_body`)
    is the one exception to rule 1: it reads the STDP constants by the names of
    :mod:`biosim.synapses.stdp`, and imports them all, in index order, so that a new layout is a new
-   text (``tests/test_named_constants.py`` checks the order).
+   text (``tests/neurons/test_named_constants.py`` checks the order).
 
 An installed package does not change between runs, and reinstalling it gives its files new
 modification times, so the rules matter above all to developers editing the sources. (An earlier

@@ -1,4 +1,4 @@
-"""Brian2 reference networks for the comparison tests (tests/test_brian2_compare.py).
+"""Brian2 reference networks for the comparison tests (tests/network/test_brian2_compare.py).
 
 Each builder runs a network in Brian2 (float64, the code-generation target given) and returns
 plain NumPy data: spike trains as integer steps and indices, plus whatever the biosim side needs

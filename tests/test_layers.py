@@ -263,3 +263,15 @@ def test_library_code_does_not_print():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not bad, "print() outside biosim/cli.py (return the text, or take a log= callable):\n" + "\n".join(bad)
+
+
+def test_tests_mirror_the_package():
+    """Every test folder is named after a part of the package (or is the cross-cutting contract
+    suite), and every test file lives in one."""
+    tests = ROOT / "tests"
+    parts = {p.name for p in (ROOT / "biosim").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    parts |= {p.stem for p in (ROOT / "biosim").glob("*.py")}
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders - parts <= {"contract"}, f"test folders without a package part: {sorted(folders - parts - {'contract'})}"
+    loose = sorted(p.name for p in tests.glob("test_*.py") if p.name != "test_layers.py")
+    assert not loose, f"test files outside the mirrored folders: {loose}"

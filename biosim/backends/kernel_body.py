@@ -18,7 +18,7 @@ a local ``i``): unlike 2-D indexing, this lets LLVM vectorise the neuron loops.
 The columns of ``Plan.st_c`` are read by the names of :mod:`biosim.synapses.stdp`, which Numba
 compiles in as constants. The generated module is cached under the hash of its text, and that text
 does not include ``stdp.py``: so this file imports every one of those names, in their index order
-(``tests/test_named_constants.py`` checks it), and a change of the layout changes this text too.
+(``tests/neurons/test_named_constants.py`` checks it), and a change of the layout changes this text too.
 """
 # biosim-kernel: source begins
 

@@ -14,7 +14,7 @@ fewer than 5 excitatory spikes show it again with the intensity raised by 1 (eve
   draws the synapses and compiles (or loads from Numba's cache) the kernel; the clock for
   ``images_per_second`` starts after it.
 - ``brian2_cython``: the same network in Brian2's runtime device with the cython target (float64,
-  one thread), written as in ``tests/test_diehl_cook.py`` (the same equations, thresholds, resets,
+  one thread), written as in ``tests/equations/test_diehl_cook.py`` (the same equations, thresholds, resets,
   refractoriness, STDP ``on_pre``/``on_post``, ``exponential_euler`` as biosim's choice for ``v``,
   initial values), starting from biosim's initial input weights. The per-image protocol runs in
   Python around one ``Network``: normalise ``w`` (NumPy on ``Synapses.w``), set the

@@ -9,7 +9,7 @@ on :func:`lif`.
 :func:`diehl_cook_exc`, :func:`diehl_cook_inh` and :func:`diehl_cook_stdp` are the neuron and
 synapse models of Diehl & Cook (2015), "Unsupervised learning of digit recognition using
 spike-timing-dependent plasticity" (DESIGN.md section 5), written after their published Brian
-code (``Diehl_Cook_spiking_MNIST.py``); tests/test_diehl_cook.py checks a small learning network
+code (``Diehl_Cook_spiking_MNIST.py``); tests/equations/test_diehl_cook.py checks a small learning network
 on them against the same network in Brian2 (spikes, weights and thresholds).
 """
 

@@ -9,7 +9,7 @@ how it is built, not of the snapshot). :func:`save` and :func:`load` keep a snap
 safetensors file (never a pickle) with a SHA-256 digest of its arrays, written atomically.
 
 A network that continues from a snapshot gives the same spikes and weights as one that never
-stopped (``tests/network/test_snapshot.py``).
+stopped (``tests/network/test_network_snapshot.py``).
 """
 
 from __future__ import annotations

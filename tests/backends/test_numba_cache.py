@@ -23,7 +23,7 @@ from biosim._numba_cache import cache_hazards
 PACKAGE = Path(biosim.__file__).parent
 
 #: the kernel template is never compiled where it stands: the generated kernel made of its text is,
-#: and that text imports the STDP index names in index order (tests/test_named_constants.py)
+#: and that text imports the STDP index names in index order (tests/neurons/test_named_constants.py)
 TEMPLATE = "biosim.backends.kernel_body"
 
 

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pytest
-from test_neuron_models import CASES, DT_MS, _small_network
+from model_cases import CASES, DT_MS, _small_network
 
 from biosim import BiosimError, FixedProbability, Network
 from biosim.equations import Model, library
@@ -36,7 +36,7 @@ def _builtin_spec(name):
 
 
 def _contract_network(params, name, backend):
-    """tests/test_neuron_models.py's contract network with ``params``, started like the built-in."""
+    """tests/neurons/test_neuron_models.py's contract network with ``params``, started like the built-in."""
     return _small_network(name, "float64", backend, params=params,
                           init=_builtin_spec(name).initial(CASES[name][0]))
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from biosim import (
-    HH, LIF, AdEx, BiosimError, CondLIF, Explicit, FixedProbability, Izhikevich, Network,
+    HH, LIF, AdEx, BiosimError, CondLIF, Explicit, Izhikevich, Network,
 )
 from biosim.neurons import MODELS, spec_for
+from model_cases import CASES, DT_MS, _small_network
 
-DT_MS = 0.1
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -35,14 +35,6 @@ def _fp_errors_raise():
 
 # --- every model, every backend, both precisions -------------------------------------------
 
-#: name -> (params, (lo, hi) of the constant input in the model's current unit, we, wi)
-CASES = {
-    "lif": (LIF(), (0.0, 5.0), 1.62, -9.0),
-    "cond_lif": (CondLIF(), (50.0, 300.0), 3.0, 20.0),
-    "adex": (AdEx(t_ref_ms=2.0), (300.0, 1200.0), 100.0, -200.0),
-    "izhikevich": (Izhikevich(), (0.0, 15.0), 3.0, -6.0),
-    "hh": (HH(), (0.0, 600.0), 6.0, 67.0),
-}
 
 
 def test_cases_cover_every_model():
@@ -50,24 +42,6 @@ def test_cases_cover_every_model():
     assert set(CASES) == set(MODELS) - {"layer_lif"}
     for name, (params, *_rest) in CASES.items():
         assert spec_for(params).name == name
-
-
-def _small_network(name: str, dtype: str, backend: str, duration_ms: float = 100.0, params=None, init=None):
-    """The contract network of model ``name`` (with other ``params``, e.g. its equation twin's)."""
-    default, (lo, hi), we, wi = CASES[name]
-    net = Network(dt_ms=DT_MS, dtype=dtype, seed=5)
-    exc = net.population("exc", params or default, 40, init=init)
-    inh = net.population("inh", params or default, 10, init=init)
-    rng = np.random.default_rng(0)
-    for pop in (exc, inh):
-        net.current(pop, rng.uniform(lo, hi, pop.n))
-    net.poisson_input(exc, "ge", n_sources=20, rate_hz=10.0, weight=we)
-    for tgt in (exc, inh):
-        net.connect(exc, tgt, "ge", weight=we, rule=FixedProbability(p=0.2))
-        net.connect(inh, tgt, "gi", weight=wi, rule=FixedProbability(p=0.2), delay_ms=1.0)
-    net.monitor(exc, "v", indices=[0, 1, 2])
-    net.monitor(inh, "gi", indices=[0])
-    return net.run(duration_ms, backend=backend)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -367,7 +367,7 @@ def test_izhikevich_2003_types_as_per_neuron_constants_match_brian2():
 # (4) CUBA on the LIF written as equations
 # ------------------------------------------------------------------------------------------
 def test_cuba_on_equation_lif_spike_for_spike_with_brian2():
-    """tests/test_brian2_compare.py (b) with library.lif() instead of the built-in LIF: 4000
+    """tests/network/test_brian2_compare.py (b) with library.lif() instead of the built-in LIF: 4000
     neurons, Brian2's synapse indices and initial v, 0.5 s."""
     model = library.lif()
     assert model.methods == {"v": "exact", "ge": "exact", "gi": "exact"}
