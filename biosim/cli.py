@@ -275,9 +275,30 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _show_library_notes() -> None:
+    """Show what the library logs, one plain line each: its notes (data used, the chosen integration
+    methods, a resumed run) on stdout beside the results, warnings (a stop request) on stderr.
+    The library itself never prints."""
+    import logging
+
+    logger = logging.getLogger("biosim")
+    for old in [h for h in logger.handlers if getattr(h, "biosim_cli", False)]:
+        logger.removeHandler(old)
+    for stream, keep in ((sys.stdout, lambda r: r.levelno < logging.WARNING),  # streams of this call:
+                         (sys.stderr, lambda r: r.levelno >= logging.WARNING)):  # tests replace them
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(keep)
+        handler.biosim_cli = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biosim`` command."""
     args = _parser().parse_args(argv)
+    _show_library_notes()
     handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
                 "data": _cmd_data}
     try:

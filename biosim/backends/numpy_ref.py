@@ -14,6 +14,7 @@ import functools
 import numpy as np
 
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE, OK
+from biosim.synapses.stdp import A_MINUS, A_PLUS, DECAY_POST, DECAY_PRE, MULTIPLICATIVE, W_MAX, W_MIN
 
 __all__ = ["kernel", "run_chunk"]
 
@@ -31,8 +32,8 @@ def _deliver(X, gate, ref_until, s, row, j, w):
 
 
 def _stdp_update(pl, z, syn, xp, sign):
-    a = pl.st_c[z, 2] if sign > 0 else pl.st_c[z, 3]
-    lo, hi, mult = pl.st_c[z, 4], pl.st_c[z, 5], pl.st_c[z, 6]
+    a = pl.st_c[z, A_PLUS] if sign > 0 else pl.st_c[z, A_MINUS]
+    lo, hi, mult = pl.st_c[z, W_MIN], pl.st_c[z, W_MAX], pl.st_c[z, MULTIPLICATIVE]
     wv = pl.w[syn]
     if mult:
         wv = wv + a * xp * (hi - wv) if sign > 0 else wv - a * xp * (wv - lo)
@@ -79,8 +80,8 @@ def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
             n_src = pl.grp_off[g + 1] - pl.grp_off[g]
             tp = pl.st_tgt_grp[z]
             n_tgt = pl.pop_off[tp + 1] - pl.pop_off[tp]
-            pl.xpre[pl.st_pre_off[z]:pl.st_pre_off[z] + n_src] *= pl.st_c[z, 0]
-            pl.xpost[pl.st_post_off[z]:pl.st_post_off[z] + n_tgt] *= pl.st_c[z, 1]
+            pl.xpre[pl.st_pre_off[z]:pl.st_pre_off[z] + n_src] *= pl.st_c[z, DECAY_PRE]
+            pl.xpost[pl.st_post_off[z]:pl.st_post_off[z] + n_tgt] *= pl.st_c[z, DECAY_POST]
         spikes = []
         for p in range(P):
             spec = specs[int(pl.pop_model[p])]

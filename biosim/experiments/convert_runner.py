@@ -11,11 +11,14 @@ and run by the engine (:mod:`biosim.bridge.nir_engine`). Writes ``accuracy_vs_st
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from biosim.errors import BiosimError
+
+_log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
 __all__ = ["run_convert"]
 
@@ -116,7 +119,7 @@ def run_convert(spec: dict, params: dict, seed: int, backend: str, out_dir: Path
     title = f"{spec['name']}: ANN -> SNN on {params['data']} ({len(x_test)} test samples, seed {seed})"
     atomic_savefig(_figure(conv["steps"], snn, ann, title), out_dir / "accuracy_vs_steps.png")
     for s in conv["steps"]:
-        print(f"  {s:>6} steps: SNN {100 * snn[s]:.2f} %  (ANN {100 * ann:.2f} %)", flush=True)
+        _log.info(f"  {s:>6} steps: SNN {100 * snn[s]:.2f} %  (ANN {100 * ann:.2f} %)")
     return {
         "ann_accuracy": ann,
         "snn_accuracy": {str(s): a for s, a in snn.items()},

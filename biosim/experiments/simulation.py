@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -13,6 +13,8 @@ from biosim.experiments.config import get
 from biosim.files import atomic_savefig
 from biosim.network.stats import cv_isi, mean_rate_hz
 from biosim.reports.figures import raster_figure, rate_figure
+
+_log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
 __all__ = ["BUILDERS", "build", "run_simulation", "spec_model"]
 
@@ -60,7 +62,7 @@ def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: P
     bio_time_s = get(params, "bio_time_s", positive=True)
     model = spec_model(spec)
     if model is not None and progress:
-        print(f"{spec['name']}: {model.describe()}", file=sys.stderr, flush=True)
+        _log.info(f"{spec['name']}: {model.describe()}")
     net = build(spec.get("builder", spec["name"]), params, seed, model=model)
     result = net.run(bio_time_s * 1e3, backend=backend, progress=progress)
     n_total = sum(result.sizes.values())

@@ -10,6 +10,7 @@ best-on-validation weights on the test set, and writes ``learning_curves.png``, 
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from biosim.learn.network import build_from_params as _build_snn_from_params
 from biosim.learn.network import param as _get
 from biosim.learn.network import param_ints as _int_list
 from biosim.learn.network import param_table as _table
+
+_log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
 __all__ = ["run_train", "build_from_params", "train_config_from"]
 
@@ -141,20 +144,19 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
     train_config_from(params, seed)  # check the settings before loading data
     ds = load(data_name)
     sizes = ds.sizes
-    print(f"data: {ds.describe()} ({sizes['train'] + sizes['val'] + sizes['test']} samples; from {ds.source})",
-          flush=True)
+    _log.info(f"data: {ds.describe()} ({sizes['train'] + sizes['val'] + sizes['test']} samples; from {ds.source})")
     h, w = ds.image_shape
     cfg = train_config_from(params, seed, min(h, w))
     if cfg.shift_px != params["augment"]["shift_px"]:
-        print(f"note: augment.shift_px = {params['augment']['shift_px']} (for 28x28) is {cfg.shift_px} px "
-              f"for {h}x{w} images", flush=True)
+        _log.info(f"note: augment.shift_px = {params['augment']['shift_px']} (for 28x28) is {cfg.shift_px} px "
+                  f"for {h}x{w} images")
     model, encode, readout, facts = build_from_params(params, (1, h, w), ds.n_classes,
                                                       generator=torch.Generator().manual_seed(seed))
     for note in facts["notes"]:
-        print(f"note: {note}", flush=True)
+        _log.info(f"note: {note}")
     task = Task(ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test, ds.y_test, encode, readout)
     if resume:
-        print(f"resuming the run in {out_dir}", flush=True)
+        _log.info(f"resuming the run in {out_dir}")
     result = fit(model, task, cfg, out_dir, resume=resume, progress=progress,
                  resume_hint=f"biosim run {spec['name']} --resume {out_dir}")
 

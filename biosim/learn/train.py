@@ -26,6 +26,7 @@ validation accuracy so far) and, at the end, ``model.safetensors`` (final weight
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import sys
@@ -41,6 +42,8 @@ from biosim.errors import BiosimError, RunInterrupted, unknown
 from biosim.learn.checkpoint import (load_checkpoint, pack_training_state, save_checkpoint, save_weights,
                                      unpack_training_state)
 from biosim.learn.readouts import Readout, predict, readout_loss
+
+_log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
 __all__ = ["TrainConfig", "Task", "FitResult", "SCHEDULES", "learning_rate", "shift_images",
            "epoch_plan", "evaluate", "fit", "TorchSettings", "StopRequest", "CHECKPOINT", "BEST", "FINAL",
@@ -284,8 +287,8 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
         if self.notice:
-            print(f"\nbiosim: {signal.Signals(signum).name} received; saving a checkpoint after this {self.unit} "
-                  "(Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+            _log.warning(f"\nbiosim: {signal.Signals(signum).name} received; saving a checkpoint after this "
+                         f"{self.unit} (Ctrl-C again to abort at once)")
 
     def __enter__(self):
         import threading
