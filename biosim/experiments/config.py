@@ -7,10 +7,9 @@ message that names the key.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 
-from biosim.errors import BiosimError, unknown
+from biosim.errors import BiosimError, checked, unknown
 
 __all__ = ["get", "params_from"]
 
@@ -18,26 +17,7 @@ __all__ = ["get", "params_from"]
 def get(cfg: Mapping, key: str, kind=float, low: float | None = None, high: float | None = None,
         positive: bool = False, choices=None):
     """``cfg[key]`` converted to ``kind`` and checked against the bounds given."""
-    value = cfg[key]
-    not_a_number = kind in (int, float) and isinstance(value, bool)
-    not_whole = kind is int and isinstance(value, float) and not value.is_integer()
-    if not_a_number or not_whole:
-        raise BiosimError(f"{key} = {value!r} must be {kind.__name__}")
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise BiosimError(f"{key} = {value!r} must be {kind.__name__}") from None
-    if kind in (int, float):
-        if not math.isfinite(value):
-            raise BiosimError(f"{key} = {value!r} must be finite")
-        if positive and value <= 0:
-            raise BiosimError(f"{key} = {value!r} is out of range (must be > 0)")
-        if low is not None and value < low or high is not None and value > high:
-            rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-            raise BiosimError(f"{key} = {value!r} is out of range (must be in {rng})")
-    if choices is not None and value not in choices:
-        raise unknown(key, value, choices)
-    return value
+    return checked(key, cfg[key], kind, low, high, positive, choices)
 
 
 def params_from(cls, table: Mapping | None, prefix: str):

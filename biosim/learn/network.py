@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from biosim.errors import BiosimError, unknown
+from biosim.errors import BiosimError, checked, unknown
 
 __all__ = ["NetSpec", "SpikingNet", "build_net", "build_from_params", "count_params", "fusable", "init_weights",
            "POOLS",
@@ -381,26 +381,7 @@ def param(table: Mapping, key: str, kind=float, low: float | None = None, high: 
     name = f"{table.name}.{key}" if getattr(table, "name", "") else key
     if key not in table:
         raise BiosimError(f"the run's parameters have no '{name}'")
-    value = table[key]
-    not_a_number = kind in (int, float) and isinstance(value, bool)
-    not_whole = kind is int and isinstance(value, float) and not value.is_integer()
-    if not_a_number or not_whole:
-        raise BiosimError(f"{name} = {value!r} must be {kind.__name__}")
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise BiosimError(f"{name} = {value!r} must be {kind.__name__}") from None
-    if kind in (int, float):
-        if not math.isfinite(value):
-            raise BiosimError(f"{name} = {value!r} must be finite")
-        if positive and value <= 0:
-            raise BiosimError(f"{name} = {value!r} is out of range (must be > 0)")
-        if low is not None and value < low or high is not None and value > high:
-            rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-            raise BiosimError(f"{name} = {value!r} is out of range (must be in {rng})")
-    if choices is not None and value not in choices:
-        raise unknown(name, value, choices)
-    return value
+    return checked(name, table[key], kind, low, high, positive, choices)
 
 
 def param_ints(table: Mapping, key: str, prefix: str) -> tuple[int, ...]:
