@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from biosim.files import atomic_binary
+
 __all__ = ["cache_dir", "load_source", "load_keyed", "source_hash"]
 
 
@@ -70,8 +72,6 @@ def load_keyed(prefix: str, key: str, make_text) -> ModuleType:
 
 
 def _import(name: str, make_text) -> ModuleType:
-    from biosim.files import atomic_binary
-
     if name in sys.modules:
         return sys.modules[name]
     folder = cache_dir()

@@ -12,7 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from biosim.backends import BACKENDS
+from biosim.bench.runner import format_table, run_bench
+from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
+from biosim.bench.train_bench import format_report, run_train_bench
 from biosim.errors import BiosimError, unknown
+from biosim.experiments import get_runner
+from biosim.experiments.registry import _flat_keys, apply_overrides, list_models, load_model
+from biosim.files import atomic_write_json, make_run_dir
 
 __all__ = ["main"]
 
@@ -102,8 +109,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list(args) -> int:
-    from biosim.experiments.registry import list_models
-
     models = list_models()
     width = max((len(n) for n in models), default=0)
     for name, description in models.items():
@@ -112,11 +117,6 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from biosim.backends import BACKENDS
-    from biosim.experiments import get_runner
-    from biosim.experiments.registry import apply_overrides, load_model
-    from biosim.files import atomic_write_json, make_run_dir
-
     spec = load_model(args.name)
     runner = get_runner(spec["runner"])
     if args.resume is not None:
@@ -150,8 +150,6 @@ def _resume_config(args, spec: dict, runner) -> dict:
     import inspect
     import json
 
-    from biosim.experiments.registry import _flat_keys
-
     if "resume" not in inspect.signature(runner).parameters:
         raise BiosimError(f"run '{args.name}' cannot be resumed (only training runs keep checkpoints)")
     if args.sets or args.seed is not None or args.out is not None:
@@ -184,8 +182,6 @@ def _cmd_bench(args) -> int:
             if value is not None:
                 raise BiosimError(f"{flag} is for bench stdp, not {args.name}")
     if args.name == "stdp":
-        from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
-
         for flag, value in (("--repeats", args.repeats), ("--layer", args.layer), ("--threads", args.threads),
                             ("--batches", args.batches), ("--set", args.sets or None)):
             if value is not None:
@@ -201,8 +197,6 @@ def _cmd_bench(args) -> int:
         print(json.dumps(report, indent=2) if args.json else format_stdp_report(report))
         return 0
     if args.name == "train":
-        from biosim.bench.train_bench import format_report, run_train_bench
-
         if args.model != "builtin":
             raise BiosimError("--model equations is for the engine benchmarks (cuba, cobahh), not train")
         for flag, value in (("--layer", args.layer), ("--threads", args.threads), ("--batches", args.batches)):
@@ -211,17 +205,15 @@ def _cmd_bench(args) -> int:
         report = run_train_bench(args.against if args.against is not None else "snntorch,norse", layer=args.layer,
                                  n_batches=args.batches, threads=args.threads, repeats=args.repeats or 3,
                                  log=_progress_line)
+        text = format_report
     else:
-        from biosim.bench.runner import format_table as format_report
-        from biosim.bench.runner import run_bench
-        from biosim.experiments.registry import apply_overrides, load_model
-
         spec = load_model(args.name)
         apply_overrides(spec["params"], args.sets)  # validate before the long part
         against = args.against if args.against is not None else "brian2"
         report = run_bench(args.name, [a.strip() for a in against.split(",") if a.strip()],
                            args.sets, repeats=args.repeats or 1, model=args.model, log=_progress_line)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+        text = format_table
+    print(json.dumps(report, indent=2) if args.json else text(report))
     return 0
 
 

@@ -37,6 +37,14 @@ module imports without them; and layers 0-3 import neither torch nor matplotlib 
 scikit-learn, scipy) at module level, so ``import biosim`` and a simulation do not pay for them.
 
 A new top-level module or package must be given a layer in :data:`LAYERS` (the test says so).
+
+Function-level imports of biosim modules only where they pay: every one must defer a heavy or
+optional package (:data:`DEFERRED`: the imported module, or a package above it that the import
+runs, imports one at module level, directly or through other biosim modules; packages that
+``import biosim`` imports anyway do not count), or break a genuine import cycle listed in
+:data:`CYCLE_BREAKING_IMPORTS`. Everything else goes at the top of the module, where a reader sees
+what it depends on. ``biosim list``, ``biosim --help`` and the engine's
+warm start stay fast because the heavy packages are the ones deferred, not the light modules.
 """
 
 from __future__ import annotations
@@ -72,6 +80,26 @@ DEV_ONLY = ("brian2", "norse", "snntorch", "Cython", "cython")
 #: not imported at module level by the layers up to and including this one
 LIGHT_UP_TO = "engine"
 HEAVY = ("torch", "matplotlib", "nir", "sklearn", "scipy")
+
+#: third-party packages that justify importing a biosim module inside a function: slow to import
+#: or optional (extras, dev-only)
+DEFERRED = ("torch", "matplotlib", "sympy", "brian2", "norse", "snntorch", "nir", "scipy", "sklearn",
+            "safetensors", "tqdm", "numba", "dask")
+
+#: function-level imports of light biosim modules that break an import cycle:
+#: (importing module, imported module) -> why. A stale entry fails the test.
+CYCLE_BREAKING_IMPORTS: dict[tuple[str, str], str] = {}
+
+#: function-level imports of light biosim modules that belong at the top of their module but sit in
+#: code another change is editing; move them and remove the entry (a stale entry fails the test).
+_STDP_BODY = "in the body of stdp_runner.py, which a concurrent change to the training loop is editing"
+NOT_YET_MOVED: dict[tuple[str, str], str] = {
+    ("biosim.experiments.stdp_runner", "biosim.errors"): _STDP_BODY,
+    ("biosim.experiments.stdp_runner", "biosim.files"): _STDP_BODY,
+    ("biosim.experiments.stdp_runner", "biosim.network.snapshot"): _STDP_BODY,
+    ("biosim.experiments.stdp_runner", "biosim.reports.learn_figures"): _STDP_BODY,
+    ("biosim.experiments.stdp_runner", "biosim.reports.stdp_figures"): _STDP_BODY,
+}
 
 #: modules that still print, and why; library code returns data and the CLI prints it. Remove an
 #: entry when its prints go (a stale entry does not fail the test, a new printer does).
@@ -116,6 +144,20 @@ def _in_functions(tree: ast.Module) -> set[int]:
     return inside
 
 
+def _biosim_targets(node: ast.Import | ast.ImportFrom, importer: str, known: dict[str, Path],
+                    is_package: bool) -> list[tuple[str, tuple[str, ...]]]:
+    """(module, names taken from it) for each biosim module that one import statement imports."""
+    if isinstance(node, ast.Import):
+        return [(a.name, ()) for a in node.names if a.name == "biosim" or a.name.startswith("biosim.")]
+    target = _resolve_from(node, importer, is_package)
+    if target != "biosim" and not target.startswith("biosim."):
+        return []
+    # `from biosim.bridge import nir_engine` imports the module biosim.bridge.nir_engine
+    subs = [a.name for a in node.names if f"{target}.{a.name}" in known]
+    rest = tuple(a.name for a in node.names if a.name not in subs)
+    return [(f"{target}.{sub}", ()) for sub in subs] + ([(target, rest)] if rest else [])
+
+
 def imports_of(source: str, importer: str, path: str, known: dict[str, Path], is_package: bool = False) -> list[Import]:
     """The imports of biosim modules in ``source`` (the module ``importer``), at every level."""
     tree = ast.parse(source)
@@ -123,21 +165,9 @@ def imports_of(source: str, importer: str, path: str, known: dict[str, Path], is
     out = []
     for node in ast.walk(tree):
         where = "in a function" if id(node) in inside else "module level"
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name == "biosim" or alias.name.startswith("biosim."):
-                    out.append(Import(importer, path, node.lineno, alias.name, (), where))
-        elif isinstance(node, ast.ImportFrom):
-            target = _resolve_from(node, importer, is_package)
-            if target != "biosim" and not target.startswith("biosim."):
-                continue
-            # `from biosim.bridge import nir_engine` imports the module biosim.bridge.nir_engine
-            subs = [a.name for a in node.names if f"{target}.{a.name}" in known]
-            rest = tuple(a.name for a in node.names if a.name not in subs)
-            for sub in subs:
-                out.append(Import(importer, path, node.lineno, f"{target}.{sub}", (), where))
-            if rest:
-                out.append(Import(importer, path, node.lineno, target, rest, where))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out += [Import(importer, path, node.lineno, target, names, where)
+                    for target, names in _biosim_targets(node, importer, known, is_package)]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _DYNAMIC.fullmatch(node.value):
             target, _, func = node.value.partition(":")
             if target in known:
@@ -270,3 +300,125 @@ def test_tests_mirror_the_package():
     assert folders - parts <= {"contract"}, f"test folders without a package part: {sorted(folders - parts - {'contract'})}"
     loose = sorted(p.name for p in tests.glob("test_*.py") if p.name != "test_layers.py")
     assert not loose, f"test files outside the mirrored folders: {loose}"
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): its imports never run."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
+            or isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports_run_on_import(source: str, importer: str, known: dict[str, Path],
+                          is_package: bool = False) -> tuple[set[str], set[str]]:
+    """(top-level third-party packages, biosim modules) that importing ``importer`` imports: every
+    import outside functions and outside ``if TYPE_CHECKING:`` blocks (in ``try``, ``if`` and class
+    bodies too)."""
+    tree = ast.parse(source)
+    skip = _in_functions(tree)
+    for node in ast.walk(tree):
+        if _is_type_checking(node):
+            skip.update(id(sub) for sub in ast.walk(node))
+    packages, targets = set(), set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            packages.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            packages.add(node.module.split(".")[0])
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            targets.update(t for t, _ in _biosim_targets(node, importer, known, is_package))
+    return packages - {"biosim"}, targets
+
+
+def _module_deps() -> dict[str, tuple[set[str], set[str]]]:
+    known = modules()
+    return {name: imports_run_on_import(path.read_text(), name, known, is_package=path.name == "__init__.py")
+            for name, path in known.items()}
+
+
+def preloaded(deps: dict[str, tuple[set[str], set[str]]] | None = None) -> set[str]:
+    """The biosim modules that ``import biosim`` imports: imported already before any other biosim
+    module runs (Python runs ``biosim/__init__.py`` first)."""
+    deps = deps if deps is not None else _module_deps()
+    seen, todo = set(), ["biosim"]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in deps:
+            continue
+        seen.add(name)
+        for target in deps[name][1]:
+            parts = target.split(".")
+            todo += [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return seen
+
+
+def runs(target: str, importer: str, already: set[str]) -> list[str]:
+    """The biosim modules whose import costs count for importing ``target`` in ``importer``:
+    ``target`` itself and each package above it that is not imported already (neither one holding
+    ``importer`` nor one of ``already``, what ``import biosim`` imports)."""
+    parts = target.split(".")
+    above = [".".join(parts[:i]) for i in range(1, len(parts))]
+    return [target] + [p for p in above if p not in already and not importer.startswith(p + ".")]
+
+
+def heavy_modules() -> dict[str, str]:
+    """Module -> a package of :data:`DEFERRED` that importing it imports, directly or through the
+    biosim modules it imports at module level (and the packages above them, see :func:`runs`)."""
+    deps = _module_deps()
+    already = preloaded(deps)
+    heavy = {name: min(packages & set(DEFERRED)) for name, (packages, _) in deps.items()
+             if packages & set(DEFERRED)}
+    changed = True
+    while changed:  # to the fixed point (cycles among biosim modules are fine)
+        changed = False
+        for name, (_, targets) in deps.items():
+            hits = sorted(heavy[m] for t in targets for m in runs(t, name, already) if m in heavy)
+            if name not in heavy and hits:
+                heavy[name] = hits[0]
+                changed = True
+    return heavy
+
+
+def test_the_heavy_module_finder_is_not_vacuous():
+    known = modules()
+    heavy = heavy_modules()
+    assert heavy["biosim.learn.layers"] == "torch"
+    assert "biosim.errors" not in heavy and "biosim.files" not in heavy
+    # a light module in a heavy package: importing it from outside runs the package's __init__.py
+    # (biosim.datasets imports tqdm) ...
+    assert "biosim.datasets.paths" not in heavy and heavy["biosim.datasets"] == "tqdm"
+    already = preloaded()
+    assert runs("biosim.datasets.paths", "biosim.cli", already) == ["biosim.datasets.paths", "biosim.datasets"]
+    # ... but not from inside it, nor for a package that `import biosim` imports, as they are imported already
+    assert runs("biosim.datasets.paths", "biosim.datasets.catalog", already) == ["biosim.datasets.paths"]
+    assert {"biosim.errors", "biosim.network", "biosim.neurons"} <= already and "biosim.datasets" not in already
+    assert runs("biosim.network.stats", "biosim.reports.figures", already) == ["biosim.network.stats"]
+    source = ("from typing import TYPE_CHECKING\n"
+              "if TYPE_CHECKING:\n    import torch\n    from biosim.learn import fit\n"
+              "try:\n    import numba.core\nexcept ImportError:\n    pass\n"
+              "class A:\n    from ..files import atomic_binary\n"
+              "def f():\n    import matplotlib\n    from biosim.errors import unknown\n")
+    assert imports_run_on_import(source, "biosim.bridge.example", known) == ({"typing", "numba"}, {"biosim.files"})
+
+
+def test_function_level_imports_defer_a_heavy_package():
+    """An import of a biosim module inside a function defers a package of :data:`DEFERRED` or
+    breaks a listed cycle; anything else goes at the top of the module (see the docstring)."""
+    heavy, already = heavy_modules(), preloaded()
+    light = [imp for imp in all_imports() if imp.where == "in a function"
+             and not any(m in heavy for m in runs(imp.target, imp.importer, already))]
+    listed = {**CYCLE_BREAKING_IMPORTS, **NOT_YET_MOVED}
+    bad = [imp for imp in light if (imp.importer, imp.target) not in listed]
+    stale = sorted(set(listed) - {(imp.importer, imp.target) for imp in light})
+    message = []
+    if bad:
+        message.append("light biosim modules imported inside functions (move the import to the top of the module; "
+                       "if that makes an import cycle, list the pair in CYCLE_BREAKING_IMPORTS with the reason):\n"
+                       + "\n".join(f"{imp.path}:{imp.line}: {imp.importer} imports {imp.target}" for imp in bad))
+    if stale:
+        message.append("stale entries (no such light function-level import any more; remove them):\n"
+                       + "\n".join(f"{a} -> {b}" for a, b in stale))
+    if message:
+        pytest.fail("\n\n".join(message), pytrace=False)

@@ -20,6 +20,7 @@ import marshal
 import sys
 from pathlib import Path
 
+from biosim._generated import load_source
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
 from biosim.errors import BiosimError
 
@@ -59,8 +60,6 @@ def kernel(specs, syn_specs=()):
            tuple((s.name, s.on_pre, s.on_post) for s in syn_specs))
     fn = _KERNELS.get(key)
     if fn is None:
-        from biosim._generated import load_source
-
         fn = load_source("biosim_kernel", kernel_source(specs, syn_specs)).run_chunk
         _KERNELS[key] = fn
     return fn

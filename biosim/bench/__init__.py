@@ -7,11 +7,6 @@ Brian2 is imported only when one of these modules is used.
 
 from __future__ import annotations
 
+from biosim.bench.runner import run_bench
+
 __all__ = ["run_bench"]
-
-
-def run_bench(*args, **kwargs):
-    """See :func:`biosim.bench.runner.run_bench`."""
-    from biosim.bench.runner import run_bench as _run_bench
-
-    return _run_bench(*args, **kwargs)

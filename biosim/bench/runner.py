@@ -37,8 +37,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from biosim.bench import brian2_nets
 from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
+from biosim.experiments.registry import apply_overrides, load_model
 
 __all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "run_bench", "format_table"]
 
@@ -73,8 +75,6 @@ def _silent(_line: str) -> None:
 
 def _load_params(name: str, overrides) -> tuple[dict, dict]:
     """The run's spec and its ``[params]`` after ``overrides`` (``["key=value", ...]`` or a mapping)."""
-    from biosim.experiments.registry import apply_overrides, load_model
-
     spec = load_model(name)
     if overrides is None:
         sets = []
@@ -149,8 +149,6 @@ def _run_biosim(name: str, params: dict, seed: int, repeats: int, models: Sequen
 
 
 def _run_brian2(name: str, target: str, params: dict, seed: int, repeats: int) -> dict:
-    from biosim.bench import brian2_nets
-
     out = getattr(brian2_nets, BENCHES[name][1])(params, seed, target, repeats=repeats)
     n_neurons = int(sum(out["sizes"].values()))
     return {"loop_s": out["loop_s"], "loop_s_all": out["loop_s_all"], "setup_s": out["setup_s"],

@@ -48,8 +48,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from biosim.bench.brian2_nets import _brian2_session
 from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
+from biosim.experiments.registry import load_model
+from biosim.experiments.stdp_runner import build_diehl_cook, present
 
 __all__ = ["COMPETITORS", "DEFAULT_IMAGES", "run_stdp_bench", "format_stdp_report"]
 
@@ -88,8 +91,6 @@ def _parse_against(against) -> list[str]:
 
 def _protocol() -> dict:
     """The per-image protocol of ``models/stdp_mnist.toml`` (the runner's training loop)."""
-    from biosim.experiments.registry import load_model
-
     p = load_model("stdp_mnist")["params"]
     keys = ("dt_ms", "present_ms", "rest_ms", "intensity", "min_spikes", "max_showings", "w_sum", "data")
     cfg = {k: p[k] for k in keys}
@@ -115,8 +116,6 @@ def _side(wall_s: float, showings: list[int], spikes: list[int], cfg: dict) -> d
 # ----------------------------------------------------------------------------- biosim
 
 def _run_biosim(images: np.ndarray, n_exc: int, seed: int, cfg: dict, log) -> tuple[dict, tuple]:
-    from biosim.experiments.stdp_runner import build_diehl_cook, present
-
     t0 = time.perf_counter()
     net, h = build_diehl_cook(n_exc, int(np.prod(images.shape[1:])), cfg["dt_ms"], seed)
     net.run(0.0)  # draw the synapses and compile (or load) the kernel before the clock starts
@@ -149,8 +148,6 @@ def _import_brian2():
 
 def _run_brian2(images: np.ndarray, n_exc: int, seed: int, cfg: dict, w0: tuple, log) -> dict:
     """The network in Brian2 (cython): one untimed warm-up image (images[0]), then images[1:] timed."""
-    from biosim.bench.brian2_nets import _brian2_session
-
     t0 = time.perf_counter()
     with _brian2_session("cython"):
         import brian2 as b2

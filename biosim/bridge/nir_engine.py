@@ -69,6 +69,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from biosim.errors import BiosimError, unknown
+from biosim.network import Network
+from biosim.network.connect import Explicit
 from biosim.neurons.layer import RESETS, LayerLIF, coefficients, decay
 
 __all__ = ["LinearMap", "NeuronLayer", "EngineGraph", "dense", "conv2d", "sum_pool2d", "flatten", "scale",
@@ -291,9 +293,6 @@ class _Built:
     """The network of an :class:`EngineGraph` for one float type and backend."""
 
     def __init__(self, graph: EngineGraph, dtype: str, backend: str):
-        from biosim.network import Network
-        from biosim.network.connect import Explicit
-
         self.net = Network(dt_ms=graph.dt * 1e3, dtype=dtype)
         self.backend = backend
         self.pops = []

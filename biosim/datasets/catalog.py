@@ -24,6 +24,7 @@ import numpy as np
 
 from biosim.datasets.dataset import Dataset, stratified_split
 from biosim.datasets.mnist import load_mnist
+from biosim.datasets.mnist1d import make_mnist1d, to_uint8
 from biosim.datasets.paths import embedded_dir
 from biosim.errors import BiosimError, unknown
 
@@ -70,8 +71,6 @@ def load_digits(split_seed: int = 0) -> Dataset:
 
 def load_mnist1d(split_seed: int = 0) -> Dataset:
     """MNIST-1D generated with seed 42 (:mod:`biosim.datasets.mnist1d`), stored as ``1 x 40`` uint8."""
-    from biosim.datasets.mnist1d import make_mnist1d, to_uint8
-
     signals, labels = make_mnist1d()
     return split_arrays("mnist1d", to_uint8(signals), labels, split_seed, "biosim.datasets.mnist1d (seed 42)")
 

@@ -18,7 +18,7 @@ from biosim.equations.lines import parse_equations
 from biosim.equations.parse import parse_condition, parse_statements
 from biosim.equations.scope import Scope, rational
 from biosim.equations.units import dim_mul, field_name, format_dim, parse_unit
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, unknown
 
 __all__ = ["neuron_source"]
 
@@ -125,7 +125,6 @@ def neuron_source(label, equations, units, threshold, reset, ref, method, input_
         raise BiosimError(f"refractory = {ref} must be >= 0")
     for var in init_q:
         if var not in rows:
-            from biosim.errors import unknown
             raise unknown(f"variable of model '{label}'", var, var_names)
     init_exprs = {var: (value_expr(init_q[var], dims[sym[var]], scale[sym[var]], f"init of '{var}'")
                         if var in init_q else sp.Integer(0)) for var in var_names}

@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 
 from biosim.equations.model import Model
-from biosim.errors import BiosimError
 from biosim.equations.synapses import SynapseModel
+from biosim.errors import BiosimError
 from biosim.neurons import HH, LIF, AdEx, CondLIF, Izhikevich
+from biosim.synapses.stdp import STDP
 
 __all__ = ["pair_stdp", "lif", "cond_lif", "adex", "izhikevich", "hh", "EQUATION_MODELS",
            "diehl_cook_exc", "diehl_cook_inh", "diehl_cook_stdp"]
@@ -234,8 +235,6 @@ def pair_stdp(params=None, target: str = "ge", unit: str = "mV"):
     """The built-in additive pair rule (:class:`biosim.STDP`) as a :class:`SynapseModel`: weights
     ``w`` in ``unit`` added to the target's ``target`` on each presynaptic spike (the tests check
     it gives the built-in rule's spikes and weights)."""
-    from biosim.equations.synapses import SynapseModel
-    from biosim.synapses.stdp import STDP
 
     p = params or STDP()
     if p.multiplicative:

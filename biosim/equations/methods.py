@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, unknown
 
 __all__ = ["METHODS", "System", "choose_methods", "update_expressions"]
 
@@ -107,7 +107,6 @@ def _collected(sysm: System, r: str):
 def choose_methods(sysm: System, method: str | None) -> dict[str, str]:
     """Method per integrated variable (see the module docstring)."""
     if method is not None and method not in METHODS:
-        from biosim.errors import unknown
         raise unknown("integration method", method, METHODS)
     linear = {r for r in sysm.states if _linear_coefficients(sysm, r) is not None}
     closed = set(linear)

@@ -32,7 +32,7 @@ from pathlib import Path
 from biosim._generated import load_keyed, source_hash
 from biosim.equations.lines import check_identifier, model_name, read_parameters
 from biosim.equations.units import parse_quantity
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, unknown
 from biosim.neurons.base import ModelSpec, check_numbers
 
 __all__ = ["Model"]
@@ -76,7 +76,6 @@ class Model:
         fields = {f.name for f in dataclasses.fields(self.params_cls)}
         for key in overrides:
             if key not in fields:
-                from biosim.errors import unknown
                 raise unknown(f"parameter of model '{self.name}'", key, fields)
         return self.params_cls(**overrides)
 

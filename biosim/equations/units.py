@@ -17,7 +17,7 @@ import math
 import re
 from fractions import Fraction
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, closest
 
 __all__ = ["DIMLESS", "UNITS", "Dim", "field_name", "format_dim", "parse_quantity", "parse_unit", "unit_suffix"]
 
@@ -149,8 +149,6 @@ def parse_unit(text: str) -> tuple[Fraction, Dim]:
             scale = scale * s ** (sign * power)
             dim = dim_mul(dim, dim_pow(d, sign * power))
         else:
-            from biosim.errors import closest
-
             guess = closest(tok, UNITS)
             hint = f"; did you mean '{guess}'?" if guess else ""
             raise BiosimError(f"unknown unit '{tok}' in '{text}'{hint}")

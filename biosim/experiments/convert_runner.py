@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from biosim.bridge.convert import convert_mlp, snn_accuracy_vs_steps
 from biosim.errors import BiosimError
+from biosim.files import atomic_savefig
+from biosim.reports.figures import _figure as _new_figure
 
 _log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
@@ -46,9 +49,7 @@ def _convert_settings(params: dict) -> dict:
 
 
 def _figure(steps: list[int], snn: dict, ann: float, title: str):
-    from biosim.reports.figures import _figure as make
-
-    fig = make(figsize=(5.5, 3.6))
+    fig = _new_figure(figsize=(5.5, 3.6))
     ax = fig.subplots()
     ax.plot(steps, [100 * snn[s] for s in steps], "o-", color="C0", label="converted SNN (engine)")
     ax.axhline(100 * ann, color="C1", ls="--", label=f"ANN {100 * ann:.2f} %")
@@ -88,10 +89,8 @@ def run_convert(spec: dict, params: dict, seed: int, backend: str, out_dir: Path
     """
     import torch
 
-    from biosim.bridge.convert import convert_mlp, snn_accuracy_vs_steps
     from biosim.datasets import load
     from biosim.experiments.train_runner import build_from_params, run_train
-    from biosim.files import atomic_savefig
     from biosim.learn.checkpoint import load_weights
     from biosim.learn.train import BEST
 

@@ -35,6 +35,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 
+from biosim.equations import Model
 from biosim.errors import BiosimError, unknown
 
 __all__ = ["MODEL_KEYS", "model_from_table", "neuron_defaults"]
@@ -96,7 +97,6 @@ def model_from_table(table: Mapping, where: str = "[model]"):
     model = _CACHE.get(key)
     if model is not None and _still_registered(model):
         return model
-    from biosim.equations import Model
 
     kwargs = {k: table[k] for k in ("threshold", "reset", "refractory", "method", "input_unit", "name")
               if table.get(k) is not None}

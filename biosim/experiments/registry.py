@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 from biosim.errors import BiosimError, unknown
+from biosim.experiments.model_table import model_from_table, neuron_defaults
 
 __all__ = ["models_dir", "list_models", "load_model", "apply_overrides"]
 
@@ -58,8 +59,6 @@ def load_model(name: str) -> dict:
 
 def _add_model_defaults(spec: dict, path: Path) -> None:
     """Check the ``[model]`` table (building the model) and fill ``[params.neuron]`` with its parameters."""
-    from biosim.experiments.model_table import model_from_table, neuron_defaults
-
     if spec["runner"] != "simulation":
         raise BiosimError(f"{path}: a [model] table needs runner = \"simulation\" (this run's runner is "
                           f"'{spec['runner']}')")

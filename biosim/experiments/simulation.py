@@ -10,6 +10,7 @@ from pathlib import Path
 
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.config import get
+from biosim.experiments.model_table import model_from_table
 from biosim.files import atomic_savefig
 from biosim.network.stats import cv_isi, mean_rate_hz
 from biosim.reports.figures import raster_figure, rate_figure
@@ -51,7 +52,6 @@ def spec_model(spec: dict):
     """The neuron model of the run's ``[model]`` table, or None when it has none."""
     if "model" not in spec:
         return None
-    from biosim.experiments.model_table import model_from_table
 
     return model_from_table(spec["model"], f"models/{spec['name']}.toml")
 

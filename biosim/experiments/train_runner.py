@@ -16,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from biosim.files import atomic_savefig
 from biosim.learn.network import build_from_params as _build_snn_from_params
 from biosim.learn.network import param as _get
 from biosim.learn.network import param_ints as _int_list
 from biosim.learn.network import param_table as _table
+from biosim.reports.learn_figures import (confusion_figure, confusion_matrix, hidden_raster_figure,
+                                          learning_curves_figure)
 
 _log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
@@ -131,12 +134,9 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
 
     from biosim.datasets import load
     from biosim.datasets.catalog import DATASETS
-    from biosim.files import atomic_savefig
     from biosim.learn.checkpoint import load_weights
     from biosim.learn.network import count_params
     from biosim.learn.train import BEST, Task, TorchSettings, evaluate, fit
-    from biosim.reports.learn_figures import (confusion_figure, confusion_matrix, hidden_raster_figure,
-                                              learning_curves_figure)
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)

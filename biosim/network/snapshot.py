@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from biosim.errors import BiosimError
+from biosim.files import atomic_binary
 
 __all__ = ["Snapshot", "take", "put", "save", "load"]
 
@@ -111,8 +112,6 @@ def save(path, snap: Snapshot, extra: dict | None = None) -> None:
     """Write ``snap`` (and JSON-able ``extra`` facts, e.g. a runner's progress) to ``path``
     atomically, as safetensors."""
     from safetensors.numpy import save as st_save
-
-    from biosim.files import atomic_binary
 
     arrays = {k: np.ascontiguousarray(v) for k, v in snap.arrays.items()}
     blob = {"format": FORMAT, "version": VERSION, "meta": snap.meta, "extra": extra or {},

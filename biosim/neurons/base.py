@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, unknown
 
 __all__ = ["ModelSpec", "check_numbers", "check_positive", "check_range", "exprel", "refractory_steps"]
 
@@ -134,8 +134,6 @@ class ModelSpec:
 
     def var_index(self, var: str) -> int:
         """Row of ``var`` in the state matrix, with a clear error for an unknown name."""
-        from biosim.errors import unknown
-
         if var not in self.var_names:
             raise unknown(f"state variable of model '{self.name}'", var, self.var_names)
         return self.var_names.index(var)
