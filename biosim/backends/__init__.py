@@ -15,6 +15,11 @@ and appending spikes from ``sp_n`` and recorded states from ``rec_n`` to ``out``
 needs room: call again from ``step0 + steps_done``) or ``NOT_FINITE`` (a state variable became
 NaN/inf in the last step done, at population ``err_pop``, row ``err_row``, neuron ``err_neuron``);
 the codes live in :mod:`biosim.backends.numba_cpu`.
+
+``numba-cuda`` (:mod:`biosim.backends.numba_cuda`) needs the optional numba-cuda package
+(``pip install -e ".[cuda]"``) and a GPU, or numba-cuda's simulator (``NUMBA_ENABLE_CUDASIM=1``);
+asking for it imports ``numba.cuda`` then, and a machine that cannot run it gets one line saying
+why. A backend module may define ``check_available()``: :func:`get_backend` calls it.
 """
 
 from __future__ import annotations
@@ -28,12 +33,18 @@ __all__ = ["BACKENDS", "get_backend"]
 #: Backend name -> module that implements it.
 BACKENDS = {
     "numba-cpu": "biosim.backends.numba_cpu",
+    "numba-cuda": "biosim.backends.numba_cuda",
     "numpy": "biosim.backends.numpy_ref",
 }
 
 
 def get_backend(name: str):
-    """Return the backend module for ``name`` (closest valid name in the error)."""
+    """Return the backend module for ``name`` (closest valid name in the error); a
+    :class:`~biosim.errors.BiosimError` of one line when this machine cannot run it."""
     if name not in BACKENDS:
         raise unknown("backend", name, BACKENDS)
-    return importlib.import_module(BACKENDS[name])
+    module = importlib.import_module(BACKENDS[name])
+    check = getattr(module, "check_available", None)
+    if check is not None:
+        check()
+    return module

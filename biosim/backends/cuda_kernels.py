@@ -1,0 +1,398 @@
+"""The CUDA kernels of :mod:`biosim.backends.numba_cuda`, built for a network's models.
+
+Imported only when that backend runs (it imports ``numba.cuda``). The kernels name ``cuda`` as a
+global of this module, as numba-cuda's simulator needs (it swaps that global for its own module
+while a kernel runs). :func:`build_kernels` returns them by name; the host side in
+:mod:`biosim.backends.numba_cuda` says what each does and launches them step by step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE
+from biosim.backends.numba_cuda import DONE, ERRKEY, ERRSTEP, LIMIT, NO_ERROR, SP_BASE, SP_N, STATUS
+from biosim.errors import BiosimError
+from biosim.synapses.stdp import A_MINUS, A_PLUS, DECAY_POST, DECAY_PRE, MULTIPLICATIVE, W_MAX, W_MIN
+
+__all__ = ["build_kernels"]
+
+_LOW = (1 << 32) - 1
+
+
+def _device(fn, what: str):
+    """The device function of an njit scalar function: its pure-Python ``py_func`` compiled by
+    ``cuda.jit(device=True)`` (the njit functions it calls compile for the GPU with it)."""
+    py = getattr(fn, "py_func", None)
+    if py is None:
+        raise BiosimError(f"{what} must be a numba njit function, got {type(fn).__name__}")
+    return cuda.jit(device=True)(py)
+
+
+def _chain(fns, base, link):
+    """A device function ``d(kind, *args)`` that calls ``fns[kind](*args)``: one small device
+    function per model, each passing other kinds on to the previous one (no list of models
+    anywhere, and no source to generate)."""
+    d = cuda.jit(device=True)(base)
+    for k, fn in enumerate(fns):
+        d = cuda.jit(device=True)(link(d, fn, k))
+    return d
+
+
+def _base_step(kind, X, i, c, e, r):
+    return
+
+
+def _link_step(prev, fn, k):
+    def link(kind, X, i, c, e, r):
+        if kind == k:
+            fn(X, i, c, e, r)
+        else:
+            prev(kind, X, i, c, e, r)
+    return link
+
+
+def _base_threshold(kind, X, i, c):
+    return False
+
+
+def _link_threshold(prev, fn, k):
+    def link(kind, X, i, c):
+        if kind == k:
+            return fn(X, i, c)
+        return prev(kind, X, i, c)
+    return link
+
+
+def _base_reset(kind, X, i, c):
+    return
+
+
+def _link_reset(prev, fn, k):
+    def link(kind, X, i, c):
+        if kind == k:
+            fn(X, i, c)
+        else:
+            prev(kind, X, i, c)
+    return link
+
+
+def _base_syn(kind, S, k, X, i, j, c, gate, refractory, elapsed):
+    return
+
+
+def _link_syn(prev, fn, q):
+    def link(kind, S, k, X, i, j, c, gate, refractory, elapsed):
+        if kind == q:
+            fn(S, k, X, i, j, c, gate, refractory, elapsed)
+        else:
+            prev(kind, S, k, X, i, j, c, gate, refractory, elapsed)
+    return link
+
+
+def build_kernels(specs, syn_specs, TPB: int) -> dict:
+    """The CUDA kernels for these models (closures over their device functions), by name: ``pre``,
+    ``step``, ``scan``, ``compact``, ``deliver``, ``post`` and ``reset``, launched in this order in
+    every step. ``TPB`` is the number of threads per block of ``step`` (its block-wide scan) and of
+    ``scan`` (one block)."""
+    dev = _device
+    step = _chain([dev(s.step, f"neuron model '{s.name}': step") for s in specs], _base_step, _link_step)
+    threshold = _chain([dev(s.threshold, f"neuron model '{s.name}': threshold") for s in specs],
+                       _base_threshold, _link_threshold)
+    reset = _chain([dev(s.reset, f"neuron model '{s.name}': reset") for s in specs], _base_reset, _link_reset)
+    syn_pre = _chain([dev(s.on_pre, f"synapse model '{s.name}': on_pre") for s in syn_specs], _base_syn, _link_syn)
+    syn_post = _chain([dev(s.on_post, f"synapse model '{s.name}': on_post") for s in syn_specs], _base_syn, _link_syn)
+    int64 = np.int64
+
+    @cuda.jit(device=True)
+    def stopped(ctl):
+        return ctl[STATUS] != 0 or ctl[ERRKEY] != NO_ERROR
+
+    @cuda.jit(device=True)
+    def clip(x, lo, hi):
+        return lo if x < lo else (hi if x > hi else x)
+
+    @cuda.jit(device=True)
+    def block_scan(sh, t):
+        """Inclusive prefix sum of ``sh[0:TPB]`` in place (every thread of the block calls it)."""
+        off = 1
+        while off < TPB:
+            x = sh[t - off] if t >= off else int64(0)
+            cuda.syncthreads()
+            sh[t] += x
+            cuda.syncthreads()
+            off *= 2
+
+    @cuda.jit
+    def k_pre(ctl, k, slot, N, hist_cnt, fired, X, mon_row, mon_idx, rec, rec_row, st_c, st_proj, st_pre_off,
+              st_post_off, st_tgt_grp, pr_grp, grp_off, pop_off, xpre, xpost):
+        """Start of a step: the spike-buffer check (the CPU's: room for N spikes), clear the ring
+        slot's counts, record monitors (state at t), decay STDP traces."""
+        t = cuda.grid(1)
+        if stopped(ctl):
+            return
+        if ctl[SP_N] + N > ctl[LIMIT]:
+            if t == 0:
+                ctl[STATUS] = BUFFER_FULL
+                ctl[DONE] = k
+            return
+        if t < hist_cnt.shape[1]:
+            hist_cnt[slot, t] = 0
+        if t < fired.shape[1]:
+            fired[slot, t] = 0
+        if rec_row >= 0 and t < mon_row.shape[0]:
+            rec[rec_row, t] = X[mon_row[t], mon_idx[t]]
+        for z in range(st_proj.shape[0]):
+            g = pr_grp[st_proj[z]]
+            off = st_pre_off[z]
+            if off <= t < off + grp_off[g + 1] - grp_off[g]:
+                xpre[t] *= st_c[z, DECAY_PRE]
+            tp = st_tgt_grp[z]
+            off = st_post_off[z]
+            if off <= t < off + pop_off[tp + 1] - pop_off[tp]:
+                xpost[t] *= st_c[z, DECAY_POST]
+
+    @cuda.jit
+    def k_step(ctl, k, s, X, C, pop_of, pop_model, pop_nvar, i_ext, ref_until, rec_spikes, flags, incl, bsum):
+        """State update (NaN/inf check), then the threshold: spike flags (bit 0: spiked, bit 32:
+        spiked and recorded) and their inclusive prefix sum within the block. Writes nothing else:
+        a NaN/inf anywhere ends the step before anything is made of the flags."""
+        if ctl[STATUS] != 0:  # not ERRKEY: this kernel writes it, and every thread of a block must scan
+            return
+        i = cuda.grid(1)
+        t = cuda.threadIdx.x
+        N = X.shape[1]
+        f = int64(0)
+        if i < N:
+            p = pop_of[i]
+            step(pop_model[p], X, i, C[p], i_ext[i], s < ref_until[i])
+            for r in range(pop_nvar[p]):
+                if not math.isfinite(X[r, i]):
+                    cuda.atomic.min(ctl, ERRKEY, (p * X.shape[0] + r) * N + i)
+                    ctl[ERRSTEP] = k
+                    break
+            if s >= ref_until[i] and threshold(pop_model[p], X, i, C[p]):
+                f = int64(1) + ((int64(1) << 32) if rec_spikes[i] != 0 else int64(0))
+            flags[i] = f
+        sh = cuda.shared.array(TPB, np.int64)
+        sh[t] = f
+        cuda.syncthreads()
+        block_scan(sh, t)
+        if i < N:
+            incl[i] = sh[t]
+        if t == TPB - 1:
+            bsum[cuda.blockIdx.x] = sh[t]
+
+    @cuda.jit
+    def k_scan(ctl, bsum, boff):
+        """One block: exclusive prefix sum of the blocks' totals; the spike buffer's next place.
+        A NaN/inf found by ``step`` becomes the stop status here."""
+        if ctl[STATUS] != 0:
+            return
+        if ctl[ERRKEY] != NO_ERROR:
+            if cuda.threadIdx.x == 0:
+                ctl[STATUS] = NOT_FINITE
+            return
+        t = cuda.threadIdx.x
+        nb = bsum.shape[0]
+        sh = cuda.shared.array(TPB, np.int64)
+        carry = int64(0)
+        for base in range(0, nb, TPB):
+            v = bsum[base + t] if base + t < nb else int64(0)
+            sh[t] = v
+            cuda.syncthreads()
+            block_scan(sh, t)
+            if base + t < nb:
+                boff[base + t] = carry + sh[t] - v
+            carry += sh[TPB - 1]
+            cuda.syncthreads()
+        if t == 0:
+            n0 = ctl[SP_N]
+            ctl[SP_BASE] = n0
+            ctl[SP_N] = n0 + (carry >> 32)
+
+    @cuda.jit
+    def k_compact(ctl, s, slot, pop_of, pop_off, pop_ref, flags, incl, boff, ref_until, spiked, hist, hist_cnt,
+                  fired, sp_step, sp_idx, e0, e1, in_src, in_grp, in_pos, in_cnt, grp_off):
+        """Threads ``i < N``: neuron ``i``'s spike into the ring (in ascending order: its place is
+        the scan's count before it), the refractory clock, the spike buffer; the last neuron of a
+        population writes its count. Threads ``N + e``: input-group spike ``e0 + e`` of the step."""
+        i = cuda.grid(1)
+        if stopped(ctl):
+            return
+        N = flags.shape[0]
+        if i >= N:
+            e = e0 + i - N
+            if e < e1:
+                g = in_grp[e]
+                src = in_src[e]
+                hist[slot, grp_off[g] + in_pos[e]] = src
+                cuda.atomic.add(fired, (slot, src), 1)
+                if in_pos[e] == 0:
+                    hist_cnt[slot, g] = in_cnt[e]
+            return
+        p = pop_of[i]
+        a = pop_off[p]
+        f = flags[i]
+        ex = incl[i] - f + boff[i // TPB]
+        ea = (incl[a] - flags[a] + boff[a // TPB]) & _LOW
+        if f != 0:
+            hist[slot, a + (ex & _LOW) - ea] = i
+            ref_until[i] = s + pop_ref[p]
+            fired[slot, i] = 1
+            spiked[i] = 1
+            if f >> 32:
+                pos = ctl[SP_BASE] + (ex >> 32)
+                sp_step[pos] = s
+                sp_idx[pos] = i
+        else:
+            spiked[i] = 0
+        if i == pop_off[p + 1] - 1:
+            hist_cnt[slot, p] = ((ex + f) & _LOW) - ea
+
+    @cuda.jit
+    def k_deliver(ctl, k, s, slot, X, gate, ref_until, pop_of, pop_off, grp_off, counts, pi_a, pi_b, pi_row, pi_w,
+                  pi_col, acc, use_acc, pr_grp, pr_tgt, pr_row, pr_delay, pr_stdp, pr_syn, pr_c, bt_base, bt_ptr,
+                  bt_src, w, dly, fired, st_c, st_proj, st_pre_off, st_post_off, xpre, xpost, S, s_last, P):
+        """Thread ``j``: everything that reaches neuron ``j`` this step, in the CPU's order (Poisson
+        input, delayed input due now, then each projection by ascending source), with STDP
+        depression and synapse models' ``on_pre`` of its incoming synapses. Thread ``t`` also adds
+        this step's arrivals to STDP source trace ``t``."""
+        j = cuda.grid(1)
+        if stopped(ctl):
+            return
+        L = fired.shape[0]
+        if j < xpre.shape[0]:
+            for z in range(st_proj.shape[0]):
+                r = st_proj[z]
+                g = pr_grp[r]
+                off = st_pre_off[z]
+                if off <= j < off + grp_off[g + 1] - grp_off[g]:
+                    d = pr_delay[r]
+                    if d >= 0 and s < d:
+                        continue
+                    ss = (s - d) % L if d >= 0 else slot
+                    for _m in range(fired[ss, grp_off[g] + j - off]):
+                        xpre[j] += 1
+        if j >= X.shape[1]:
+            return
+        refr = s < ref_until[j]
+        for q in range(pi_a.shape[0]):
+            row = pi_row[q]
+            a = pi_a[q]
+            if a <= j < pi_b[q]:
+                n = counts[k, pi_col[q] - a + j]
+                if n != 0 and not (gate[row, j] and refr):
+                    X[row, j] += n * pi_w[q]
+        if use_acc:
+            for r in range(X.shape[0]):
+                x = acc[slot, r, j]
+                if x != 0:
+                    if not (gate[r, j] and refr):
+                        X[r, j] += x
+                    acc[slot, r, j] = 0
+        p = pop_of[j]
+        jl = j - pop_off[p]
+        for r in range(pr_grp.shape[0]):
+            if pr_tgt[r] != p:
+                continue
+            d = pr_delay[r]
+            if d >= 0 and s < d:
+                continue
+            ss = (s - d) % L if d >= 0 else slot
+            g = pr_grp[r]
+            g0 = grp_off[g]
+            row = pr_row[r]
+            z = pr_stdp[r]
+            kind = pr_syn[r]
+            b = bt_base[r] + jl
+            kk = bt_ptr[b]
+            stop = bt_ptr[b + 1]
+            while kk < stop:  # the synapses from one source at a time (several when it has multapses)
+                src = bt_src[kk]
+                ke = kk + 1
+                while ke < stop and bt_src[ke] == src:
+                    ke += 1
+                for _m in range(fired[ss, g0 + src]):  # once per spike of the source (inputs may repeat one)
+                    for syn in range(kk, ke):
+                        if kind >= 0:  # a synapse model's on_pre statements
+                            pre = g0 + src if g < P else -1
+                            syn_pre(kind, S, syn, X, pre, j, pr_c[r], gate, s < ref_until[j], s - s_last[syn])
+                            s_last[syn] = s
+                            continue
+                        if d < 0 and dly[syn] > 0:
+                            acc[(s + dly[syn]) % L, row, j] += w[syn]
+                            continue
+                        if not (gate[row, j] and s < ref_until[j]):
+                            X[row, j] += w[syn]
+                        if z >= 0:
+                            xp = xpost[st_post_off[z] + jl]
+                            wv = w[syn]
+                            if st_c[z, MULTIPLICATIVE] != 0:
+                                wv = wv - st_c[z, A_MINUS] * xp * (wv - st_c[z, W_MIN])
+                            else:
+                                wv = wv - st_c[z, A_MINUS] * xp
+                            w[syn] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
+                kk = ke
+
+    @cuda.jit(device=True)
+    def reset_one(X, C, pop_of, pop_model, i):
+        p = pop_of[i]
+        reset(pop_model[p], X, i, C[p])
+
+    @cuda.jit
+    def k_post(ctl, s, X, C, gate, ref_until, spiked, pop_of, pop_off, pop_model, grp_off, pr_grp, pr_tgt, pr_syn,
+               pr_c, pr_rptr, bt_base, bt_ptr, bt_src, w, st_c, st_proj, st_pre_off, st_post_off, st_tgt_grp, xpre,
+               xpost, S, s_last, P, and_reset):
+        """Thread ``j`` of a neuron that spiked: STDP potentiation of its incoming plastic synapses
+        and its target trace, then synapse models' ``on_post``; and its reset when ``and_reset``
+        (no synapse model has ``on_post`` statements, which may read other neurons before reset)."""
+        j = cuda.grid(1)
+        if stopped(ctl):
+            return
+        if j >= X.shape[1] or spiked[j] == 0:
+            return
+        p = pop_of[j]
+        jl = j - pop_off[p]
+        for z in range(st_proj.shape[0]):
+            if st_tgt_grp[z] != p:
+                continue
+            b = bt_base[st_proj[z]] + jl
+            for kk in range(bt_ptr[b], bt_ptr[b + 1]):
+                xp = xpre[st_pre_off[z] + bt_src[kk]]
+                wv = w[kk]
+                if st_c[z, MULTIPLICATIVE] != 0:
+                    wv = wv + st_c[z, A_PLUS] * xp * (st_c[z, W_MAX] - wv)
+                else:
+                    wv = wv + st_c[z, A_PLUS] * xp
+                w[kk] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
+            xpost[st_post_off[z] + jl] += 1
+        for r in range(pr_grp.shape[0]):
+            if pr_rptr[r] < 0 or pr_tgt[r] != p:
+                continue
+            g = pr_grp[r]
+            g0 = grp_off[g]
+            kind = pr_syn[r]
+            b = bt_base[r] + jl
+            for kk in range(bt_ptr[b], bt_ptr[b + 1]):
+                pre = g0 + bt_src[kk] if g < P else -1
+                syn_post(kind, S, kk, X, pre, j, pr_c[r], gate, s < ref_until[j], s - s_last[kk])
+                s_last[kk] = s
+        if and_reset:
+            reset_one(X, C, pop_of, pop_model, j)
+
+    @cuda.jit
+    def k_reset(ctl, X, C, pop_of, pop_model, spiked):
+        """Reset the neurons that spiked."""
+        i = cuda.grid(1)
+        if stopped(ctl):
+            return
+        if i >= X.shape[1] or spiked[i] == 0:
+            return
+        reset_one(X, C, pop_of, pop_model, i)
+
+    return {"pre": k_pre, "step": k_step, "scan": k_scan, "compact": k_compact, "deliver": k_deliver,
+            "post": k_post, "reset": k_reset}
