@@ -64,7 +64,9 @@ class Network:
         self.dt_ms = float(dt_ms)
         self.dtype = _DTYPES[dtype]
         self.seed = int(seed)
-        build_seq, self._input_seq = np.random.SeedSequence(self.seed).spawn(2)
+        # connectivity and initial values: the first child of the seed's SeedSequence (the random
+        # inputs are counter-based, keyed by the seed itself: biosim.backends.philox)
+        build_seq = np.random.SeedSequence(self.seed).spawn(2)[0]
         self.rng = np.random.default_rng(build_seq)
         self.populations: list[Population] = []
         self.inputs: list[InputGroup] = []
@@ -331,9 +333,10 @@ class Network:
         """New rates for a Poisson group: ``rate_hz`` in Hz, a scalar or one per source (checked as
         in :meth:`poisson_group`). They apply from the next step run.
 
-        Each Poisson group draws from its own random stream, one number per source and step, but
-        only over steps in which some rate of the group is above 0: a silent group (all rates 0)
-        costs nothing, and its stream resumes where it stopped when it is given rates again.
+        Source ``k`` of the group spikes at step ``s`` when a uniform number that depends only on
+        (seed, group, ``s``, ``k``) is below ``rate_k * dt`` (:mod:`biosim.backends.philox`), so
+        the spikes at a step do not depend on the rates at other steps; sources with rate 0 are
+        not drawn (a silent group costs nothing).
         """
         if not isinstance(group, InputGroup):
             raise BiosimError(f"set_rates needs a Poisson group of this network, got {type(group).__name__}")
@@ -429,7 +432,7 @@ class Network:
 
     def snapshot(self):
         """The network's whole dynamic state now (a :class:`~biosim.network.snapshot.Snapshot`):
-        state, weights, traces, spikes in flight, the clock and the inputs' random streams. Save it
+        state, weights, traces, spikes in flight, the clock and the Poisson rates. Save it
         with :func:`biosim.network.snapshot.save`; :meth:`restore` continues from it exactly."""
         return _snapshot.take(self)
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from biosim.backends import get_backend
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE
+from biosim.backends.philox import POISSON_GROUP, POISSON_INPUT, bernoulli_events, binomial_block, key_of_seed, stream_id
 from biosim.backends.plan import ChunkInput, Outputs
 from biosim.errors import SimulationError
 from biosim.network.compile import compile_network, model_specs, synapse_specs
@@ -172,12 +173,12 @@ class Simulation:
         self.specs = model_specs(net)
         self.syn_specs = synapse_specs(net)
         self.loop_s = 0.0
-        # One random stream per random input (Poisson groups, then Poisson inputs), each consumed
-        # step after step: the draws do not depend on how the run is cut into chunks or calls.
-        seq = np.random.SeedSequence(net._input_seq.entropy, spawn_key=net._input_seq.spawn_key)
-        streams = iter(np.random.default_rng(s) for s in seq.spawn(len(net.inputs) + len(net.poisson_inputs)))
-        self.rng_inputs = {g.index: next(streams) for g in net.inputs if g.kind == "poisson"}
-        self.rng_poisson_inputs = [next(streams) for _ in net.poisson_inputs]
+        # Random inputs are counter-based (biosim.backends.philox): the number of a source or
+        # target at a step is a function of (seed, the input's stream, step, index) alone, so the
+        # draws do not depend on how the run is cut into chunks or calls, and there is no state.
+        self.key = key_of_seed(net.seed)
+        self.streams = {g.index: stream_id(POISSON_GROUP, k) for k, g in enumerate(net.inputs) if g.kind == "poisson"}
+        self.pi_streams = [stream_id(POISSON_INPUT, k) for k in range(len(net.poisson_inputs))]
         self.step = 0
         self.sp_step = np.zeros(max(4 * self.plan.X.shape[1], 1 << 16), dtype=np.int64)
         self.sp_idx = np.zeros_like(self.sp_step, dtype=np.int32)
@@ -186,18 +187,30 @@ class Simulation:
         gens = [g for g in net.inputs if g.kind == "generator"]
         self.gen_steps = {g.index: (generator_steps(g.times_ms, net.dt_ms), g.indices) for g in gens}
         self.change_steps = sorted({s for c in net.currents for s in (self._to_step(c.start_ms), self._to_step(c.stop_ms))})
-        # Widest row of random input drawn per step (Poisson inputs' counts or a Poisson group's
-        # numbers); the chunk length keeps a chunk's draws within _CHUNK_BYTES.
-        n_cols = max(int(self.plan.pi_col[-1]) + net.poisson_inputs[-1].tgt.n if net.poisson_inputs else 0,
-                     sum(g.n for g in net.inputs if g.kind == "poisson"), 1)
+        # Widest row of random input per step (Poisson inputs' counts or a Poisson group's sources);
+        # the chunk length keeps a chunk's inputs within _CHUNK_BYTES.
+        self.n_counts = int(self.plan.pi_col[-1]) + net.poisson_inputs[-1].tgt.n if net.poisson_inputs else 0
+        n_cols = max(self.n_counts, sum(g.n for g in net.inputs if g.kind == "poisson"), 1)
         self.max_chunk = min(max(1, _CHUNK_BYTES // (8 * n_cols)), 2000)
         t1 = time.perf_counter()
         self.run_chunk = self.backend.kernel(self.specs, self.syn_specs)
         empty = np.zeros(0, np.int64)
         self.run_chunk(self.plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)), Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self.plan.X.dtype)),
                        0, 0, 0, 0)  # compile (or load the cached kernel) outside the timed loop
+        self._compile_input_draws()
         self.compile_s = time.perf_counter() - t1
         self.setup_s = time.perf_counter() - t0
+
+    def _compile_input_draws(self):
+        """Compile (or load from Numba's cache) the draws of the network's random inputs, for the
+        argument types :meth:`_inputs` passes, so that it happens outside the timed loop."""
+        k0, k1 = self.key
+        if self.streams:
+            bernoulli_events(k0, k1, 0, 0, 1, np.zeros(1, np.int64), np.zeros(1, np.float64))
+        if self.net.poisson_inputs:
+            wide = np.zeros((2, 3), np.int32)
+            binomial_block(k0, k1, 0, 0, 1, 0.5, wide)  # one input: its columns are all of counts
+            binomial_block(k0, k1, 0, 0, 1, 0.5, wide[:, 1:2])  # several: a strided block
 
     def _to_step(self, t_ms):
         return int(round(t_ms / self.net.dt_ms)) if math.isfinite(t_ms) else 2**62
@@ -229,25 +242,24 @@ class Simulation:
         else:
             st = src = grp = np.zeros(0, np.int64)
         ptr = np.searchsorted(st, np.arange(n + 1)).astype(np.int64)
-        cols = [rng.binomial(q.n_sources, q.rate_hz * p, size=(n, q.tgt.n)).astype(np.int32)
-                for q, rng in zip(net.poisson_inputs, self.rng_poisson_inputs)]
-        counts = np.concatenate(cols, axis=1) if cols else np.zeros((n, 0), np.int32)
+        counts = np.zeros((n, self.n_counts), np.int32)
+        for k, q in enumerate(net.poisson_inputs):
+            # target j of input q at step s: Binomial(n_sources, rate*dt) from uniform(seed, stream, s, j)
+            if q.n_sources > 0 and q.rate_hz > 0:
+                col = int(self.plan.pi_col[k])
+                binomial_block(self.key[0], self.key[1], self.pi_streams[k], s0, q.n_sources, q.rate_hz * p,
+                               counts[:, col:col + q.tgt.n])
         return ChunkInput(ptr, src, grp, counts)
 
     def _poisson_spikes(self, g, n: int, p: float):
         """``(steps, sources)`` of Poisson group ``g`` over the next ``n`` steps: source ``k`` spikes
-        at a step when its uniform number is below ``rate_k * dt``. The group's stream gives one
-        number per source and step, except over steps when all its rates are 0 (it is not drawn
-        from then: a silent group costs nothing)."""
+        at step ``s`` when ``uniform(seed, stream of g, s, k) < rate_k * dt``. Only sources with a
+        rate above 0 are drawn (a silent group or an image's dark pixels cost nothing)."""
         thr = g.rates_hz * p
         active = np.flatnonzero(thr)
         if len(active) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        u = self.rng_inputs[g.index].random((n, g.n))
-        if 4 * len(active) < g.n:  # mostly silent sources (an image's dark pixels): compare only the others
-            st, k = np.nonzero(u[:, active] < thr[active])
-            return st, active[k]
-        return np.nonzero(u < thr)
+        return bernoulli_events(self.key[0], self.key[1], self.streams[g.index], self.step, n, active, thr[active])
 
     def _set_currents(self):
         if not self.net.currents:  # i_ext stays at the zeros it was compiled with

@@ -1,12 +1,14 @@
 """A running network's whole dynamic state, to continue it later exactly where it stopped.
 
 :func:`take` copies everything a run changes: state variables, weights and synapse variables
-(plasticity), STDP traces, refractory counters, spikes in flight, the clock, the random streams of
-the inputs (so the continuation draws the same numbers), Poisson rates and what the monitors have
-recorded. :func:`put` writes such a snapshot back into a network built the same way (same
-populations, projections, inputs and seed; parameters changed with ``set_params`` are part of
-how it is built, not of the snapshot). :func:`save` and :func:`load` keep a snapshot in a
-safetensors file (never a pickle) with a SHA-256 digest of its arrays, written atomically.
+(plasticity), STDP traces, refractory counters, spikes in flight, the clock, Poisson rates and what
+the monitors have recorded. The random inputs have no state to save: they are counter-based
+(:mod:`biosim.backends.philox`), a function of the seed, the input and the step, so the clock is
+all a continuation needs to draw the same numbers. :func:`put` writes such a snapshot back into a
+network built the same way (same populations, projections, inputs and seed; parameters changed
+with ``set_params`` are part of how it is built, not of the snapshot). :func:`save` and
+:func:`load` keep a snapshot in a safetensors file (never a pickle) with a SHA-256 digest of its
+arrays, written atomically.
 
 A network that continues from a snapshot gives the same spikes and weights as one that never
 stopped (``tests/network/test_network_snapshot.py``).
@@ -26,14 +28,15 @@ from biosim.files import atomic_binary
 __all__ = ["Snapshot", "take", "put", "save", "load"]
 
 FORMAT = "biosim-network-snapshot"
-VERSION = 1
+#: 2: no random-stream states (counter-based inputs); version 1 files held numpy Generator states
+VERSION = 2
 
 #: Fields of the plan that running changes.
 _PLAN_FIELDS = ("X", "ref_until", "hist", "hist_cnt", "w", "acc", "xpre", "xpost", "S", "s_last")
 
 
 class Snapshot(NamedTuple):
-    """Arrays by name and JSON-able facts (clock, random-stream states, the network's layout)."""
+    """Arrays by name and JSON-able facts (the clock, the network's layout)."""
 
     arrays: dict
     meta: dict
@@ -63,8 +66,6 @@ def take(net) -> Snapshot:
             arrays[f"rates.{g.index}"] = np.array(g.rates_hz, dtype=np.float64)
     meta = {
         "step": int(sim.step),
-        "rng_inputs": {str(k): rng.bit_generator.state for k, rng in sim.rng_inputs.items()},
-        "rng_poisson_inputs": [rng.bit_generator.state for rng in sim.rng_poisson_inputs],
         "layout": _layout(net),
     }
     return Snapshot(arrays, meta)
@@ -83,10 +84,6 @@ def put(net, snap: Snapshot) -> None:
     for f in _PLAN_FIELDS:
         getattr(sim.plan, f)[...] = snap.arrays[f"plan.{f}"]
     sim.step = int(snap.meta["step"])
-    for k, state in snap.meta["rng_inputs"].items():
-        sim.rng_inputs[int(k)].bit_generator.state = state
-    for rng, state in zip(sim.rng_poisson_inputs, snap.meta["rng_poisson_inputs"]):
-        rng.bit_generator.state = state
     steps, neurons = snap.arrays["record.spike_steps"], snap.arrays["record.spike_neurons"]
     cap = max(len(sim.sp_step), 2 * len(steps))
     sim.sp_step = np.zeros(cap, np.int64)
@@ -141,6 +138,10 @@ def load(path) -> tuple[Snapshot, dict]:
                           "over") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise BiosimError(f"{path} is not a biosim network snapshot")
+    if blob.get("version") == 1:
+        raise BiosimError(f"snapshot {path} has format version 1, whose random inputs were numpy streams; this "
+                          f"biosim draws them from counters (version {VERSION}) and cannot continue it: start the "
+                          "run over")
     if blob.get("version") != VERSION:
         raise BiosimError(f"snapshot {path} has format version {blob.get('version')}; this biosim reads {VERSION}")
     if _digest(arrays) != blob.get("sha256"):

@@ -1,7 +1,10 @@
 """A network continued from a snapshot (in memory or through a file) gives exactly what the
-network that never stopped gives; damaged files and other networks are refused."""
+network that never stopped gives, random inputs included (they are counter-based: the clock is
+their only state); damaged files, files of format version 1 and other networks are refused."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -52,6 +55,41 @@ def test_continuing_from_a_snapshot_file_equals_never_stopping(tmp_path, backend
     np.testing.assert_array_equal(net.weights(eq, "w")[2], net2.weights(eq2, "w")[2])
     np.testing.assert_array_equal(r1.states[("exc", "v")][1], r2.states[("exc", "v")][1])
     assert np.any(net.weights(plastic)[2] != 2.0)  # STDP changed the weights: the check means something
+
+
+def test_a_restored_network_continues_the_same_draws():
+    """The random inputs (Poisson group, PoissonInput) have no state beyond the clock: a network
+    restored from a snapshot draws what the snapshot's network draws next, whatever it ran before
+    (here: 80 ms at other rates, so its clock is 50 ms ahead of the snapshot's)."""
+    net, inp, *_ = _build()
+    net.run(30.0)
+    snap = net.snapshot()
+    assert set(snap.meta) == {"step", "layout"}  # no random-stream states
+    ahead, inp2, *_ = _build()
+    ahead.set_rates(inp2, 5.0)
+    ahead.run(80.0)
+    ahead.restore(snap)
+    np.testing.assert_array_equal(inp2.rates_hz, 40.0)
+    nxt, nxt2 = net._sim._inputs(200), ahead._sim._inputs(200)  # the next 20 ms of input
+    for a, b in zip(nxt, nxt2):
+        np.testing.assert_array_equal(a, b)
+    assert len(nxt.in_src) > 0 and nxt.counts.sum() > 0
+    r1, r2 = net.run(20.0), ahead.run(20.0)
+    for name in ("exc",):
+        np.testing.assert_array_equal(r1.spikes[name][0], r2.spikes[name][0])
+        np.testing.assert_array_equal(r1.spikes[name][1], r2.spikes[name][1])
+    assert len(r1.spikes_since(30.0)["exc"][0]) > 0
+
+
+def test_a_format_version_1_file_is_refused_with_one_line(tmp_path):
+    """Version 1 held numpy Generator states of the inputs; counter-based inputs cannot continue it."""
+    from safetensors.numpy import save as st_save
+
+    path = tmp_path / "old.safetensors"
+    blob = {"format": snapshot.FORMAT, "version": 1, "meta": {}, "extra": {}, "sha256": ""}
+    path.write_bytes(st_save({"x": np.zeros(1)}, metadata={"biosim": json.dumps(blob)}))
+    with pytest.raises(BiosimError, match="format version 1, whose random inputs were numpy streams.*start the run over"):
+        snapshot.load(path)
 
 
 def test_a_snapshot_of_another_network_is_refused():
