@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from biosim.backends import BACKENDS
-from biosim.bench.runner import format_table, run_bench
+from biosim.bench.runner import format_scaling_table, format_table, run_bench, run_scaling_bench
 from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
 from biosim.bench.train_bench import format_report, run_train_bench
 from biosim.errors import BiosimError, unknown
@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--images", type=int, default=None, help="stdp only: timed training images in biosim")
     bench.add_argument("--brian2-images", dest="brian2_images", type=int, default=None,
                        help="stdp only: timed training images in Brian2, after one warm-up image (default 3)")
+    bench.add_argument("--backend", default=None,
+                       help="cuba/cobahh: time biosim alone on this backend (numba-cpu, numba-cuda) at --sizes")
+    bench.add_argument("--sizes", default=None, metavar="N,N,...",
+                       help="cuba/cobahh: comma-separated network sizes in neurons (80%% excitatory), timed with "
+                            "--backend (default numba-cpu); prints wall time per biological second, the real-time "
+                            "factor and synapse memory")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
@@ -181,6 +187,16 @@ def _cmd_bench(args) -> int:
         for flag, value in stdp_flags:
             if value is not None:
                 raise BiosimError(f"{flag} is for bench stdp, not {args.name}")
+    if args.backend is not None or args.sizes is not None:
+        if args.name not in ("cuba", "cobahh"):
+            raise BiosimError(f"--backend and --sizes are for bench cuba and cobahh, not {args.name}")
+        if args.against or args.model != "builtin":
+            raise BiosimError("--backend/--sizes time biosim alone: leave out --against and --model")
+        sizes = _sizes(args.sizes) if args.sizes is not None else [_default_size(args.name, args.sets)]
+        report = run_scaling_bench(args.name, sizes, args.backend or "numba-cpu", args.sets,
+                                   repeats=args.repeats or 1, log=_progress_line)
+        print(json.dumps(report, indent=2) if args.json else format_scaling_table(report))
+        return 0
     if args.name == "stdp":
         for flag, value in (("--repeats", args.repeats), ("--layer", args.layer), ("--threads", args.threads),
                             ("--batches", args.batches), ("--set", args.sets or None)):
@@ -215,6 +231,22 @@ def _cmd_bench(args) -> int:
         text = format_table
     print(json.dumps(report, indent=2) if args.json else text(report))
     return 0
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise BiosimError(f"--sizes {text!r} must be comma-separated whole numbers, e.g. 4000,32000") from None
+    if not sizes or min(sizes) < 10:
+        raise BiosimError(f"--sizes {text!r} must be network sizes of at least 10 neurons")
+    return sizes
+
+
+def _default_size(name: str, sets) -> int:
+    """The size of the network as configured (``n_exc + n_inh`` after ``--set``)."""
+    params = apply_overrides(load_model(name)["params"], sets)
+    return int(params["n_exc"]) + int(params["n_inh"])
 
 
 def _progress_line(line: str) -> None:
