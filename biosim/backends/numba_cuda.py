@@ -12,7 +12,7 @@ How a network's models reach the kernels
     and a chain of small device functions picks the one of a population's model index. No model
     is named here: a new neuron model runs on this backend unchanged.
 
-One step, as on the CPU (Brian2's schedule, DESIGN.md section 4), in seven kernel launches on one stream
+One step, as on the CPU (Brian2's schedule, DESIGN.md section 4), in six or seven kernel launches
     ``pre`` (spike-buffer check, clear the ring slot, record monitors, decay STDP traces), ``step``
     (a thread per neuron: update, NaN/inf check, threshold, and a block-wide scan of the spike
     flags), ``scan`` (one block: the blocks' offsets), ``compact`` (spikes into the ring ``hist`` in
@@ -20,7 +20,9 @@ One step, as on the CPU (Brian2's schedule, DESIGN.md section 4), in seven kerne
     compaction, no atomics; input-group spikes of the step), ``deliver``, ``post`` (STDP
     potentiation, synapse models' ``on_post``) and ``reset`` (within ``post`` when no synapse model
     has ``on_post``). The host launches a batch of steps and then reads the status (stop at a full
-    spike buffer or a NaN/inf) and the recorded spikes.
+    spike buffer or a NaN/inf) and the recorded spikes. A launch costs Python time in numba-cuda
+    (tens of microseconds with this many arguments): a persistent kernel with grid-wide syncs
+    between the phases would remove most of it (later speed work).
 
 Spike propagation: a gather, so that sums are the CPU's bit for bit
     The CPU adds, for each target variable, Poisson input, then delayed input due now, then each
@@ -77,7 +79,8 @@ PIP_COMMAND = 'pip install -e ".[cuda]"'
 
 #: Steps launched between two looks at the device's status (and spike buffer).
 _BATCH = 128
-#: Spike-buffer entries on the device beyond which it is emptied to the host before the next batch.
+#: Entries of the device's spike buffer (at least; 4 per neuron in larger networks), emptied to the
+#: host after every batch of steps.
 _SPIKE_BUF_MIN = 1 << 20
 
 #: Words of the device's status array ``ctl`` (int64): the status (OK, BUFFER_FULL, or another
@@ -330,7 +333,11 @@ class _Backend:
         if n_steps == 0:  # launch every kernel once, stopped: each compiles (real GPU) and returns at once
             ctl[STATUS] = _WARM_UP
             d["ctl"] = self._to(ctl)
-            self._step(d, 0, step0, L, N, P, M, -1, 0, 0)
+            try:
+                self._step(d, 0, step0, L, N, P, M, -1, 0, 0)
+            except Exception as exc:
+                _raise_if_no_compiler(exc)
+                raise
             if self.launches is None:
                 self.cuda.synchronize()
             return OK, 0, sp_n, rec_n, -1, -1, -1
@@ -460,6 +467,16 @@ class _Backend:
                      P, and_reset)
         if not and_reset or self.launches is not None:
             self._launch("reset", N, ctl, d["X"], d["C"], d["pop_of"], d["pop_model"], d["spiked"])
+
+
+def _raise_if_no_compiler(exc: Exception) -> None:
+    """A missing CUDA compiler library (NVVM, NVRTC, libdevice) as one line: numba-cuda without the
+    toolkit wheels of the ``cuda`` extra and without a CUDA toolkit on the machine."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if any(word in text for word in ("nvvm", "nvrtc", "libdevice", "dynamiclibnotfound")):
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise BiosimError(f"numba-cuda cannot compile the kernels ({first}): install the CUDA compiler wheels with "
+                          f"{PIP_COMMAND}, or a CUDA toolkit") from None
 
 
 def compile_ptx(net, cc=(9, 0)) -> dict:

@@ -386,6 +386,15 @@ def test_bench_sizes_on_numba_cpu_and_bad_options(capsys):
         assert message in err and "\n" not in err, argv
 
 
+def test_missing_cuda_compiler_is_one_line():
+    from biosim.backends.numba_cuda import _raise_if_no_compiler
+
+    with pytest.raises(BiosimError, match=r"numba-cuda cannot compile the kernels \(libNVVM cannot be found\.") as e:
+        _raise_if_no_compiler(RuntimeError("libNVVM cannot be found. Do `conda install cudatoolkit`:\nlibnvvm.so"))
+    assert 'pip install -e ".[cuda]"' in str(e.value) and "\n" not in str(e.value)
+    assert _raise_if_no_compiler(ValueError("something else")) is None
+
+
 def test_unknown_backend_names_numba_cuda():
     from biosim.backends import get_backend
 
