@@ -10,8 +10,9 @@ environment, and no other test sees the simulator.
 The networks are tiny (the simulator runs a Python thread per CUDA thread): CUBA (LIF), COBAHH
 (HH), Brunel-style (delays homogeneous and per synapse, Poisson inputs, a spike generator with
 per-synapse delays), STDP (additive and multiplicative, one with a delay), the equation synapse
-model ``pair_stdp`` and one population of every neuron model (built-in and equation twins) in one
-network. The CUDA run is cut into two ``run`` calls (state copied to the device and back between
+model ``pair_stdp``, one population of every neuron model (built-in and equation twins) in one
+network, and multapses with changes between runs (set_state, set_params, normalize, a snapshot
+restored). The CUDA run is cut into two ``run`` calls (state copied to the device and back between
 them); spikes, recorded states, weights and the plan's state arrays must be equal bit for bit in
 float64 (and for CUBA in float32). Also: the ``run_chunk`` statuses (spike buffer full, NaN/inf)
 equal numba-cpu's; the one-line errors without numba-cuda or without a GPU; the memory estimate;
@@ -168,6 +169,53 @@ def compare(name: str, dtype: str = "float64") -> dict:
     return {"diff": diff, "n_spikes": n_spikes, "n_weights_changed": sum(int(np.sum(x != x[0])) for x in wa)}
 
 
+def _between_runs_net():
+    """Multapses (repeated pairs, sources out of order), a population whose spikes are not recorded,
+    STDP from a Poisson group, a delayed projection, monitors every 3 steps."""
+    from biosim import Explicit
+
+    net = Network(dt_ms=0.1, seed=11)
+    a = net.population("a", LIF(), 8, init={"v": _v0(-51.0, -49.5)})
+    b = net.population("b", LIF(), 5, init={"v": _v0(-51.0, -49.5)}, record_spikes=False)
+    inp = net.poisson_group("in", 6, 500.0)
+    net.connect(a, b, "ge", weight=lambda rng, n: 2 + rng.random(n),
+                rule=Explicit(i=[3, 0, 0, 3, 7, 0, 3], j=[1, 1, 1, 4, 0, 2, 1]))
+    net.connect(inp, a, "ge", weight=2.5, rule=FixedProbability(p=0.5), stdp=STDP(a_plus=0.05, a_minus=0.06, w_max=4.0))
+    net.connect(b, a, "gi", weight=-3.0, rule=FixedProbability(p=0.5), delay_ms=0.4)
+    net.monitor(a, "v", indices=[0, 2], every=3)
+    net.monitor(b, "ge", indices=[1], every=3)
+    return net
+
+
+def between_runs() -> dict:
+    """set_state, set_params and normalize between runs, then a snapshot restored into a new
+    network: numba-cuda (which copies the plan at every call) against numba-cpu."""
+    def scenario(backend):
+        net = _between_runs_net()
+        a = net.populations[0]
+        net.run(1.0, backend=backend)
+        net.set_state(a, "v", -50.2)
+        net.set_params(a, LIF(v_thresh_mv=-50.5))
+        net.normalize(net.projections[1], 5.0)
+        net.run(1.3)
+        snap = net.snapshot()
+        r = net.run(0.7)
+        other = _between_runs_net()
+        other.run(0, backend=backend)
+        other.restore(snap)
+        r2 = other.run(0.7)
+        return [(r.spikes, r.states, net.weights(net.projections[1])[2]),
+                (r2.spikes, r2.states, other.weights(other.projections[1])[2])]
+
+    def same(x, y):
+        return (all(np.array_equal(x[0][k][0], y[0][k][0]) and np.array_equal(x[0][k][1], y[0][k][1]) for k in x[0])
+                and all(np.array_equal(x[1][k][1], y[1][k][1]) for k in x[1]) and np.array_equal(x[2], y[2]))
+
+    cpu, gpu = scenario("numba-cpu"), scenario("numba-cuda")
+    return {"continued": same(cpu[0], gpu[0]), "restored": same(cpu[0], gpu[1]),
+            "n_spikes": sum(len(t) for t, _ in cpu[0][0].values())}
+
+
 def statuses() -> dict:
     """``run_chunk`` called directly on both backends with the same plan: a spike buffer with room
     for a few steps (BUFFER_FULL), then NaN in a state variable (NOT_FINITE)."""
@@ -274,6 +322,8 @@ def main(argv) -> None:
         result = errors()
     elif what == "bench":
         result = bench()
+    elif what == "between_runs":
+        result = between_runs()
     else:
         name, _, dtype = what.partition(":")
         result = compare(name, dtype or "float64")
@@ -316,6 +366,14 @@ def test_statuses_equal_numba_cpu():
     assert gpu["nan"] == cpu["nan"]
     # the population with the NaN is as the CPU left it (the others are one step further on the GPU)
     assert np.array_equal(np.array(gpu["X_exc"]), np.array(cpu["X_exc"]), equal_nan=True)
+
+
+@needs_numba_cuda
+def test_changes_between_runs_and_snapshots():
+    r = _subprocess("between_runs")
+    assert r["n_spikes"] > 0
+    assert r["continued"], "numba-cuda differs from numba-cpu after set_state/set_params/normalize between runs"
+    assert r["restored"], "a snapshot restored on numba-cuda does not continue as numba-cpu does"
 
 
 @needs_numba_cuda
