@@ -1,4 +1,4 @@
-"""The ``biosim`` command line: ``list``, ``run``, ``bench``, ``compare``, ``data``.
+"""The ``biosim`` command line: ``list``, ``run``, ``sweep``, ``bench``, ``compare``, ``nir``, ``data``.
 
 User mistakes (unknown names or keys, bad values, impossible sizes, NaN during a run) print one
 line starting with ``biosim: error:`` and exit with status 2, never a traceback.
@@ -15,10 +15,12 @@ from pathlib import Path
 from biosim.backends import BACKENDS
 from biosim.bench.runner import format_scaling_table, format_table, run_bench, run_scaling_bench
 from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
+from biosim.bench.sweep_bench import DEFAULT_RUNS, format_sweep_bench, run_sweep_bench
 from biosim.bench.train_bench import format_report, run_train_bench
 from biosim.errors import BiosimError, unknown
 from biosim.experiments import get_runner
 from biosim.experiments.registry import _flat_keys, apply_overrides, list_models, load_model
+from biosim.experiments.sweep import run_sweep
 from biosim.files import atomic_write_json, make_run_dir
 
 __all__ = ["main"]
@@ -52,9 +54,28 @@ def _parser() -> argparse.ArgumentParser:
                      help="continue the stopped training run in DIR with the settings of DIR/config.json")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    sweep = sub.add_parser("sweep", help="run a named run at every point of a parameter grid and seed, on Dask")
+    sweep.add_argument("name", help="run name, e.g. brunel")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="a swept parameter and its values (repeatable: the grid is every combination)")
+    sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a parameter at every point (repeatable), e.g. --set bio_time_s=0.2")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 at every point (default 1)")
+    sweep.add_argument("--workers", type=int, default=None, metavar="K",
+                       help="worker processes of the local Dask cluster (default: one per core)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="submit to the Dask cluster of this scheduler (tcp://host:port) instead")
+    sweep.add_argument("--backend", default="numba-cpu", help="simulation backend of every point (default numba-cpu)")
+    sweep.add_argument("--metric", dest="metrics", action="append", default=[], metavar="NAME",
+                       help="metric to plot (repeatable; default mean_rate_hz and cv_isi, or test_accuracy)")
+    sweep.add_argument("--out", default=None, metavar="DIR",
+                       help="sweep folder (default runs/sweep/NAME; the same folder again resumes the sweep)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
     bench = sub.add_parser("bench", help="benchmark biosim against other libraries in one process")
     bench.add_argument("name", help="cuba or cobahh (engine vs Brian2), train (learning vs snnTorch/norse), "
-                                    "or stdp (Diehl & Cook STDP training vs Brian2 cython)")
+                                    "stdp (Diehl & Cook STDP training vs Brian2 cython), or sweep (a sweep's speed-up "
+                                    "on 2 Dask workers)")
     bench.add_argument("--against", default=None,
                        help="comma-separated competitors (default: brian2 for the engine and stdp, snntorch,norse "
                             "for train; '' for biosim alone)")
@@ -86,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", default=None, metavar="DIR", help="report folder (default runs/compare/<timestamp>)")
     comp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                       help="override a parameter in every run that has it (repeatable), e.g. --set learn.epochs=2")
+    comp.add_argument("--workers", type=int, default=1, metavar="K",
+                      help="train in parallel on a local Dask cluster of K processes (default 1: one after another)")
+    comp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                      help="train on the Dask cluster of this scheduler (tcp://host:port)")
     comp.add_argument("--quiet", action="store_true", help="no progress bars")
 
     nirp = sub.add_parser("nir", help="export a trained run to NIR, or run a NIR graph in the engine")
@@ -180,6 +205,8 @@ def _resume_config(args, spec: dict, runner) -> dict:
 def _cmd_bench(args) -> int:
     import json
 
+    if args.name == "sweep":
+        return _bench_sweep(args)
     if args.repeats is not None and args.repeats < 1:
         raise BiosimError(f"--repeats = {args.repeats} must be >= 1")
     stdp_flags = (("--n-exc", args.n_exc), ("--images", args.images), ("--brian2-images", args.brian2_images))
@@ -249,6 +276,42 @@ def _default_size(name: str, sets) -> int:
     return int(params["n_exc"]) + int(params["n_inh"])
 
 
+def _bench_sweep(args) -> int:
+    """``biosim bench sweep``: a grid of CUBA runs on 1 and on 2 Dask workers (best of --repeats, default 3),
+    and the speed-up."""
+    import json
+
+    for flag, value in (("--against", args.against), ("--layer", args.layer),
+                        ("--threads", args.threads), ("--batches", args.batches), ("--n-exc", args.n_exc),
+                        ("--images", args.images), ("--brian2-images", args.brian2_images),
+                        ("--backend", args.backend), ("--sizes", args.sizes)):
+        if value is not None:
+            raise BiosimError(f"{flag} is not an option of bench sweep")
+    if args.model != "builtin":
+        raise BiosimError("--model equations is for the engine benchmarks (cuba, cobahh), not sweep")
+    report = run_sweep_bench(DEFAULT_RUNS, (1, 2), args.sets, repeats=args.repeats or 3, log=_progress_line)
+    print(json.dumps(report, indent=2) if args.json else format_sweep_bench(report))
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    result = run_sweep(args.name, args.grid, seeds=args.seeds, sets=args.sets, out=args.out, workers=args.workers,
+                       scheduler=args.scheduler, backend=args.backend, metrics=args.metrics or None,
+                       progress=not args.quiet, log=lambda line: print(line, flush=True))
+    out, counts = Path(result["out_dir"]), result["counts"]
+    total = sum(counts.values())
+    print(f"{total} runs ({len(result['summary'])} grid points x {len(result['seeds'])} seeds): {counts['ran']} ran, "
+          f"{counts['reused']} reused, {counts['failed']} failed")
+    for failed in result["failed"]:
+        print(f"failed: {failed['label']}: {failed['error']}")
+    plots = ", ".join(str(out / p) for p in result["plots"])
+    print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.json'}" + (f", {plots}" if plots else ""))
+    if result["failed"]:
+        names = ", ".join(f["label"] for f in result["failed"][:5]) + (", ..." if len(result["failed"]) > 5 else "")
+        raise BiosimError(f"{len(result['failed'])} of {total} runs failed ({names}); see {out / 'sweep.json'}")
+    return 0
+
+
 def _progress_line(line: str) -> None:
     """Progress of a long command, on stderr (stdout keeps the result, e.g. bench --json)."""
     print(line, file=sys.stderr, flush=True)
@@ -258,7 +321,7 @@ def _cmd_compare(args) -> int:
     from biosim.experiments.compare import compare
 
     out_dir = compare(args.names, seeds=args.seeds, out=args.out, sets=args.sets, progress=not args.quiet,
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: print(line, flush=True), workers=args.workers, scheduler=args.scheduler)
     print(f"wrote {out_dir / 'report.html'}, {out_dir / 'report.md'} and {out_dir / 'metrics.json'}")
     return 0
 
@@ -323,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biosim`` command."""
     args = _parser().parse_args(argv)
     _show_library_notes()
-    handlers = {"list": _cmd_list, "run": _cmd_run, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
+    handlers = {"list": _cmd_list, "run": _cmd_run, "sweep": _cmd_sweep, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
                 "data": _cmd_data}
     try:
         return handlers[args.command](args)

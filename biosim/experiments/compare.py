@@ -10,13 +10,17 @@ models), ``report.md`` and ``report.html`` (one self-contained file, see
 
 Progress lines ("NAME seed S: reusing DIR" / "...: training in DIR") go to the ``log`` callable
 the caller passes (the CLI prints them); the library itself prints nothing.
+
+``workers=K`` (or ``scheduler=ADDRESS``) trains the runs that are not reused in parallel on Dask,
+with the executor of ``biosim sweep`` (:class:`biosim.experiments.sweep.DaskExecutor`); the reuse
+check and the run folders are the same, and each run gives the same metrics as in the plain loop
+that ``workers=1`` keeps.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +28,7 @@ from pathlib import Path
 from biosim.errors import BiosimError
 from biosim.experiments import get_runner
 from biosim.experiments.registry import apply_overrides, load_model
+from biosim.experiments.sweep import DaskExecutor, check_workers, finished_run, resolved_config, spread
 from biosim.files import atomic_write_json
 from biosim.reports.comparison import SUMMARY_KEYS, write_reports
 
@@ -64,8 +69,7 @@ def resolve_params(specs: dict[str, dict], sets: list[str]) -> dict[str, dict]:
 
 
 def _resolved(name: str, spec: dict, params: dict, seed: int) -> dict:
-    return {"name": name, "runner": spec["runner"], "builder": spec.get("builder", name), "backend": BACKEND,
-            "seed": seed, "params": params}
+    return resolved_config(name, spec, params, seed, BACKEND)
 
 
 def find_run(resolved: dict, runs_root: Path = Path("runs")) -> Path | None:
@@ -73,14 +77,9 @@ def find_run(resolved: dict, runs_root: Path = Path("runs")) -> Path | None:
     folder = Path(runs_root) / resolved["name"]
     if not folder.is_dir():
         return None
-    want = json.loads(json.dumps(resolved))
     for config in sorted(folder.glob("*/config.json"), reverse=True):
-        try:
-            if json.loads(config.read_text()) == want and (config.parent / "metrics.json").is_file():
-                json.loads((config.parent / "metrics.json").read_text())
-                return config.parent
-        except (OSError, ValueError):
-            continue
+        if finished_run(config.parent, resolved) is not None:
+            return config.parent
     return None
 
 
@@ -108,13 +107,7 @@ def _silent(_line: str) -> None:
     pass
 
 
-def _stats(values: list[float]) -> dict:
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    mean = sum(vals) / len(vals)
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-    return {"mean": mean, "std": std, "min": min(vals), "max": max(vals), "n": len(vals)}
+_stats = spread  # mean, std (n - 1), min, max, n of the numbers given
 
 
 def summarise(per_seed: dict[str, list[dict]]) -> tuple[dict, dict]:
@@ -145,30 +138,83 @@ def summarise(per_seed: dict[str, list[dict]]) -> tuple[dict, dict]:
 def _train_or_reuse(name: str, spec: dict, params: dict, seed: int, runs_root: Path, progress: bool,
                     log: Callable[[str], None]) -> dict:
     resolved = _resolved(name, spec, params, seed)
-    found = find_run(resolved, runs_root)
+    found = _reuse(resolved, runs_root, log)
     if found is not None:
-        log(f"{name} seed {seed}: reusing {found}")
-        return {"run_dir": str(found), "reused": True, "seconds": 0.0,
-                "metrics": json.loads((found / "metrics.json").read_text())}
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    out_dir = Path(runs_root) / name / stamp
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "config.json", resolved)
+        return found
+    out_dir = _new_run_dir(runs_root, name)
     log(f"{name} seed {seed}: training in {out_dir}")
+    return _train(spec, resolved, out_dir, progress)
+
+
+def _reuse(resolved: dict, runs_root: Path, log: Callable[[str], None]) -> dict | None:
+    found = find_run(resolved, runs_root)
+    if found is None:
+        return None
+    log(f"{resolved['name']} seed {resolved['seed']}: reusing {found}")
+    return {"run_dir": str(found), "reused": True, "seconds": 0.0,
+            "metrics": json.loads((found / "metrics.json").read_text())}
+
+
+def _new_run_dir(runs_root: Path, name: str) -> Path:
+    while True:  # parallel runs are created in quick succession: one folder each
+        out_dir = Path(runs_root) / name / _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        try:
+            out_dir.mkdir(parents=True)
+            return out_dir
+        except FileExistsError:
+            continue
+
+
+def _train(spec: dict, resolved: dict, out_dir: Path, progress: bool) -> dict:
+    """Train ``resolved`` into ``out_dir`` (``config.json``, the runner's files, ``metrics.json``);
+    in the caller's process or on a Dask worker."""
+    out_dir = Path(out_dir)
+    atomic_write_json(out_dir / "config.json", resolved)
     t0 = time.perf_counter()
-    metrics = get_runner(spec["runner"])(spec, params, seed, BACKEND, out_dir, progress=progress)
+    metrics = get_runner(spec["runner"])(spec, resolved["params"], resolved["seed"], resolved["backend"], out_dir,
+                                         progress=progress)
     atomic_write_json(out_dir / "metrics.json", metrics)
     return {"run_dir": str(out_dir), "reused": False, "seconds": time.perf_counter() - t0,
             "metrics": json.loads((out_dir / "metrics.json").read_text())}
 
 
+def _train_all(names: list[str], specs: dict, params: dict, seeds: int, runs_root: Path, progress: bool,
+               log: Callable[[str], None], workers: int, scheduler: str | None) -> dict[str, list[dict]]:
+    """Every name's runs for seeds ``0 .. seeds-1``: reused, else trained (in parallel on Dask
+    unless ``workers == 1`` and no ``scheduler``)."""
+    runs: dict[str, list] = {name: [None] * seeds for name in names}
+    if workers == 1 and scheduler is None:
+        for seed in range(seeds):
+            for name in names:
+                runs[name][seed] = _train_or_reuse(name, specs[name], params[name], seed, runs_root, progress, log)
+        return runs
+    slots, jobs = [], []
+    for seed in range(seeds):
+        for name in names:
+            resolved = _resolved(name, specs[name], params[name], seed)
+            runs[name][seed] = _reuse(resolved, runs_root, log)
+            if runs[name][seed] is None:
+                out_dir = _new_run_dir(runs_root, name)
+                log(f"{name} seed {seed}: training in {out_dir}")
+                slots.append((name, seed))
+                jobs.append((specs[name], resolved, str(out_dir.resolve()), False))
+    if jobs:
+        with DaskExecutor(workers=None if scheduler else workers, scheduler=scheduler) as ex:
+            log(f"training {len(jobs)} run{'s' * (len(jobs) != 1)} on {ex.describe()}")
+            for (name, seed), result in zip(slots, ex.map(_train, jobs, progress=progress, desc="compare")):
+                runs[name][seed] = result
+    return runs
+
+
 def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, sets: list[str] | None = None,
             progress: bool = True, runs_root: str | Path = "runs",
-            log: Callable[[str], None] | None = None) -> Path:
+            log: Callable[[str], None] | None = None, workers: int = 1, scheduler: str | None = None) -> Path:
     """Train or reuse every named run for seeds ``0 .. seeds-1`` and write the comparison report.
 
-    ``progress`` shows the runners' progress bars; ``log`` (if given) receives one line per run
-    saying whether it was reused or is being trained, and where. Returns the report folder.
+    ``progress`` shows the runners' progress bars (with ``workers > 1``: one bar over the runs);
+    ``log`` (if given) receives one line per run saying whether it was reused or is being trained,
+    and where. ``workers`` > 1 trains in parallel on a local Dask cluster of that many processes,
+    ``scheduler`` (``tcp://host:port``) on an existing cluster. Returns the report folder.
     """
     log = log or _silent
     if len(names) < 2:
@@ -177,6 +223,11 @@ def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, set
         raise BiosimError(f"compare: a run name is given twice ({', '.join(names)})")
     if not 1 <= seeds <= 100:
         raise BiosimError(f"--seeds = {seeds} is out of range (must be 1..100)")
+    check_workers(workers)
+    if scheduler is not None:
+        DaskExecutor(scheduler=scheduler)  # checks the address before any training
+        if workers != 1:
+            raise BiosimError("--workers is for the local cluster; a cluster given by --scheduler has its own workers")
     specs = {name: load_model(name) for name in names}  # unknown names fail here, before any training
     for name, spec in specs.items():
         if spec["runner"] not in CLASSIFIER_RUNNERS:
@@ -189,10 +240,7 @@ def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, set
     else:
         out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, list[dict]] = {name: [] for name in names}
-    for seed in range(seeds):
-        for name in names:
-            runs[name].append(_train_or_reuse(name, specs[name], params[name], seed, runs_root, progress, log))
+    runs = _train_all(names, specs, params, seeds, runs_root, progress, log, workers, scheduler)
     per_seed = {name: [r["metrics"] for r in rs] for name, rs in runs.items()}
     summary, diffs = summarise(per_seed)
     agreement = {}

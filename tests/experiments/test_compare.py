@@ -52,6 +52,10 @@ def test_compare_writes_reports_and_reuses_runs(tmp_path, monkeypatch, capsys):
     (["compare", "lif_digits"], "at least two"),
     (["compare", "cuba", "mlp_digits"], "does not train a classifier"),
     (["compare", "lif_digits", "mlp_digits", "--seeds", "0"], "--seeds"),
+    (["compare", "lif_digits", "mlp_digits", "--workers", "0"], "--workers = 0 is out of range"),
+    (["compare", "lif_digits", "mlp_digits", "--scheduler", "tcp://nowhere"], "not a Dask scheduler address"),
+    (["compare", "lif_digits", "mlp_digits", "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"],
+     "has its own workers"),
 ])
 def test_compare_errors_one_line(tmp_path, monkeypatch, capsys, argv, expect):
     monkeypatch.chdir(tmp_path)
