@@ -63,6 +63,8 @@ def build_brunel(cfg: Mapping, seed: int) -> Network:
     net = Network(dt_ms=get(cfg, "dt_ms", positive=True), dtype=get(cfg, "dtype", str, choices=("float32", "float64")), seed=seed)
     panel = get(cfg, "panel", str, choices=tuple(BRUNEL_PANELS))
     g, ratio = BRUNEL_PANELS[panel]
+    g = get(cfg, "g", low=0.0) or g  # 0: the panel's (so a sweep can span the phase diagram)
+    ratio = get(cfg, "nu_ext_ratio", low=0.0) or ratio
     n_e, n_i = get(cfg, "n_exc", int, low=1), get(cfg, "n_inh", int, low=1)
     eps = get(cfg, "epsilon", low=0.0, high=1.0)
     tau, theta = get(cfg, "tau_ms", positive=True), get(cfg, "theta_mv")
