@@ -92,14 +92,7 @@ CYCLE_BREAKING_IMPORTS: dict[tuple[str, str], str] = {}
 
 #: function-level imports of light biosim modules that belong at the top of their module but sit in
 #: code another change is editing; move them and remove the entry (a stale entry fails the test).
-_STDP_BODY = "in the body of stdp_runner.py, which a concurrent change to the training loop is editing"
-NOT_YET_MOVED: dict[tuple[str, str], str] = {
-    ("biosim.experiments.stdp_runner", "biosim.errors"): _STDP_BODY,
-    ("biosim.experiments.stdp_runner", "biosim.files"): _STDP_BODY,
-    ("biosim.experiments.stdp_runner", "biosim.network.snapshot"): _STDP_BODY,
-    ("biosim.experiments.stdp_runner", "biosim.reports.learn_figures"): _STDP_BODY,
-    ("biosim.experiments.stdp_runner", "biosim.reports.stdp_figures"): _STDP_BODY,
-}
+NOT_YET_MOVED: dict[tuple[str, str], str] = {}
 
 #: modules that still print, and why; library code returns data and the CLI prints it. Remove an
 #: entry when its prints go (a stale entry does not fail the test, a new printer does).

@@ -16,14 +16,20 @@ images), and a test image is classified by the class whose neurons spike most on
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import signal
 import time
 from pathlib import Path
 
 import numpy as np
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, RunInterrupted
 from biosim.experiments.config import get
+from biosim.files import atomic_binary, atomic_savefig
+from biosim.network import snapshot
+from biosim.reports.learn_figures import confusion_figure, confusion_matrix
+from biosim.reports.stdp_figures import receptive_fields_figure, threshold_figure
 
 __all__ = ["build_diehl_cook", "run_stdp", "present", "CHECKPOINT", "MODEL"]
 
@@ -117,7 +123,6 @@ def classify(counts: np.ndarray, assignment: np.ndarray, n_classes: int) -> np.n
 
 
 def _fields(params) -> dict:
-    import dataclasses
 
     return dataclasses.asdict(params)
 
@@ -149,11 +154,9 @@ def _pass(net, h, images, cfg, normalize, desc, progress, labels=None, assignmen
 
 
 def _save_model(path: Path, weights: np.ndarray, theta: np.ndarray, cfg: dict) -> None:
-    import json
 
     from safetensors.numpy import save
 
-    from biosim.files import atomic_binary
 
     data = save({"input_weights": np.ascontiguousarray(weights), "theta_mv": np.ascontiguousarray(theta)},
                 metadata={"biosim": json.dumps({"format": "biosim-stdp-model", "n_exc": cfg["n_exc"]})})
@@ -166,9 +169,7 @@ def _train(net, h, images, cfg: dict, out_dir: Path, progress: bool, resume: boo
     whether this session resumed."""
     from tqdm import tqdm
 
-    from biosim.errors import RunInterrupted
     from biosim.learn.train import StopRequest
-    from biosim.network import snapshot
 
     pos = {"epoch": 0, "image": 0, "train_seconds": 0.0, "finished": False}
     if resume:
@@ -217,9 +218,6 @@ def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, p
     SIGINT/SIGTERM asks the run to stop (``checkpoint.safetensors``); ``resume=True`` continues
     from there to the same final weights as a run that never stopped."""
     from biosim.datasets import load
-    from biosim.files import atomic_savefig
-    from biosim.reports.learn_figures import confusion_figure, confusion_matrix
-    from biosim.reports.stdp_figures import receptive_fields_figure, threshold_figure
 
     if backend != "numba-cpu":
         raise BiosimError("stdp runs use the numba-cpu backend (the NumPy reference is far too slow for MNIST)")
