@@ -196,9 +196,10 @@ def test_leaf_functions_compile_for_cuda():
     for name, sig in sigs.items():
         try:
             ptx, _ = cuda.compile_ptx(getattr(px, name).py_func, sig, device=True, cc=(9, 0))
-        except Exception as exc:  # no NVVM on this machine
-            if "NVVM" in str(exc) or "libnvvm" in str(exc).lower():
-                pytest.skip(f"NVVM not available: {exc}")
+        except Exception as exc:  # no CUDA compiler libraries on this machine (CI has none)
+            text = f"{type(exc).__name__} {exc}".lower()
+            if any(lib in text for lib in ("nvvm", "nvrtc", "libdevice", "dynamiclibnotfound")):
+                pytest.skip(f"CUDA compiler libraries not available: {type(exc).__name__}")
             raise
         assert ".func" in ptx
 
