@@ -2,7 +2,8 @@
 
 From the bottom (a module may import its own layer and the layers below it, never one above):
 
-0. **foundation**: ``errors`` (:class:`BiosimError` and the one-line messages), ``files`` (run
+0. **foundation**: ``errors`` (:class:`BiosimError` and the one-line messages), ``fast`` (the
+   ``BIOSIM_FAST`` switch of shorter example runs), ``files`` (run
    folders and atomic writes), ``_generated`` (the cache of generated kernel sources) and
    ``_numba_cache`` (where Numba keeps compiled kernels). Standard library and numba only; every
    layer may use them.
@@ -62,7 +63,7 @@ PACKAGE = ROOT / "biosim"
 #: bottom to top: (layer name, the modules and packages in it). "biosim" is the package's own
 #: __init__.py only (the public API); every other entry covers a module or a whole package.
 LAYERS = (
-    ("foundation", ("biosim.errors", "biosim.files", "biosim._generated", "biosim._numba_cache")),
+    ("foundation", ("biosim.errors", "biosim.files", "biosim.fast", "biosim._generated", "biosim._numba_cache")),
     ("models and data", ("biosim.neurons", "biosim.synapses", "biosim.datasets")),
     ("equations", ("biosim.equations",)),
     ("engine", ("biosim.backends", "biosim.network", "biosim")),
