@@ -20,6 +20,12 @@ the codes live in :mod:`biosim.backends.numba_cpu`.
 (``pip install -e ".[cuda]"``) and a GPU, or numba-cuda's simulator (``NUMBA_ENABLE_CUDASIM=1``);
 asking for it imports ``numba.cuda`` then, and a machine that cannot run it gets one line saying
 why. A backend module may define ``check_available()``: :func:`get_backend` calls it.
+
+A backend that keeps a plan elsewhere between calls (numba-cuda: on the GPU, where the kernels
+change it) defines two hooks as well: ``to_host(pl)`` brings the changes of ``pl`` home, and
+``host_changed(pl, names=None)`` says the host changed arrays ``names`` (all when ``None``), to be
+copied over at the next call. The driver (:class:`~biosim.network.simulate.Simulation`) calls them
+around every read or write of the plan it makes between calls; in-process backends need neither.
 """
 
 from __future__ import annotations

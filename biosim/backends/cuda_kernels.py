@@ -14,7 +14,7 @@ import numpy as np
 from numba import cuda
 
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE
-from biosim.backends.numba_cuda import DONE, ERRKEY, ERRSTEP, LIMIT, NO_ERROR, SP_BASE, SP_N, STATUS
+from biosim.backends.numba_cuda import DONE, ERRKEY, ERRSTEP, EV_MAX, LIMIT, NO_ERROR, SP_BASE, SP_N, STATUS
 from biosim.errors import BiosimError
 from biosim.synapses.stdp import A_MINUS, A_PLUS, DECAY_POST, DECAY_PRE, MULTIPLICATIVE, W_MAX, W_MIN
 
@@ -93,11 +93,12 @@ def _link_syn(prev, fn, q):
     return link
 
 
-def build_kernels(specs, syn_specs, TPB: int) -> dict:
+def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
     """The CUDA kernels for these models (closures over their device functions), by name: ``pre``,
-    ``step``, ``scan``, ``compact``, ``deliver``, ``post`` and ``reset``, launched in this order in
-    every step. ``TPB`` is the number of threads per block of ``step`` (its block-wide scan) and of
-    ``scan`` (one block)."""
+    ``step``, ``scan``, ``compact``, ``scatter``, ``deliver``, ``post`` and ``reset``, launched in
+    this order in every step. ``TPB`` is the number of threads per block of ``step`` (its
+    block-wide scan) and of ``scan`` (one block); ``LANES`` threads of ``scatter`` share a
+    spike's synapses."""
     dev = _device
     step = _chain([dev(s.step, f"neuron model '{s.name}': step") for s in specs], _base_step, _link_step)
     threshold = _chain([dev(s.threshold, f"neuron model '{s.name}': threshold") for s in specs],
@@ -127,7 +128,7 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
             off *= 2
 
     @cuda.jit
-    def k_pre(ctl, k, slot, N, hist_cnt, fired, X, mon_row, mon_idx, rec, rec_row, st_c, st_proj, st_pre_off,
+    def k_pre(ctl, k, slot, N, hist_cnt, X, mon_row, mon_idx, rec, rec_row, st_c, st_proj, st_pre_off,
               st_post_off, st_tgt_grp, pr_grp, grp_off, pop_off, xpre, xpost):
         """Start of a step: the spike-buffer check (the CPU's: room for N spikes), clear the ring
         slot's counts, record monitors (state at t), decay STDP traces."""
@@ -141,8 +142,6 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
             return
         if t < hist_cnt.shape[1]:
             hist_cnt[slot, t] = 0
-        if t < fired.shape[1]:
-            fired[slot, t] = 0
         if rec_row >= 0 and t < mon_row.shape[0]:
             rec[rec_row, t] = X[mon_row[t], mon_idx[t]]
         for z in range(st_proj.shape[0]):
@@ -216,7 +215,7 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
 
     @cuda.jit
     def k_compact(ctl, s, slot, pop_of, pop_off, pop_ref, flags, incl, boff, ref_until, spiked, hist, hist_cnt,
-                  fired, sp_step, sp_idx, e0, e1, in_src, in_grp, in_pos, in_cnt, grp_off):
+                  sp_step, sp_idx, e0, e1, in_src, in_grp, in_pos, in_cnt, grp_off):
         """Threads ``i < N``: neuron ``i``'s spike into the ring (in ascending order: its place is
         the scan's count before it), the refractory clock, the spike buffer; the last neuron of a
         population writes its count. Threads ``N + e``: input-group spike ``e0 + e`` of the step."""
@@ -230,7 +229,6 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
                 g = in_grp[e]
                 src = in_src[e]
                 hist[slot, grp_off[g] + in_pos[e]] = src
-                cuda.atomic.add(fired, (slot, src), 1)
                 if in_pos[e] == 0:
                     hist_cnt[slot, g] = in_cnt[e]
             return
@@ -242,7 +240,6 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
         if f != 0:
             hist[slot, a + (ex & _LOW) - ea] = i
             ref_until[i] = s + pop_ref[p]
-            fired[slot, i] = 1
             spiked[i] = 1
             if f >> 32:
                 pos = ctl[SP_BASE] + (ex >> 32)
@@ -253,30 +250,110 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
         if i == pop_off[p + 1] - 1:
             hist_cnt[slot, p] = ((ex + f) & _LOW) - ea
 
+    @cuda.jit(device=True)
+    def arrival_slot(r, s, slot, L, pr_delay):
+        """The ring slot whose spikes reach projection ``r``'s synapses at step ``s`` (-1: none
+        yet, before its first delay has passed)."""
+        d = pr_delay[r]
+        if d < 0:
+            return slot
+        if s < d:
+            return -1
+        return (s - d) % L
+
+    @cuda.jit(device=True)
+    def arrivals(r, s, slot, L, pr_delay, pr_grp, hist_cnt):
+        ss = arrival_slot(r, s, slot, L, pr_delay)
+        return 0 if ss < 0 else hist_cnt[ss, pr_grp[r]]
+
     @cuda.jit
-    def k_deliver(ctl, k, s, slot, X, gate, ref_until, pop_of, pop_off, grp_off, counts, pi_a, pi_b, pi_row, pi_w,
-                  pi_col, acc, use_acc, pr_grp, pr_tgt, pr_row, pr_delay, pr_stdp, pr_syn, pr_c, bt_base, bt_ptr,
-                  bt_src, w, dly, fired, st_c, st_proj, st_pre_off, st_post_off, xpre, xpost, S, s_last, P):
-        """Thread ``j``: everything that reaches neuron ``j`` this step, in the CPU's order (Poisson
-        input, delayed input due now, then each projection by ascending source), with STDP
-        depression and synapse models' ``on_pre`` of its incoming synapses. Thread ``t`` also adds
-        this step's arrivals to STDP source trace ``t``."""
+    def k_scatter(ctl, s, slot, grp_off, hist, hist_cnt, pr_grp, pr_delay, pr_ptr, pr_stdp, pr_syn, indptr, tgt,
+                  st_pre_off, xpre, ev, ev_cnt, E, D):
+        """The event-driven half of spike propagation: each spike arriving now through projection
+        ``r`` (entry ``e`` of its ring slot) visits only its own outgoing synapses (a CSR row) and
+        files, for each target ``j``, the event's key ``(r*E + e)*D + position in the row`` in
+        ``ev[:, j]`` (``ev_cnt[j]`` counts them; a target with more events than ``ev`` has rows is
+        handled by ``deliver`` without them). The keys sort into the CPU's order of additions. A
+        grid-stride loop over the arriving spikes (``LANES`` threads share a row); STDP source
+        traces count their arrivals here."""
+        if stopped(ctl):
+            return
+        L = hist.shape[0]
+        R = pr_grp.shape[0]
+        K = ev.shape[0]
+        total = int64(0)
+        for r in range(R):
+            total += arrivals(r, s, slot, L, pr_delay, pr_grp, hist_cnt)
+        t = int64(cuda.grid(1))
+        stride = int64(cuda.gridsize(1))
+        while t < total * LANES:
+            rem = t // LANES
+            lane = t - rem * LANES
+            r = 0
+            n_r = arrivals(0, s, slot, L, pr_delay, pr_grp, hist_cnt)
+            while rem >= n_r:
+                rem -= n_r
+                r += 1
+                n_r = arrivals(r, s, slot, L, pr_delay, pr_grp, hist_cnt)
+            ss = arrival_slot(r, s, slot, L, pr_delay)
+            g0 = grp_off[pr_grp[r]]
+            loc = hist[ss, g0 + rem] - g0
+            a = indptr[pr_ptr[r] + loc]
+            b = indptr[pr_ptr[r] + loc + 1]
+            key0 = (int64(r) * E + rem) * D
+            for syn in range(a + lane, b, LANES):
+                j = tgt[syn]
+                pos = cuda.atomic.add(ev_cnt, j, 1)
+                if pos < K:
+                    ev[pos, j] = key0 + syn - a
+            z = pr_stdp[r]
+            if lane == 0 and z >= 0 and pr_syn[r] < 0:
+                cuda.atomic.add(xpre, st_pre_off[z] + loc, 1.0)
+            t += stride
+
+    @cuda.jit(device=True)
+    def apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc, pr_grp, pr_row, pr_delay,
+                    pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P):
+        """One spike's effect through synapse ``syn`` (source ``loc`` of projection ``r``) on its
+        target ``j``: a synapse model's ``on_pre``, or a per-synapse delay into the accumulator, or
+        the weight added to the target row (not while refractory, for gated rows) and STDP
+        depression -- the CPU kernel's statements."""
+        kind = pr_syn[r]
+        if kind >= 0:
+            g = pr_grp[r]
+            pre = grp_off[g] + loc if g < P else -1
+            syn_pre(kind, S, syn, X, pre, j, pr_c[r], gate, s < ref_until[j], s - s_last[syn])
+            s_last[syn] = s
+            return
+        row = pr_row[r]
+        if pr_delay[r] < 0 and dly[syn] > 0:
+            L = acc.shape[0]
+            acc[(s + dly[syn]) % L, row, j] += w[syn]
+            return
+        if not (gate[row, j] and s < ref_until[j]):
+            X[row, j] += w[syn]
+        z = pr_stdp[r]
+        if z >= 0:
+            xp = xpost[st_post_off[z] + j - pop_off[st_tgt_grp[z]]]
+            wv = w[syn]
+            if st_c[z, MULTIPLICATIVE] != 0:
+                wv = wv - st_c[z, A_MINUS] * xp * (wv - st_c[z, W_MIN])
+            else:
+                wv = wv - st_c[z, A_MINUS] * xp
+            w[syn] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
+
+    @cuda.jit
+    def k_deliver(ctl, k, s, slot, X, gate, ref_until, pop_of, pop_off, grp_off, hist, hist_cnt, counts, pi_a, pi_b,
+                  pi_row, pi_w, pi_col, acc, use_acc, pr_grp, pr_tgt, pr_row, pr_delay, pr_ptr, pr_stdp, pr_syn, pr_c,
+                  indptr, tgt, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, ev, ev_cnt, E, D):
+        """Thread ``j``: everything that reaches neuron ``j`` this step, in the CPU's order: Poisson
+        input, delayed input due now, then its events filed by ``scatter``, sorted by key (each
+        projection in creation order, each by the order of its spikes, each along the CSR row).
+        A target with more events than ``ev`` holds (``ev_cnt[j]`` > its rows) walks the arriving
+        spikes' rows itself, in the same order, and reports its count for the host to grow ``ev``."""
         j = cuda.grid(1)
         if stopped(ctl):
             return
-        L = fired.shape[0]
-        if j < xpre.shape[0]:
-            for z in range(st_proj.shape[0]):
-                r = st_proj[z]
-                g = pr_grp[r]
-                off = st_pre_off[z]
-                if off <= j < off + grp_off[g + 1] - grp_off[g]:
-                    d = pr_delay[r]
-                    if d >= 0 and s < d:
-                        continue
-                    ss = (s - d) % L if d >= 0 else slot
-                    for _m in range(fired[ss, grp_off[g] + j - off]):
-                        xpre[j] += 1
         if j >= X.shape[1]:
             return
         refr = s < ref_until[j]
@@ -294,49 +371,48 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
                     if not (gate[r, j] and refr):
                         X[r, j] += x
                     acc[slot, r, j] = 0
+        n = ev_cnt[j]
+        if n == 0:
+            return
+        ev_cnt[j] = 0
+        L = hist.shape[0]
+        if n <= ev.shape[0]:
+            for q in range(1, n):  # insertion sort of the few keys
+                key = ev[q, j]
+                m = q - 1
+                while m >= 0 and ev[m, j] > key:
+                    ev[m + 1, j] = ev[m, j]
+                    m -= 1
+                ev[m + 1, j] = key
+            for q in range(n):
+                key = ev[q, j]
+                re = key // D
+                pos = key - re * D
+                r = re // E
+                e = re - r * E
+                ss = arrival_slot(r, s, slot, L, pr_delay)
+                g0 = grp_off[pr_grp[r]]
+                loc = hist[ss, g0 + e] - g0
+                apply_event(r, indptr[pr_ptr[r] + loc] + pos, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc,
+                            pr_grp, pr_row, pr_delay, pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp,
+                            xpost, S, s_last, P)
+            return
+        cuda.atomic.max(ctl, EV_MAX, n)
         p = pop_of[j]
-        jl = j - pop_off[p]
         for r in range(pr_grp.shape[0]):
             if pr_tgt[r] != p:
                 continue
-            d = pr_delay[r]
-            if d >= 0 and s < d:
+            ss = arrival_slot(r, s, slot, L, pr_delay)
+            if ss < 0:
                 continue
-            ss = (s - d) % L if d >= 0 else slot
-            g = pr_grp[r]
-            g0 = grp_off[g]
-            row = pr_row[r]
-            z = pr_stdp[r]
-            kind = pr_syn[r]
-            b = bt_base[r] + jl
-            kk = bt_ptr[b]
-            stop = bt_ptr[b + 1]
-            while kk < stop:  # the synapses from one source at a time (several when it has multapses)
-                src = bt_src[kk]
-                ke = kk + 1
-                while ke < stop and bt_src[ke] == src:
-                    ke += 1
-                for _m in range(fired[ss, g0 + src]):  # once per spike of the source (inputs may repeat one)
-                    for syn in range(kk, ke):
-                        if kind >= 0:  # a synapse model's on_pre statements
-                            pre = g0 + src if g < P else -1
-                            syn_pre(kind, S, syn, X, pre, j, pr_c[r], gate, s < ref_until[j], s - s_last[syn])
-                            s_last[syn] = s
-                            continue
-                        if d < 0 and dly[syn] > 0:
-                            acc[(s + dly[syn]) % L, row, j] += w[syn]
-                            continue
-                        if not (gate[row, j] and s < ref_until[j]):
-                            X[row, j] += w[syn]
-                        if z >= 0:
-                            xp = xpost[st_post_off[z] + jl]
-                            wv = w[syn]
-                            if st_c[z, MULTIPLICATIVE] != 0:
-                                wv = wv - st_c[z, A_MINUS] * xp * (wv - st_c[z, W_MIN])
-                            else:
-                                wv = wv - st_c[z, A_MINUS] * xp
-                            w[syn] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
-                kk = ke
+            g0 = grp_off[pr_grp[r]]
+            for e in range(hist_cnt[ss, pr_grp[r]]):
+                loc = hist[ss, g0 + e] - g0
+                for syn in range(indptr[pr_ptr[r] + loc], indptr[pr_ptr[r] + loc + 1]):
+                    if tgt[syn] == j:
+                        apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc, pr_grp, pr_row,
+                                    pr_delay, pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S,
+                                    s_last, P)
 
     @cuda.jit(device=True)
     def reset_one(X, C, pop_of, pop_model, i):
@@ -345,11 +421,12 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
 
     @cuda.jit
     def k_post(ctl, s, X, C, gate, ref_until, spiked, pop_of, pop_off, pop_model, grp_off, pr_grp, pr_tgt, pr_syn,
-               pr_c, pr_rptr, bt_base, bt_ptr, bt_src, w, st_c, st_proj, st_pre_off, st_post_off, st_tgt_grp, xpre,
+               pr_c, pr_rptr, rptr, rsyn, rsrc, w, st_c, st_tgt_grp, st_rptr_off, st_pre_off, st_post_off, xpre,
                xpost, S, s_last, P, and_reset):
         """Thread ``j`` of a neuron that spiked: STDP potentiation of its incoming plastic synapses
-        and its target trace, then synapse models' ``on_post``; and its reset when ``and_reset``
-        (no synapse model has ``on_post`` statements, which may read other neurons before reset)."""
+        (the plan's by-target index) and its target trace, then synapse models' ``on_post``; and
+        its reset when ``and_reset`` (no synapse model has ``on_post`` statements, which may read
+        other neurons before reset)."""
         j = cuda.grid(1)
         if stopped(ctl):
             return
@@ -357,30 +434,32 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
             return
         p = pop_of[j]
         jl = j - pop_off[p]
-        for z in range(st_proj.shape[0]):
+        for z in range(st_tgt_grp.shape[0]):
             if st_tgt_grp[z] != p:
                 continue
-            b = bt_base[st_proj[z]] + jl
-            for kk in range(bt_ptr[b], bt_ptr[b + 1]):
-                xp = xpre[st_pre_off[z] + bt_src[kk]]
-                wv = w[kk]
+            b = st_rptr_off[z] + jl
+            for kk in range(rptr[b], rptr[b + 1]):
+                syn = rsyn[kk]
+                xp = xpre[st_pre_off[z] + rsrc[kk]]
+                wv = w[syn]
                 if st_c[z, MULTIPLICATIVE] != 0:
                     wv = wv + st_c[z, A_PLUS] * xp * (st_c[z, W_MAX] - wv)
                 else:
                     wv = wv + st_c[z, A_PLUS] * xp
-                w[kk] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
+                w[syn] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
             xpost[st_post_off[z] + jl] += 1
         for r in range(pr_grp.shape[0]):
-            if pr_rptr[r] < 0 or pr_tgt[r] != p:
+            rb = pr_rptr[r]
+            if rb < 0 or pr_tgt[r] != p:
                 continue
             g = pr_grp[r]
             g0 = grp_off[g]
             kind = pr_syn[r]
-            b = bt_base[r] + jl
-            for kk in range(bt_ptr[b], bt_ptr[b + 1]):
-                pre = g0 + bt_src[kk] if g < P else -1
-                syn_post(kind, S, kk, X, pre, j, pr_c[r], gate, s < ref_until[j], s - s_last[kk])
-                s_last[kk] = s
+            for kk in range(rptr[rb + jl], rptr[rb + jl + 1]):
+                syn = rsyn[kk]
+                pre = g0 + rsrc[kk] if g < P else -1
+                syn_post(kind, S, syn, X, pre, j, pr_c[r], gate, s < ref_until[j], s - s_last[syn])
+                s_last[syn] = s
         if and_reset:
             reset_one(X, C, pop_of, pop_model, j)
 
@@ -394,5 +473,5 @@ def build_kernels(specs, syn_specs, TPB: int) -> dict:
             return
         reset_one(X, C, pop_of, pop_model, i)
 
-    return {"pre": k_pre, "step": k_step, "scan": k_scan, "compact": k_compact, "deliver": k_deliver,
-            "post": k_post, "reset": k_reset}
+    return {"pre": k_pre, "step": k_step, "scan": k_scan, "compact": k_compact, "scatter": k_scatter,
+            "deliver": k_deliver, "post": k_post, "reset": k_reset}

@@ -12,42 +12,48 @@ How a network's models reach the kernels
     and a chain of small device functions picks the one of a population's model index. No model
     is named here: a new neuron model runs on this backend unchanged.
 
-One step, as on the CPU (Brian2's schedule, DESIGN.md section 4), in six or seven kernel launches
+One step, as on the CPU (Brian2's schedule, DESIGN.md section 4), in seven or eight kernel launches
     ``pre`` (spike-buffer check, clear the ring slot, record monitors, decay STDP traces), ``step``
     (a thread per neuron: update, NaN/inf check, threshold, and a block-wide scan of the spike
     flags), ``scan`` (one block: the blocks' offsets), ``compact`` (spikes into the ring ``hist`` in
     ascending order, refractory clocks, recorded spikes into the spike buffer: a deterministic
-    compaction, no atomics; input-group spikes of the step), ``deliver``, ``post`` (STDP
-    potentiation, synapse models' ``on_post``) and ``reset`` (within ``post`` when no synapse model
-    has ``on_post``). The host launches a batch of steps and then reads the status (stop at a full
-    spike buffer or a NaN/inf) and the recorded spikes. A launch costs Python time in numba-cuda
-    (tens of microseconds with this many arguments): a persistent kernel with grid-wide syncs
-    between the phases would remove most of it (later speed work).
+    compaction, no atomics; input-group spikes of the step), ``scatter`` and ``deliver`` (spike
+    propagation, below), ``post`` (STDP potentiation, synapse models' ``on_post``) and ``reset``
+    (within ``post`` when no synapse model has ``on_post``). The host launches a batch of steps
+    and then reads the status (stop at a full spike buffer or a NaN/inf) and the recorded spikes.
+    A launch costs Python time in numba-cuda (tens of microseconds with this many arguments): a
+    persistent kernel with grid-wide syncs between the phases would remove most of it.
 
-Spike propagation: a gather, so that sums are the CPU's bit for bit
+Spike propagation: event-driven, and in the CPU's order so that sums are the CPU's bit for bit
     The CPU adds, for each target variable, Poisson input, then delayed input due now, then each
-    projection in creation order, each by ascending spiking source along its CSR row. Here a
-    thread owns a target neuron and walks its incoming synapses of each projection in ascending
-    source order (a by-target index built on the host), adding those whose source spiked (a count
-    per source and ring slot, ``fired``): the same additions in the same order, where atomics
-    would add in any order. Per-synapse delays go to the target's own row of the delay
-    accumulator, STDP depression and a synapse model's ``on_pre`` run in that same walk (each
-    synapse belongs to one target thread), potentiation and ``on_post`` in ``post``. The walk
-    costs every incoming synapse each step (not only those of spiking sources): an event-driven
-    ordered scatter is later speed work.
+    projection in creation order, each by its arriving spikes in ring order, each along its CSR
+    row. ``scatter`` visits only the synapses of the spikes arriving now (a grid-stride loop over
+    them, ``lanes`` threads per CSR row) and files for each synapse's target an int64 key
+    ``(r*E + e)*D + position in the row`` (projection ``r``, the spike's entry ``e`` in its ring
+    slot) into the target's column of the event buffer ``ev`` (rows x N; an atomic count per
+    target gives the row). Those keys sort into the CPU's order: ``deliver`` (a thread per target)
+    sorts its few keys and applies each synapse in turn -- the weight to its row (not while
+    refractory, for gated rows), per-synapse delays into the target's own accumulator row, STDP
+    depression, a synapse model's ``on_pre`` -- the same additions in the same order, where
+    atomic adds would add in any order. A target with more events in a step than ``ev`` has rows
+    walks the arriving spikes' rows itself (same order, exact, slower) and reports its count; the
+    host then grows ``ev`` to the next power of two, up to the largest in-degree and 1 GiB.
+    Potentiation and ``on_post`` use the plan's by-target index (plastic projections only).
 
 Memory
-    On the device a synapse is its source (int32) and weight (state dtype), stored by target:
-    8 bytes in float32 networks, 12 in float64 ones; per-synapse delays add 4 bytes, a synapse
-    model its variables and an int64 last-event step. :func:`device_bytes` estimates a plan's
-    footprint; a network that does not fit in the GPU's free memory is refused with that estimate.
+    On the device a synapse is its target (int32) and weight (state dtype), in the plan's CSR
+    order: 8 bytes in float32 networks, 12 in float64 ones; per-synapse delays add 4 bytes, a
+    synapse model its variables and an int64 last-event step, a plastic synapse 8 bytes of
+    by-target index. :func:`device_bytes` estimates a plan's footprint; a network that does not fit
+    in the GPU's free memory is refused with that estimate.
 
 Host and device
-    The plan stays on the host between ``run_chunk`` calls (``Network`` methods change it there):
-    each call copies the arrays the kernels read to the device and the ones they change back
-    (the network's structure, by-target index included, is built and copied once per plan). A
-    device-resident plan that is copied only when the host changed it is later speed work.
-    Random inputs are drawn on the host and copied per chunk (:class:`~biosim.backends.plan.ChunkInput`).
+    The plan lives on the device between ``run_chunk`` calls (:class:`_Resident`): a call copies
+    only the arrays the host changed since the last one, and the kernels' changes come back only
+    when the host reads the plan. :class:`~biosim.network.simulate.Simulation` calls the hooks
+    :func:`to_host` and :func:`host_changed` around its reads and writes (``Network`` methods,
+    snapshots, the currents it sets per chunk). Random inputs are drawn on the host and copied per
+    chunk (:class:`~biosim.backends.plan.ChunkInput`).
 
 Exactness and known differences
     In the simulator the results are numba-cpu's bit for bit (the tests check spikes, states and
@@ -72,7 +78,7 @@ from biosim.errors import BiosimError
 from biosim.network.compile import compile_network, model_specs, synapse_specs
 
 __all__ = ["BUFFER_FULL", "NOT_FINITE", "OK", "PIP_COMMAND", "check_available", "check_fits", "compile_ptx",
-           "device_bytes", "kernel", "simulator_enabled"]
+           "device_bytes", "host_changed", "kernel", "simulator_enabled", "to_host"]
 
 #: How to install the optional dependency.
 PIP_COMMAND = 'pip install -e ".[cuda]"'
@@ -82,30 +88,35 @@ _BATCH = 128
 #: Entries of the device's spike buffer (at least; 4 per neuron in larger networks), emptied to the
 #: host after every batch of steps.
 _SPIKE_BUF_MIN = 1 << 20
+#: Rows of the event buffer ``ev`` at the start (events one target can take in one step before it
+#: walks the arriving spikes' rows itself), and the most GPU memory the buffer may grow to.
+_EVENT_ROWS = 32
+_EVENT_BUDGET = 1 << 30
 
 #: Words of the device's status array ``ctl`` (int64): the status (OK, BUFFER_FULL, or another
 #: non-zero value that stops every kernel), the steps done at a stop, the first NaN/inf as
 #: ``(p*V + r)*N + i`` and its step, the spikes in the device's buffer, where this step's recorded
-#: spikes start in it, and its limit.
-STATUS, DONE, ERRKEY, ERRSTEP, SP_N, SP_BASE, LIMIT = range(7)
+#: spikes start in it, its limit, and the most events a target had that did not fit in ``ev``.
+STATUS, DONE, ERRKEY, ERRSTEP, SP_N, SP_BASE, LIMIT, EV_MAX = range(8)
 CTL_LEN = 8
 NO_ERROR = 2**62
 _WARM_UP = 99  # a status that stops every kernel at once
 
-#: Arrays of a plan's structure on the device (:class:`_Structure`), copied once per plan.
-_STRUCT_ARRAYS = ("bt_src", "bt_ptr", "bt_base", "pop_of", "dly")
-#: Plan arrays copied to the device at each call (``Network`` methods may change any of them).
+#: Plan arrays the kernels read (all of them live on the device between calls).
 _PLAN_ARRAYS = ("C", "pop_off", "pop_model", "pop_nvar", "pop_ref", "gate", "grp_off", "pr_grp", "pr_row", "pr_delay",
-                "pr_stdp", "pr_syn", "pr_tgt", "pr_c", "pr_rptr", "pi_a", "pi_b", "pi_row", "pi_w", "pi_col", "st_c",
-                "st_proj", "st_pre_off", "st_post_off", "st_tgt_grp", "rec_spikes", "mon_row", "mon_idx", "X", "i_ext",
-                "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc")
-#: Plan arrays the kernels change, copied back at the end of each call (and w, S, s_last by synapse).
-_CHANGED_ARRAYS = ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc")
+                "pr_ptr", "pr_stdp", "pr_syn", "pr_tgt", "pr_c", "pr_rptr", "pi_a", "pi_b", "pi_row", "pi_w", "pi_col",
+                "st_c", "st_proj", "st_pre_off", "st_post_off", "st_tgt_grp", "st_rptr_off", "rec_spikes", "mon_row",
+                "mon_idx", "X", "i_ext", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc", "indptr", "tgt", "w",
+                "dly", "rptr", "rsyn", "rsrc", "S", "s_last")
+#: Plan arrays the kernels change (w only with STDP, S and s_last only with synapse models).
+_CHANGED_ARRAYS = ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc", "w", "S", "s_last")
+#: Index arrays kept as int32 on the device (a synapse's by-target entry: 8 bytes, not 16).
+_INT32_ON_DEVICE = ("rsyn", "rsrc")
 
 #: Kernels built in this process, by the models they were generated for.
 _KERNELS: dict = {}
-#: Device copies of plans' structure, by id of the plan's ``tgt`` array.
-_STRUCT: dict = {}
+#: Device copies of plans (:class:`_Resident`), by id of the plan's ``tgt`` array.
+_RESIDENT: dict = {}
 
 
 def simulator_enabled() -> bool:
@@ -141,79 +152,93 @@ def check_available():
 
 
 # ---------------------------------------------------------------------------------------------
-# Host side: the plan's structure by target, the device footprint
+# Host side: a plan's copy on the device, the device footprint
 # ---------------------------------------------------------------------------------------------
 
 
-class _Structure:
-    """What the kernels need about a plan's fixed structure, built once per plan on the host.
+class _Resident:
+    """A plan's arrays on the device, kept there between ``run_chunk`` calls.
 
-    ``perm[kk]`` is the plan's synapse id of device synapse ``kk``: the synapses of each
-    projection ordered by target (stably: by ascending source, then CSR position), projection
-    after projection. ``bt_ptr[bt_base[r] + jl]`` .. ``+1`` are the device synapses of projection
-    ``r`` into its target ``jl`` (local index), ``bt_src`` their local sources."""
+    ``stale`` names the arrays whose host copy changed since they were copied (all of them at
+    first); ``device_newer`` says the kernels have changed the device copies since the host last
+    read them. :func:`to_host` and :func:`host_changed` are the two hooks the driver
+    (:class:`~biosim.network.simulate.Simulation`) calls around its own reads and writes."""
 
     def __init__(self, pl):
-        P = len(pl.pop_model)
-        R = len(pl.pr_grp)
-        n_syn = len(pl.tgt)
-        perms, srcs, ptrs, bases = [], [], [], []
-        off = n_ptr = 0
-        for r in range(R):
-            g = int(pl.pr_grp[r])
-            n_src = int(pl.grp_off[g + 1] - pl.grp_off[g])
-            tp = int(pl.pr_tgt[r])
-            t0, n_tgt = int(pl.pop_off[tp]), int(pl.pop_off[tp + 1] - pl.pop_off[tp])
-            ip = pl.indptr[pl.pr_ptr[r]:pl.pr_ptr[r] + n_src + 1]
-            s0, s1 = int(ip[0]), int(ip[-1])
-            src = np.repeat(np.arange(n_src, dtype=np.int32), np.diff(ip))
-            jl = pl.tgt[s0:s1].astype(np.int64) - t0
-            order = np.argsort(jl, kind="stable")
-            perms.append(s0 + order)
-            srcs.append(src[order])
-            ptrs.append(off + np.concatenate([[0], np.cumsum(np.bincount(jl, minlength=n_tgt))]))
-            bases.append(n_ptr)
-            off += s1 - s0
-            n_ptr += n_tgt + 1
-        self.perm = np.concatenate(perms).astype(np.int64) if perms else np.zeros(0, np.int64)
-        if len(self.perm) != n_syn:  # pragma: no cover - compile_network lays projections out back to back
-            raise RuntimeError("the plan's projections do not cover its synapses")
-        self.bt_src = np.concatenate(srcs).astype(np.int32) if srcs else np.zeros(0, np.int32)
-        self.bt_ptr = np.concatenate(ptrs).astype(np.int64) if ptrs else np.zeros(1, np.int64)
-        self.bt_base = np.asarray(bases, dtype=np.int64)
-        self.pop_of = np.repeat(np.arange(P, dtype=np.int32), np.diff(pl.pop_off))
-        self.dly = pl.dly[self.perm].astype(np.int32) if len(pl.dly) else np.zeros(0, np.int32)
-        self.has_syn_models = bool(np.any(pl.pr_syn >= 0))
-        self.dev = None  # device copies of the read-only arrays above, on first use
+        N = pl.X.shape[1]
+        self.stale = set(_PLAN_ARRAYS)
+        self.device_newer = False
+        self.dev: dict = {}
+        self.changed = [n for n in _CHANGED_ARRAYS
+                        if (n != "w" or len(pl.st_proj)) and (n not in ("S", "s_last") or np.any(pl.pr_syn >= 0))]
+        self.pop_of = np.repeat(np.arange(len(pl.pop_model), dtype=np.int32), np.diff(pl.pop_off))
+        sizes = np.diff(pl.grp_off)
+        rows = np.diff(pl.indptr)
+        self.E = int(max(sizes.max(initial=0), 1))  # entries of a ring slot's group (keys: (r*E + e)*D + pos)
+        self.D = int(max(rows.max(initial=0), 1))   # synapses of a CSR row
+        if len(pl.pr_grp) * self.E * self.D >= 2**62:  # pragma: no cover - rows of 2**20 into groups of 2**20
+            raise BiosimError("network too big for the event keys of the numba-cuda backend")
+        in_degree = int(np.bincount(pl.tgt, minlength=N).max(initial=0)) if len(pl.tgt) else 0
+        self.ev_cap = max(1, min(in_degree, _EVENT_BUDGET // (8 * max(N, 1))))
+        env = os.environ.get("BIOSIM_CUDA_EVENT_ROWS")
+        self.ev_rows = max(1, min(int(env) if env else _EVENT_ROWS, self.ev_cap))
+        self.entries = int(sum(sizes[int(g)] for g in pl.pr_grp))  # most spikes arriving in one step
 
 
-def _structure(pl) -> _Structure:
+def _resident(pl, create: bool = True):
     key = id(pl.tgt)
-    hit = _STRUCT.get(key)
-    if hit is not None and hit[0]() is pl.tgt and hit[2] is pl.indptr:
+    hit = _RESIDENT.get(key)
+    if hit is not None and hit[0]() is pl.tgt and hit[2] is pl.X:
         return hit[1]
-    st = _Structure(pl)
-    _STRUCT[key] = (weakref.ref(pl.tgt, lambda _ref, k=key: _STRUCT.pop(k, None)), st, pl.indptr)
-    return st
+    if not create:
+        return None
+    res = _Resident(pl)
+    _RESIDENT[key] = (weakref.ref(pl.tgt, lambda _ref, k=key: _RESIDENT.pop(k, None)), res, pl.X)
+    return res
+
+
+def to_host(pl) -> None:
+    """Bring the arrays the kernels changed back into plan ``pl`` on the host (a no-op when the
+    host copy is current)."""
+    res = _resident(pl, create=False)
+    if res is None or not res.device_newer:
+        return
+    for name in res.changed:
+        getattr(pl, name)[...] = res.dev[name].copy_to_host()
+    res.device_newer = False
+
+
+def host_changed(pl, names=None) -> None:
+    """Plan ``pl``'s arrays ``names`` (all when ``None``) were changed on the host: copy them to
+    the device at the next call (first bringing the device's changes home, so none is lost)."""
+    res = _resident(pl, create=False)
+    if res is None:
+        return
+    names = _PLAN_ARRAYS if names is None else tuple(names)
+    if res.device_newer and set(names) & set(res.changed):
+        to_host(pl)
+    res.stale.update(names)
 
 
 def device_bytes(pl, n_steps: int = 2000, n_counts: int = 0) -> dict:
     """Estimated GPU memory of plan ``pl`` in bytes: ``{"synapses": ..., "total": ...,
-    "per_synapse": ...}`` (``n_steps``/``n_counts``: the largest chunk of input it will be given)."""
+    "per_synapse": ...}``. ``per_synapse`` is a static synapse's cost (its target, int32, and its
+    weight; per-synapse delays add 4 bytes, a synapse model its variables and an int64 last-event
+    step); plastic synapses add 8 bytes for the by-target index. ``n_steps``/``n_counts``: the
+    largest chunk of input it will be given."""
     item = pl.X.dtype.itemsize
     n_syn = len(pl.tgt)
     per_syn = 4 + item + (4 if len(pl.dly) else 0)
     if np.any(pl.pr_syn >= 0):
         per_syn += pl.S.shape[0] * item + 8
-    syn = n_syn * per_syn
+    syn = n_syn * per_syn + 8 * len(pl.rsyn)
     N = pl.X.shape[1]
-    L, S = pl.hist.shape
     neurons = (pl.X.nbytes + pl.gate.nbytes + pl.acc.nbytes + pl.i_ext.nbytes + N * (8 + 4 + 1 + 1 + 8 + 8)
-               + pl.hist.nbytes + L * S * 4 + pl.xpre.nbytes + pl.xpost.nbytes)
-    ptrs = sum(int(pl.pop_off[int(t) + 1] - pl.pop_off[int(t)]) + 1 for t in pl.pr_tgt) * 8
+               + pl.hist.nbytes + pl.xpre.nbytes + pl.xpost.nbytes + pl.indptr.nbytes + pl.rptr.nbytes)
+    events = N * (8 * min(_EVENT_ROWS, max(n_syn, 1)) + 4)
     spikes = max(_SPIKE_BUF_MIN, 4 * N) * 12
     chunk = n_steps * (max(n_counts, 0) * 4 + len(pl.mon_row) * item)
-    total = syn + neurons + ptrs + spikes + chunk + (1 << 20)
+    total = syn + neurons + events + spikes + chunk + (1 << 20)
     return {"synapses": syn, "per_synapse": per_syn, "total": int(total)}
 
 
@@ -270,9 +295,10 @@ class _Backend:
     def __init__(self, cuda, specs, syn_specs):
         self.cuda = cuda
         self.TPB = _threads_per_block()
+        self.lanes = 1 if simulator_enabled() else 8
         from biosim.backends.cuda_kernels import build_kernels
 
-        self.k = build_kernels(specs, syn_specs, self.TPB)
+        self.k = build_kernels(specs, syn_specs, self.TPB, self.lanes)
         self.launches = None  # a list to record launches in (compile_ptx checks) instead of running them
 
     # -- memory ---------------------------------------------------------------------------------
@@ -317,16 +343,14 @@ class _Backend:
             self._check_memory(pl, inp)
         elif sp_n + N > cap:
             return BUFFER_FULL, 0, sp_n, rec_n, -1, -1, -1
-        st = _structure(pl)
-        d = self._upload(pl, st, inp, n_steps)
+        res = _resident(pl) if self.launches is None else _Resident(pl)
+        d = self._upload(pl, res, inp, n_steps)
         L, P, M = pl.hist.shape[0], len(pl.pop_model), len(pl.mon_row)
         every = int(pl.mon_every)
         rec_steps = [kk for kk in range(n_steps) if M and (step0 + kk) % every == 0]
         rec_row = {kk: r for r, kk in enumerate(rec_steps)}
         d["rec"] = self._empty((max(len(rec_steps), 1), max(M, 1)), out.rec.dtype)
-        buf = max(_SPIKE_BUF_MIN, 4 * N)
-        d["sp_step"] = self._empty(buf, np.int64)
-        d["sp_idx"] = self._empty(buf, np.int32)
+        buf = d["sp_idx"].shape[0]
         ctl = np.zeros(CTL_LEN, np.int64)
         ctl[ERRKEY] = NO_ERROR
         in_ptr = d.pop("in_ptr")
@@ -334,30 +358,33 @@ class _Backend:
             ctl[STATUS] = _WARM_UP
             d["ctl"] = self._to(ctl)
             try:
-                self._step(d, 0, step0, L, N, P, M, -1, 0, 0)
+                self._step(d, res, 0, step0, L, N, P, M, -1, 0, 0)
             except Exception as exc:
                 _raise_if_no_compiler(exc)
                 raise
             if self.launches is None:
                 self.cuda.synchronize()
             return OK, 0, sp_n, rec_n, -1, -1, -1
+        res.device_newer = True
         status, done, k, c = OK, n_steps, 0, ctl
         while k < n_steps:
             room = cap - sp_n
             if room < N:  # the CPU's rule: a step needs room for N spikes
                 status, done = BUFFER_FULL, k
                 break
-            ctl[STATUS], ctl[SP_N], ctl[LIMIT] = OK, 0, min(room, buf)
+            ctl[STATUS], ctl[SP_N], ctl[LIMIT], ctl[EV_MAX] = OK, 0, min(room, buf), 0
             d["ctl"] = self._to(ctl)
             k1 = min(k + _BATCH, n_steps)
             for kk in range(k, k1):
-                self._step(d, kk, step0 + kk, L, N, P, M, rec_row.get(kk, -1), int(in_ptr[kk]), int(in_ptr[kk + 1]))
+                self._step(d, res, kk, step0 + kk, L, N, P, M, rec_row.get(kk, -1), int(in_ptr[kk]), int(in_ptr[kk + 1]))
             c = self._host(d["ctl"])
             n_new = int(c[SP_N])
             if n_new:
                 out.sp_step[sp_n:sp_n + n_new] = self._host(d["sp_step"][:n_new])
                 out.sp_idx[sp_n:sp_n + n_new] = self._host(d["sp_idx"][:n_new])
                 sp_n += n_new
+            if c[EV_MAX] > res.ev_rows:
+                self._grow_events(res, int(c[EV_MAX]))
             if c[ERRKEY] != NO_ERROR:
                 status, done = NOT_FINITE, int(c[ERRSTEP]) + 1
                 break
@@ -365,44 +392,46 @@ class _Backend:
         n_rec = sum(1 for kk in rec_steps if kk < done)
         if n_rec:
             out.rec[rec_n:rec_n + n_rec] = self._host(d["rec"])[:n_rec]
-        self._download(pl, st, d)
         if status == NOT_FINITE:
             rest, i = divmod(int(c[ERRKEY]), N)
             p, r = divmod(rest, pl.X.shape[0])
             return status, done, sp_n, rec_n + n_rec, p, r, i
         return status, done, sp_n, rec_n + n_rec, -1, -1, -1
 
-    def _upload(self, pl, st, inp, n_steps) -> dict:
-        """Device arrays of one call: the plan's structure (copied once per plan), the plan's other
-        arrays, its synapse arrays in device order, the spike counts per source and ring slot, this
-        call's inputs and the work arrays."""
-        if st.dev is None or self.launches is not None:
-            dev = {name: self._to(getattr(st, name)) for name in _STRUCT_ARRAYS}
-            if self.launches is None:
-                st.dev = dev
-        else:
-            dev = st.dev
-        d = dict(dev)
-        for name in _PLAN_ARRAYS:
-            d[name] = self._to(getattr(pl, name))
-        perm = st.perm
-        d["w"] = self._to(pl.w[perm])
-        d["S"] = self._to(pl.S[:, perm] if st.has_syn_models else pl.S)
-        d["s_last"] = self._to(pl.s_last[perm] if st.has_syn_models else pl.s_last)
-        L, n_src = pl.hist.shape
-        fired = np.zeros(L * n_src, np.int32)
-        for l_ in range(L):
-            for g in range(pl.hist_cnt.shape[1]):
-                g0 = int(pl.grp_off[g])
-                np.add.at(fired, l_ * n_src + pl.hist[l_, g0:g0 + pl.hist_cnt[l_, g]].astype(np.int64), 1)
-        d["fired"] = self._to(fired.reshape(L, n_src))
+    def _grow_events(self, res, need: int) -> None:
+        """More rows for the event buffer, after a target had ``need`` events in one step (up to
+        the largest in-degree and ``_EVENT_BUDGET``; a target with more walks the spikes' rows)."""
+        rows = min(1 << (need - 1).bit_length(), res.ev_cap)
+        if rows <= res.ev_rows:
+            return
+        try:
+            res.dev["ev"] = self._empty((rows, res.dev["ev"].shape[1]), np.int64)
+        except Exception:  # noqa: BLE001 - out of GPU memory: keep the buffer it has (still exact)
+            return
+        res.ev_rows = rows
+
+    def _upload(self, pl, res, inp, n_steps) -> dict:
+        """Device arrays of one call: the plan's arrays (copied when the host changed them, else
+        the device's own), this call's inputs and the work arrays."""
+        dev = res.dev
+        for name in sorted(res.stale):
+            a = getattr(pl, name)
+            dev[name] = self._to(a.astype(np.int32) if name in _INT32_ON_DEVICE else a)
+        res.stale.clear()
         N = pl.X.shape[1]
-        nb = -(-N // self.TPB)
-        d["spiked"] = self._empty(N, np.int8)
-        d["flags"] = self._empty(N, np.int64)
-        d["incl"] = self._empty(N, np.int64)
-        d["bsum"] = self._empty(nb, np.int64)
-        d["boff"] = self._empty(nb, np.int64)
+        if "ev" not in dev:
+            nb = -(-N // self.TPB)
+            dev["pop_of"] = self._to(res.pop_of)
+            dev["spiked"] = self._empty(N, np.int8)
+            dev["flags"] = self._empty(N, np.int64)
+            dev["incl"] = self._empty(N, np.int64)
+            dev["bsum"] = self._empty(nb, np.int64)
+            dev["boff"] = self._empty(nb, np.int64)
+            dev["ev"] = self._empty((res.ev_rows, max(N, 1)), np.int64)
+            dev["ev_cnt"] = self._to(np.zeros(max(N, 1), np.int32))
+            dev["sp_step"] = self._empty(max(_SPIKE_BUF_MIN, 4 * N), np.int64)
+            dev["sp_idx"] = self._empty(max(_SPIKE_BUF_MIN, 4 * N), np.int32)
+        d = dict(dev)
         # input-group spikes: each one's place in its (step, group) run, and the run's length
         in_ptr = np.asarray(inp.in_ptr, np.int64)
         n_in = int(in_ptr[min(n_steps, len(in_ptr) - 1)])
@@ -428,42 +457,38 @@ class _Backend:
         d["on_post"] = bool(np.any(pl.pr_rptr >= 0))
         return d
 
-    def _download(self, pl, st, d):
-        """Copy what the kernels change back into the plan."""
-        for name in _CHANGED_ARRAYS:
-            getattr(pl, name)[...] = self._host(d[name])
-        if len(pl.st_proj):
-            pl.w[st.perm] = self._host(d["w"])
-        if st.has_syn_models:
-            pl.S[:, st.perm] = self._host(d["S"])
-            pl.s_last[st.perm] = self._host(d["s_last"])
-
-    def _step(self, d, kk, s, L, N, P, M, rec_row, e0, e1):
+    def _step(self, d, res, kk, s, L, N, P, M, rec_row, e0, e1):
         """Launch the kernels of one step (local index ``kk``, global step ``s``)."""
         slot = s % L
         ctl = d["ctl"]
-        n_pre = max(d["hist_cnt"].shape[1], d["fired"].shape[1], M, d["xpre"].shape[0], d["xpost"].shape[0])
-        self._launch("pre", n_pre, ctl, kk, slot, N, d["hist_cnt"], d["fired"], d["X"], d["mon_row"], d["mon_idx"],
+        n_pre = max(d["hist_cnt"].shape[1], M, d["xpre"].shape[0], d["xpost"].shape[0])
+        self._launch("pre", n_pre, ctl, kk, slot, N, d["hist_cnt"], d["X"], d["mon_row"], d["mon_idx"],
                      d["rec"], rec_row, d["st_c"], d["st_proj"], d["st_pre_off"], d["st_post_off"], d["st_tgt_grp"],
                      d["pr_grp"], d["grp_off"], d["pop_off"], d["xpre"], d["xpost"])
         self._launch("step", N, ctl, kk, s, d["X"], d["C"], d["pop_of"], d["pop_model"], d["pop_nvar"], d["i_ext"],
                      d["ref_until"], d["rec_spikes"], d["flags"], d["incl"], d["bsum"])
         self._launch("scan", self.TPB, ctl, d["bsum"], d["boff"])
         self._launch("compact", N + e1 - e0, ctl, s, slot, d["pop_of"], d["pop_off"], d["pop_ref"], d["flags"],
-                     d["incl"], d["boff"], d["ref_until"], d["spiked"], d["hist"], d["hist_cnt"], d["fired"],
+                     d["incl"], d["boff"], d["ref_until"], d["spiked"], d["hist"], d["hist_cnt"],
                      d["sp_step"], d["sp_idx"], e0, e1, d["in_src"], d["in_grp"], d["in_pos"], d["in_cnt"],
                      d["grp_off"])
-        self._launch("deliver", max(N, d["xpre"].shape[0]), ctl, kk, s, slot, d["X"], d["gate"], d["ref_until"],
-                     d["pop_of"], d["pop_off"], d["grp_off"], d["counts"], d["pi_a"], d["pi_b"], d["pi_row"],
-                     d["pi_w"], d["pi_col"], d["acc"], d["use_acc"], d["pr_grp"], d["pr_tgt"], d["pr_row"],
-                     d["pr_delay"], d["pr_stdp"], d["pr_syn"], d["pr_c"], d["bt_base"], d["bt_ptr"], d["bt_src"],
-                     d["w"], d["dly"], d["fired"], d["st_c"], d["st_proj"], d["st_pre_off"], d["st_post_off"],
-                     d["xpre"], d["xpost"], d["S"], d["s_last"], P)
+        # a grid-stride loop over the arriving spikes: as many threads as could arrive, at most
+        # 1024 blocks (one block in the simulator, where every thread is a Python thread)
+        n_scatter = self.TPB if simulator_enabled() else min(res.entries * self.lanes, 1024 * self.TPB)
+        self._launch("scatter", n_scatter, ctl, s, slot, d["grp_off"], d["hist"], d["hist_cnt"], d["pr_grp"],
+                     d["pr_delay"], d["pr_ptr"], d["pr_stdp"], d["pr_syn"], d["indptr"], d["tgt"], d["st_pre_off"],
+                     d["xpre"], d["ev"], d["ev_cnt"], res.E, res.D)
+        self._launch("deliver", N, ctl, kk, s, slot, d["X"], d["gate"], d["ref_until"], d["pop_of"], d["pop_off"],
+                     d["grp_off"], d["hist"], d["hist_cnt"], d["counts"], d["pi_a"], d["pi_b"], d["pi_row"], d["pi_w"],
+                     d["pi_col"], d["acc"], d["use_acc"], d["pr_grp"], d["pr_tgt"], d["pr_row"], d["pr_delay"],
+                     d["pr_ptr"], d["pr_stdp"], d["pr_syn"], d["pr_c"], d["indptr"], d["tgt"], d["w"], d["dly"],
+                     d["st_c"], d["st_post_off"], d["st_tgt_grp"], d["xpost"], d["S"], d["s_last"], P, d["ev"],
+                     d["ev_cnt"], res.E, res.D)
         and_reset = not d["on_post"]
         self._launch("post", N, ctl, s, d["X"], d["C"], d["gate"], d["ref_until"], d["spiked"], d["pop_of"],
                      d["pop_off"], d["pop_model"], d["grp_off"], d["pr_grp"], d["pr_tgt"], d["pr_syn"], d["pr_c"],
-                     d["pr_rptr"], d["bt_base"], d["bt_ptr"], d["bt_src"], d["w"], d["st_c"], d["st_proj"],
-                     d["st_pre_off"], d["st_post_off"], d["st_tgt_grp"], d["xpre"], d["xpost"], d["S"], d["s_last"],
+                     d["pr_rptr"], d["rptr"], d["rsyn"], d["rsrc"], d["w"], d["st_c"], d["st_tgt_grp"],
+                     d["st_rptr_off"], d["st_pre_off"], d["st_post_off"], d["xpre"], d["xpost"], d["S"], d["s_last"],
                      P, and_reset)
         if not and_reset or self.launches is not None:
             self._launch("reset", N, ctl, d["X"], d["C"], d["pop_of"], d["pop_model"], d["spiked"])
@@ -496,7 +521,6 @@ def compile_ptx(net, cc=(9, 0)) -> dict:
     e = np.zeros(0, np.int64)
     inp = ChunkInput(np.zeros(2, np.int64), e, e, np.zeros((1, 1), np.int32))
     out = Outputs(np.zeros(4 * N + 16, np.int64), np.zeros(4 * N + 16, np.int32), np.zeros((1, max(len(pl.mon_row), 1)), pl.X.dtype))
-    _STRUCT.pop(id(pl.tgt), None)
     be.run_chunk(pl, inp, out, 0, 0, 0, 0)
     ptx = {}
     for name, k, args in be.launches:

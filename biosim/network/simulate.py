@@ -169,7 +169,7 @@ class Simulation:
         self.backend_name = backend_name
         self.net = net
         t0 = time.perf_counter()
-        self.plan = compile_network(net)
+        self._plan = compile_network(net)
         self.specs = model_specs(net)
         self.syn_specs = synapse_specs(net)
         self.loop_s = 0.0
@@ -180,7 +180,7 @@ class Simulation:
         self.streams = {g.index: stream_id(POISSON_GROUP, k) for k, g in enumerate(net.inputs) if g.kind == "poisson"}
         self.pi_streams = [stream_id(POISSON_INPUT, k) for k in range(len(net.poisson_inputs))]
         self.step = 0
-        self.sp_step = np.zeros(max(4 * self.plan.X.shape[1], 1 << 16), dtype=np.int64)
+        self.sp_step = np.zeros(max(4 * self._plan.X.shape[1], 1 << 16), dtype=np.int64)
         self.sp_idx = np.zeros_like(self.sp_step, dtype=np.int32)
         self.sp_n = 0
         self.rec_parts: list[np.ndarray] = []
@@ -189,17 +189,28 @@ class Simulation:
         self.change_steps = sorted({s for c in net.currents for s in (self._to_step(c.start_ms), self._to_step(c.stop_ms))})
         # Widest row of random input per step (Poisson inputs' counts or a Poisson group's sources);
         # the chunk length keeps a chunk's inputs within _CHUNK_BYTES.
-        self.n_counts = int(self.plan.pi_col[-1]) + net.poisson_inputs[-1].tgt.n if net.poisson_inputs else 0
+        self.n_counts = int(self._plan.pi_col[-1]) + net.poisson_inputs[-1].tgt.n if net.poisson_inputs else 0
         n_cols = max(self.n_counts, sum(g.n for g in net.inputs if g.kind == "poisson"), 1)
         self.max_chunk = min(max(1, _CHUNK_BYTES // (8 * n_cols)), 2000)
         t1 = time.perf_counter()
         self.run_chunk = self.backend.kernel(self.specs, self.syn_specs)
         empty = np.zeros(0, np.int64)
-        self.run_chunk(self.plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)), Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self.plan.X.dtype)),
+        self.run_chunk(self._plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)), Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self._plan.X.dtype)),
                        0, 0, 0, 0)  # compile (or load the cached kernel) outside the timed loop
         self._compile_input_draws()
         self.compile_s = time.perf_counter() - t1
         self.setup_s = time.perf_counter() - t0
+
+    @property
+    def plan(self):
+        """The network's plan, current on the host, for reading or changing it there: a backend
+        that keeps the plan elsewhere between calls (numba-cuda: on the GPU) brings its changes
+        home first and takes the host's copy again at the next call."""
+        to_host = getattr(self.backend, "to_host", None)
+        if to_host is not None:
+            to_host(self._plan)
+            self.backend.host_changed(self._plan)
+        return self._plan
 
     def _compile_input_draws(self):
         """Compile (or load from Numba's cache) the draws of the network's random inputs, for the
@@ -225,7 +236,7 @@ class Simulation:
         p = 1e-3 * net.dt_ms
         steps, srcs, grps = [], [], []
         for g in net.inputs:
-            off = self.plan.grp_off[g.index]
+            off = self._plan.grp_off[g.index]
             if g.kind == "poisson":
                 st, idx = self._poisson_spikes(g, n, p)
             else:
@@ -246,7 +257,7 @@ class Simulation:
         for k, q in enumerate(net.poisson_inputs):
             # target j of input q at step s: Binomial(n_sources, rate*dt) from uniform(seed, stream, s, j)
             if q.n_sources > 0 and q.rate_hz > 0:
-                col = int(self.plan.pi_col[k])
+                col = int(self._plan.pi_col[k])
                 binomial_block(self.key[0], self.key[1], self.pi_streams[k], s0, q.n_sources, q.rate_hz * p,
                                counts[:, col:col + q.tgt.n])
         return ChunkInput(ptr, src, grp, counts)
@@ -264,23 +275,28 @@ class Simulation:
     def _set_currents(self):
         if not self.net.currents:  # i_ext stays at the zeros it was compiled with
             return
-        i_ext = np.zeros(self.plan.X.shape[1])
-        off = self.plan.pop_off
+        i_ext = np.zeros(self._plan.X.shape[1])
+        off = self._plan.pop_off
         for c in self.net.currents:
             if self._to_step(c.start_ms) <= self.step < self._to_step(c.stop_ms):
                 i_ext[off[c.tgt.index]:off[c.tgt.index + 1]] += c.amplitude
-        self.plan.i_ext[:] = i_ext
+        self._plan.i_ext[:] = i_ext
+        host_changed = getattr(self.backend, "host_changed", None)
+        if host_changed is not None:
+            host_changed(self._plan, ("i_ext",))
 
     def run(self, duration_ms: float, progress: bool = False) -> Result:
         net = self.net
         n_total = int(round(duration_ms / net.dt_ms))
         start = self.step
         end = self.step + n_total
-        M = len(self.plan.mon_row)
+        M = len(self._plan.mon_row)
         bar = None
         if progress:
             from tqdm import tqdm
-            bar = tqdm(total=round(n_total * net.dt_ms * 1e-3, 6), unit="s", desc="simulating (bio time)",
+            # counts whole steps (shown as biological seconds through unit_scale): the count never
+            # passes the total, as float sums of seconds could, so the time left is never negative
+            bar = tqdm(total=n_total, unit="s", unit_scale=net.dt_ms * 1e-3, desc="simulating (bio time)",
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} s [{elapsed}<{remaining}, {rate_fmt}]")
         t_start = time.perf_counter()
         try:
@@ -288,16 +304,16 @@ class Simulation:
                 n = self._chunk_len(end - self.step)
                 self._set_currents()
                 inp = self._inputs(n)
-                every = self.plan.mon_every
+                every = self._plan.mon_every
                 n_rec = (self.step + n - 1) // every - (self.step - 1) // every if M else 0
-                rec = np.zeros((n_rec, M), dtype=self.plan.X.dtype)
+                rec = np.zeros((n_rec, M), dtype=self._plan.X.dtype)
                 done_total, rec_n = 0, 0
                 while done_total < n:
                     out = Outputs(self.sp_step, self.sp_idx, rec)
                     sub = ChunkInput(inp.in_ptr[done_total:] - inp.in_ptr[done_total], inp.in_src[inp.in_ptr[done_total]:],
                                      inp.in_grp[inp.in_ptr[done_total]:], inp.counts[done_total:])
                     status, done, self.sp_n, rec_n, ep, er, ei = self.run_chunk(
-                        self.plan, sub, out, self.step, n - done_total, self.sp_n, rec_n)
+                        self._plan, sub, out, self.step, n - done_total, self.sp_n, rec_n)
                     self.step += done
                     done_total += done
                     if status == BUFFER_FULL:
@@ -307,7 +323,7 @@ class Simulation:
                         self._raise_not_finite(ep, er, ei)
                 self.rec_parts.append(rec[:rec_n])
                 if bar is not None:
-                    bar.update(round(n * net.dt_ms * 1e-3, 6))
+                    bar.update(n)
         finally:
             if bar is not None:
                 bar.close()
@@ -320,7 +336,7 @@ class Simulation:
         s = self.step - 1
         value = self.plan.X[r, i]
         raise SimulationError(
-            f"{var} of population '{pop.name}' became {value} (neuron {i - self.plan.pop_off[p]}) "
+            f"{var} of population '{pop.name}' became {value} (neuron {i - self._plan.pop_off[p]}) "
             f"at step {s} (t = {s * self.net.dt_ms:g} ms); try a smaller dt_ms or check the parameters")
 
     def result(self, start_step: int = 0) -> Result:

@@ -130,7 +130,25 @@ def all_models(dtype="float64"):
     return net, 2.0, []
 
 
-CASES = {"cuba": cuba, "cobahh": cobahh, "brunel": brunel, "stdp": stdp, "eq_stdp": eq_stdp, "all_models": all_models}
+def burst(dtype="float64"):
+    """Many spikes reaching the same targets in the same step (a generator firing all its sources
+    at once, an all-to-all projection with multapses added): the events each target sums, in an
+    order that changes the float64 bits if it is not the CPU's."""
+    from biosim import AllToAll, Explicit
+
+    net = Network(dt_ms=0.1, dtype=dtype, seed=9)
+    gen = net.spike_generator("gen", 12, indices=list(range(12)) * 3, times_ms=[0.2] * 12 + [0.5] * 12 + [0.9] * 12)
+    exc = net.population("exc", LIF(), 10, init={"v": _v0(-52.0, -50.0)})
+    net.connect(gen, exc, "ge", weight=lambda rng, n: 0.3 + rng.random(n), rule=AllToAll())
+    net.connect(gen, exc, "ge", weight=lambda rng, n: 0.1 + rng.random(n),
+                rule=Explicit(i=[5, 5, 5, 0, 11, 11], j=[3, 3, 7, 3, 3, 0]))
+    net.connect(exc, exc, "gi", weight=lambda rng, n: -0.2 - rng.random(n), rule=AllToAll())
+    net.monitor(exc, "ge", indices=[0, 3, 7])
+    return net, 2.0, []
+
+
+CASES = {"cuba": cuba, "cobahh": cobahh, "brunel": brunel, "stdp": stdp, "eq_stdp": eq_stdp, "all_models": all_models,
+         "burst": burst}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -166,7 +184,10 @@ def compare(name: str, dtype: str = "float64") -> dict:
     for field in ("X", "ref_until", "hist_cnt", "xpre", "xpost", "acc", "w", "S", "s_last"):
         if not np.array_equal(getattr(pa, field), getattr(pc, field)):
             diff.append(f"plan.{field}")
-    return {"diff": diff, "n_spikes": n_spikes, "n_weights_changed": sum(int(np.sum(x != x[0])) for x in wa)}
+    from biosim.backends.numba_cuda import _resident
+
+    return {"diff": diff, "n_spikes": n_spikes, "n_weights_changed": sum(int(np.sum(x != x[0])) for x in wa),
+            "event_rows": _resident(pc).ev_rows}
 
 
 def _between_runs_net():
@@ -314,6 +335,9 @@ def main(argv) -> None:
     sys.path.insert(0, str(TESTS / "contract"))
     sys.setswitchinterval(1e-4)  # the simulator's block manager polls its threads: hand the GIL over often
     what = argv[0]
+    if what.endswith("@rows1"):  # an event buffer of one row: targets with more events walk the rows
+        os.environ["BIOSIM_CUDA_EVENT_ROWS"] = "1"
+        what = what[:-len("@rows1")]
     if what == "statuses":
         result = statuses()
     elif what == "ptx":
@@ -346,13 +370,16 @@ def _subprocess(what: str, simulator: bool = True, timeout: int = 300) -> dict:
 
 
 @needs_numba_cuda
-@pytest.mark.parametrize("case", ["cuba", "cobahh", "brunel", "stdp", "eq_stdp", "all_models", "cuba:float32"])
+@pytest.mark.parametrize("case", ["cuba", "cobahh", "brunel", "stdp", "eq_stdp", "all_models", "cuba:float32",
+                                  "burst", "burst@rows1", "stdp@rows1"])
 def test_same_spikes_states_and_weights_as_numba_cpu(case):
     r = _subprocess(case)
     assert r["diff"] == [], f"{case}: numba-cuda differs from numba-cpu in " + "; ".join(r["diff"])
     assert r["n_spikes"] > 0  # the comparison means something
-    if case in ("stdp", "eq_stdp"):
+    if case.startswith(("stdp", "eq_stdp")):
         assert r["n_weights_changed"] > 0
+    if case == "burst@rows1":  # 12 or more events per target in a step: the buffer grew after the first batch
+        assert r["event_rows"] > 1
 
 
 @needs_numba_cuda
@@ -391,7 +418,7 @@ def test_kernels_compile_for_a_real_gpu():
     r = _subprocess("ptx", simulator=False)
     if "skip" in r:
         pytest.skip(r["skip"])
-    kernels = ["compact", "deliver", "post", "pre", "reset", "scan", "step"]
+    kernels = ["compact", "deliver", "post", "pre", "reset", "scan", "scatter", "step"]
     assert r == {name: kernels for name in CASES}
 
 
