@@ -173,7 +173,7 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
     matrix = confusion_matrix(ds.y_test, test["predictions"], ds.n_classes)
     title = f"{spec['name']} on {data_name} (seed {seed}, {facts['backend']})"
     atomic_savefig(learning_curves_figure(hist, title, result.best_epoch), out_dir / "learning_curves.png")
-    digit = f"test digit 0 (label {int(ds.y_test[0])}, predicted {int(test['predictions'][0])})"
+    digit = f"test sample #0 (true class {int(ds.y_test[0])}, predicted class {int(test['predictions'][0])})"
     if raster is not None:
         atomic_savefig(hidden_raster_figure(ds.x_test[0], raster, facts["dt_ms"], f"last hidden layer, {digit}"),
                        out_dir / "raster.png")

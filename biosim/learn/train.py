@@ -158,7 +158,8 @@ class FitResult:
     Attributes
     ----------
     history : dict of str to list
-        Per epoch: ``epoch``, ``train_loss``, ``train_accuracy``, ``val_accuracy``,
+        Per epoch: ``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss`` (absent for the
+        epochs of a checkpoint written before it was recorded), ``val_accuracy``,
         ``test_accuracy``, ``lr`` (at the epoch's end), ``seconds`` (cumulative).
     best_epoch : int
         Epoch (1-based) with the best validation accuracy (the earliest on ties).
@@ -323,7 +324,7 @@ class TorchSettings:
 
 
 def _new_history():
-    return {k: [] for k in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy",
+    return {k: [] for k in ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy",
                             "lr", "seconds")}
 
 
@@ -461,6 +462,8 @@ def fit(model: torch.nn.Module, task: Task, cfg: TrainConfig, out_dir, *, resume
             h["epoch"].append(epoch + 1)
             h["train_loss"].append(part["loss_sum"] / max(part["seen"], 1))
             h["train_accuracy"].append(part["correct"] / max(part["seen"], 1))
+            if len(h.setdefault("val_loss", [])) == len(h["epoch"]) - 1:  # a checkpoint from before val_loss: none
+                h["val_loss"].append(val["loss"])
             h["val_accuracy"].append(val["accuracy"])
             h["test_accuracy"].append(test["accuracy"])
             h["lr"].append(learning_rate(cfg, state["step"] - 1, nb))

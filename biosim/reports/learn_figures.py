@@ -9,26 +9,59 @@ from biosim.reports.figures import _figure
 __all__ = ["learning_curves_figure", "hidden_raster_figure", "confusion_figure", "confusion_matrix"]
 
 
+def _epoch_axis(ax) -> None:
+    """Epochs are whole numbers: integer ticks only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (pass over the training set)")
+
+
+def _series(history: dict, key: str, n: int):
+    """``history[key]`` when it has one value per epoch, else None (older runs have no val_loss)."""
+    values = history.get(key)
+    return np.asarray(values, dtype=float) if values is not None and len(values) == n and n else None
+
+
 def learning_curves_figure(history: dict, title: str, best_epoch: int | None = None):
-    """Training loss (left) and train / validation / test accuracy (right) per epoch."""
-    fig = _figure(figsize=(9, 3.6))
+    """Loss (left: training and validation) and accuracy (right: training, validation and test)
+    per epoch, on axes that show every point; legends below the axes hide none of them.
+
+    ``history`` holds lists with one value per epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
+    ``val_accuracy``, ``test_accuracy`` (fractions) and, where recorded, ``val_loss``.
+    """
+    fig = _figure(figsize=(9.5, 4.4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
-    epochs = history["epoch"]
-    ax_loss.plot(epochs, history["train_loss"], "o-", ms=3, color="C0", label="train")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss")
-    ax_loss.legend(fontsize=8)
-    for key, color, label in (("train_accuracy", "C0", "train (augmented, dropout)"),
+    epochs = np.asarray(history["epoch"])
+    n = len(epochs)
+    for key, color, label in (("train_loss", "C0", "training (augmented, dropout)"),
+                              ("val_loss", "C1", "validation")):
+        values = _series(history, key, n)
+        if values is not None:
+            ax_loss.plot(epochs, values, "o-", ms=3, color=color, label=label)
+    ax_loss.set_ylabel("loss per sample (dimensionless)")
+    ax_loss.set_title("loss", fontsize=10)
+    shown = []
+    for key, color, label in (("train_accuracy", "C0", "training (augmented, dropout)"),
                               ("val_accuracy", "C1", "validation"), ("test_accuracy", "C2", "test")):
-        ax_acc.plot(epochs, 100 * np.asarray(history[key]), "o-", ms=3, color=color, label=label)
+        values = _series(history, key, n)
+        if values is not None:
+            ax_acc.plot(epochs, 100 * values, "o-", ms=3, color=color, label=label)
+            shown.append(100 * values)
     if best_epoch:
-        ax_acc.axvline(best_epoch, color="0.6", lw=0.8, ls="--", label=f"best on validation (epoch {best_epoch})")
-    ax_acc.set_xlabel("epoch")
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(best_epoch, color="0.5", lw=0.8, ls="--", label=f"best on validation (epoch {best_epoch})")
     ax_acc.set_ylabel("accuracy (%)")
-    lows = [min(history[k]) for k in ("val_accuracy", "test_accuracy") if history[k]]
-    if lows:
-        ax_acc.set_ylim(max(0.0, 100 * min(lows) - 2), 100.5)
-    ax_acc.legend(fontsize=8, loc="lower right")
+    ax_acc.set_title("accuracy", fontsize=10)
+    if shown:  # every series inside the axes: from just below the lowest point to 100 %
+        low = float(np.nanmin(np.concatenate(shown)))
+        ax_acc.set_ylim(max(0.0, low - max(1.0, 0.05 * (100 - low))), 100.5)
+    for ax in (ax_loss, ax_acc):
+        _epoch_axis(ax)
+        if n == 1:
+            ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -53,17 +86,23 @@ def hidden_raster_figure(image: np.ndarray, spikes: np.ndarray, dt_ms: float, ti
     active = np.flatnonzero(counts > 0)
     first = np.argmax(spikes[:, active] > 0, axis=0) if active.size else np.zeros(0, dtype=int)
     order = active[np.lexsort((-counts[active], first))]  # by first spike, then most spikes first
-    fig = _figure(figsize=(9, 4))
+    fig = _figure(figsize=(9, 4), layout="constrained")
     ax_img, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 3]})
-    ax_img.imshow(image, cmap="gray_r")
+    image = np.asarray(image)
+    if image.ndim == 1:  # a 1-D signal (MNIST-1D): a one-row strip
+        image = image[None, :]
+    ax_img.imshow(image, cmap="gray_r", aspect="equal" if image.shape[0] > 1 else "auto")
     ax_img.set_xticks([])
     ax_img.set_yticks([])
+    ax_img.set_title("input", fontsize=9)
     if order.size:
         ax.imshow(spikes[:, order].T > 0, aspect="auto", cmap="Greys", interpolation="nearest",
                   extent=(-0.5 * dt_ms, (steps - 0.5) * dt_ms, order.size - 0.5, -0.5), vmin=0, vmax=1)
     ax.set_xlim(-0.5 * dt_ms, (steps - 0.5) * dt_ms)
     ax.set_xlabel("time (ms)")
-    ax.set_ylabel("active neurons (by first spike)")
+    if steps <= 20:  # few steps: a tick per step, no fractional times between them
+        ax.set_xticks(np.arange(steps) * dt_ms)
+    ax.set_ylabel("hidden neuron (active ones,\nsorted by first spike)")
     ax.set_title(f"{int(spikes.sum())} spikes; {order.size} of {n} neurons active (black: spike)", fontsize=9)
     fig.suptitle(title)
     return fig
@@ -76,22 +115,35 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return c
 
 
-def confusion_figure(matrix: np.ndarray, title: str):
-    """Confusion matrix with counts in the cells (rows: true class, columns: predicted)."""
-    fig = _figure(figsize=(5.2, 4.6))
-    ax = fig.add_subplot()
-    im = ax.imshow(matrix, cmap="Blues")
+def confusion_figure(matrix: np.ndarray, title: str, class_names=None):
+    """Confusion matrix with counts in the cells (rows: true class, columns: predicted), every class
+    named on both axes, and a colour bar of the counts.
+
+    ``class_names`` defaults to ``0 .. k-1`` (the digits, for MNIST)."""
+    matrix = np.asarray(matrix)
     k = matrix.shape[0]
-    top = matrix.max() if matrix.size else 0
-    for r in range(k):
-        for c in range(k):
-            if matrix[r, c]:
-                ax.text(c, r, str(matrix[r, c]), ha="center", va="center", fontsize=7,
-                        color="white" if matrix[r, c] > top / 2 else "black")
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    names = [str(c) for c in (class_names if class_names is not None else range(k))]
+    size = max(5.2, 0.42 * k + 1.5)
+    fig = _figure(figsize=(size + 0.8, size), layout="constrained")
+    ax = fig.add_subplot()
+    _confusion_axes(fig, ax, matrix, names)
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def _confusion_axes(fig, ax, matrix: np.ndarray, names: list[str], fontsize: float = 7) -> None:
+    """Draw ``matrix`` on ``ax``: counts in the cells, every class labelled, a colour bar."""
+    k = matrix.shape[0]
+    im = ax.imshow(matrix, cmap="Blues", vmin=0)
+    top = matrix.max() if matrix.size else 0
+    if k <= 20:
+        for r in range(k):
+            for c in range(k):
+                if matrix[r, c]:
+                    ax.text(c, r, str(int(matrix[r, c])), ha="center", va="center", fontsize=fontsize,
+                            color="white" if matrix[r, c] > top / 2 else "black")
+    ax.set_xticks(range(k), names)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="test samples (count)")
