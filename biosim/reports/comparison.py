@@ -27,35 +27,56 @@ SUMMARY_KEYS = ("test_accuracy", "best_test_accuracy_seen", "val_accuracy", "tra
                 "synops_dense", "energy_estimate_uJ")
 
 _PERCENT = {"test_accuracy", "best_test_accuracy_seen", "val_accuracy", "connection_sparsity", "activation_sparsity"}
-_LABELS = {
-    "test_accuracy": "test accuracy, validation-selected (%)",
-    "best_test_accuracy_seen": "test accuracy, best-test (%)",
-    "val_accuracy": "validation accuracy (%)",
-    "train_seconds": "training time (s)",
-    "latency_ms_per_sample": "latency per sample (ms)",
+#: the quantity each metric measures (no unit; :data:`_UNITS` holds those)
+_NAMES = {
+    "test_accuracy": "test accuracy, validation-selected",
+    "best_test_accuracy_seen": "test accuracy, best-test",
+    "val_accuracy": "validation accuracy",
+    "train_seconds": "training time",
+    "latency_ms_per_sample": "latency per sample",
     "n_params": "parameters",
-    "footprint_bytes": "footprint (bytes)",
-    "connection_sparsity": "connection sparsity (%)",
-    "activation_sparsity": "activation sparsity (%)",
+    "footprint_bytes": "footprint",
+    "connection_sparsity": "connection sparsity",
+    "activation_sparsity": "activation sparsity",
     "spikes_per_sample": "spikes / nonzero activations per sample",
     "synops_effective_acs": "effective ACs per sample",
     "synops_effective_macs": "effective MACs per sample",
     "synops_dense": "dense synaptic operations per sample",
-    "energy_estimate_uJ": "energy ESTIMATE per sample (uJ)",
+    "energy_estimate_uJ": "energy ESTIMATE per sample",
 }
+#: the unit written after every number of a metric (percentages: the stored fraction x 100)
+_UNITS = {**{k: "%" for k in _PERCENT}, "train_seconds": "s", "latency_ms_per_sample": "ms", "n_params": "parameters",
+          "footprint_bytes": "bytes", "spikes_per_sample": "events", "synops_effective_acs": "ACs",
+          "synops_effective_macs": "MACs", "synops_dense": "operations", "energy_estimate_uJ": "µJ"}
+_COUNTS = {"n_params", "spikes_per_sample", "synops_effective_acs", "synops_effective_macs", "synops_dense"}
+#: a metric's label: its quantity and its unit (counts: "count"; the cells name what is counted)
+_LABELS = {k: f"{name} ({'count' if k in _COUNTS else _UNITS[k]})" for k, name in _NAMES.items()}
+
+
+def _number(m: float, std: bool = False) -> str:
+    """A value (or a spread, ``std``) with sensible precision; thousands separated."""
+    if abs(m) >= 1e4:
+        return f"{m:,.0f}"
+    if 0 < abs(m) < 1e-2:
+        return f"{m:.2g}" if std else f"{m:.4g}"
+    return f"{m:.3g}" if std else f"{m:.4g}"
+
+
+def _value(key: str, v: float) -> str:
+    """One number of metric ``key`` with its unit: ``85.93 %``, ``2.37 s``, ``0.314 µJ``."""
+    if key in _PERCENT:
+        return f"{100 * v:.2f} %"
+    return f"{_number(v)} {_UNITS.get(key, '')}".rstrip()
 
 
 def _fmt(key: str, stats: dict) -> str:
+    """Mean ± standard deviation over seeds, with the unit: ``85.93 ± 6.11 %``."""
     if stats.get("mean") is None:
         return "n/a"
-    m, s = stats["mean"], stats["std"]
+    m, s = stats["mean"], stats["std"] or 0.0
     if key in _PERCENT:
-        return f"{100 * m:.2f} ± {100 * s:.2f}"
-    if abs(m) >= 1e4:
-        return f"{m:,.0f} ± {s:,.0f}"
-    if 0 < abs(m) < 1e-2:
-        return f"{m:.4g} ± {s:.2g}"
-    return f"{m:.4g} ± {s:.3g}"
+        return f"{100 * m:.2f} ± {100 * s:.2f} %"
+    return f"{_number(m)} ± {_number(s, std=True)} {_UNITS.get(key, '')}".rstrip()
 
 
 def _png(fig) -> bytes:
@@ -64,90 +85,121 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _kind(data: dict, name: str) -> str:
+    kind = data["kinds"][name]
+    return "SNN" if kind == "snn" else kind.upper()
+
+
+def _legend_below(ax, ncol: int = 2) -> None:
+    """A legend under the axes, where it hides no data."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol, frameon=False)
+
+
 def figures(data: dict, confusion: dict) -> dict[str, tuple[str, bytes]]:
-    """The report's plots: name -> (caption, PNG bytes)."""
+    """The report's plots: name -> (caption, PNG bytes).
+
+    Every axis names its quantity and unit; categorical axes (neuron layers, classes) carry the
+    category names as tick labels; legends sit below the axes, where they hide no data; the
+    confusion matrices label every class and have a colour bar of the counts."""
     names = data["models"]
     per = data["per_seed"]
     out = {}
 
     def scatter(xkey, xlabel, logx):
-        fig = _figure(figsize=(6, 4))
+        fig = _figure(figsize=(6.4, 4.6), layout="constrained")
         ax = fig.add_subplot()
         for k, name in enumerate(names):
-            xs = [r.get(xkey) for r in per[name]]
-            ys = [100 * r["test_accuracy"] for r in per[name] if r.get("test_accuracy") is not None]
-            xs = [x if x is not None else np.nan for x in xs][:len(ys)]
+            rows = [r for r in per[name] if r.get("test_accuracy") is not None]
+            xs = np.array([r.get(xkey) if r.get(xkey) is not None else np.nan for r in rows], dtype=float)
+            ys = np.array([100 * r["test_accuracy"] for r in rows], dtype=float)
             marker = "o" if data["kinds"][name] == "snn" else "s"
             ax.plot(xs, ys, marker, color=f"C{k}", alpha=0.5, ms=5)
-            if not ys or all(np.isnan(xs)):  # this model has no such measurement (e.g. STDP: no synops)
+            if not len(ys) or np.all(np.isnan(xs)):  # this model has no such measurement (e.g. STDP: no synops)
+                ax.plot([], [], marker, color=f"C{k}", ms=9, mec="k",
+                        label=f"{name} ({_kind(data, name)}): not measured")
                 continue
             ax.errorbar(np.nanmean(xs), np.mean(ys), yerr=np.std(ys, ddof=1) if len(ys) > 1 else 0,
-                        fmt=marker, color=f"C{k}", ms=9, mec="k",
-                        label=f"{name} ({'SNN' if data['kinds'][name] == 'snn' else data['kinds'][name].upper()})")
+                        fmt=marker, color=f"C{k}", ms=9, mec="k", capsize=3, label=f"{name} ({_kind(data, name)})")
         if logx:
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy, validation-selected (%)")
-        ax.legend(fontsize=8)
+        ax.set_ylabel("test accuracy,\nvalidation-selected (%)")
         ax.grid(alpha=0.3)
+        _legend_below(ax)
         return fig
 
     out["accuracy_vs_time"] = ("Accuracy vs training wall time (small markers: seeds; large: mean ± std over "
                                "seeds; circles SNN, squares ANN).", _png(scatter("train_seconds",
-                                                                                 "training time (s)", False)))
+                                                                                 "training wall time (s)", False)))
     for name in names:
         for r in per[name]:
-            r["_synops"] = (r.get("synops_effective_acs") or 0) + (r.get("synops_effective_macs") or 0)
+            r["_synops"] = (r.get("synops_effective_acs") or 0) + (r.get("synops_effective_macs") or 0) or None
     out["accuracy_vs_synops"] = ("Accuracy vs effective synaptic operations per sample (ACs + MACs, NeuroBench; "
-                                 "log scale).", _png(scatter("_synops", "effective synaptic operations per sample",
-                                                             True)))
+                                 "log scale).", _png(scatter("_synops", "effective synaptic operations per sample "
+                                                             "(ACs + MACs, count)", True)))
     out["accuracy_vs_energy"] = ("Accuracy vs ESTIMATED compute energy per sample (45 nm: MAC 4.6 pJ, AC 0.9 pJ; "
                                  "memory access excluded; log scale).",
-                                 _png(scatter("energy_estimate_uJ", "estimated energy per sample (uJ)", True)))
+                                 _png(scatter("energy_estimate_uJ", "ESTIMATED compute energy per sample (µJ)", True)))
     for name in names:
         for r in per[name]:
             r.pop("_synops", None)
 
-    fig = _figure(figsize=(7, 3.8))
+    depths = {name: max((len(r.get("spikes_per_layer") or []) for r in per[name]), default=0) for name in names}
+    depth = max(depths.values(), default=0)
+    fig = _figure(figsize=(max(5.5, 1.6 + 1.4 * depth), 4.2), layout="constrained")
     ax = fig.add_subplot()
-    width = 0.8 / max(len(names), 1)
+    drawn = [n for n in names if depths[n]]
+    width = 0.8 / max(len(drawn), 1)
+    tops = [0.0]
     for k, name in enumerate(names):
-        layers = [r.get("spikes_per_layer") or [] for r in per[name]]
-        depth = max((len(v) for v in layers), default=0)
-        if not depth:
+        if name not in drawn:
             continue
-        mat = np.array([v + [np.nan] * (depth - len(v)) for v in layers], dtype=float)
+        j = drawn.index(name)
+        layers = [r.get("spikes_per_layer") or [] for r in per[name]]
+        mat = np.array([v + [np.nan] * (depths[name] - len(v)) for v in layers], dtype=float)
         mean = np.nanmean(mat, 0)
-        std = np.nanstd(mat, 0, ddof=1) if len(mat) > 1 else np.zeros(depth)
-        ax.bar(np.arange(depth) + k * width, mean, width, yerr=std, color=f"C{k}",
-               label=f"{name} ({'spikes' if data['kinds'][name] == 'snn' else 'nonzero activations'})")
-    ax.set_xlabel("neuron layer (0 = first hidden)")
-    ax.set_ylabel("per sample, summed over steps")
+        std = np.nanstd(mat, 0, ddof=1) if len(mat) > 1 else np.zeros(depths[name])
+        tops.append(float(np.nanmax(mean + np.nan_to_num(std))))
+        ax.bar(np.arange(depths[name]) + (j - (len(drawn) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
+               color=f"C{k}", label=f"{name} ({'spikes' if data['kinds'][name] == 'snn' else 'nonzero activations'})")
+    ax.set_xticks(range(depth), [f"layer {i + 1}" for i in range(depth)])
+    ax.set_xlim(-0.6, depth - 0.4)
+    ax.set_xlabel("neuron layer (layer 1 = first hidden layer)")
+    ax.set_ylabel("spikes or nonzero activations\nper sample (count, all steps)")
     ax.set_yscale("symlog", linthresh=1)
-    ax.legend(fontsize=8)
-    out["spikes_per_layer"] = ("Spikes (SNN) or nonzero activations (ANN) per sample and neuron layer, mean ± std "
-                               "over seeds.", _png(fig))
+    ax.set_ylim(0, max(10.0, 3 * max(tops)))  # room above the tallest bar and its error bar (log scale)
+    ax.grid(alpha=0.3, axis="y")
+    _legend_below(ax)
+    out["spikes_per_layer"] = ("Spikes (SNN) or nonzero activations (ANN) per sample and neuron layer, summed over "
+                               "time steps, mean ± std over seeds (symmetric log scale).", _png(fig))
 
     mats = {name: [np.asarray(m) for m in confusion.get(name, []) if m is not None] for name in names}
     shown = [n for n in names if mats[n]]
     if shown:
-        fig = _figure(figsize=(4.2 * len(shown), 3.8))
+        k_max = max(np.asarray(mats[n][0]).shape[0] for n in shown)
+        side = max(4.4, 0.36 * k_max + 1.6)
+        fig = _figure(figsize=((side + 0.9) * len(shown), side), layout="constrained")
         axes = fig.subplots(1, len(shown), squeeze=False)[0]
         for ax, name in zip(axes, shown):
             m = np.sum(mats[name], 0)
-            ax.imshow(m, cmap="Blues")
-            if m.shape[0] <= 10:
+            k = m.shape[0]
+            im = ax.imshow(m, cmap="Blues", vmin=0)
+            if k <= 20:
                 top = m.max()
-                for r in range(m.shape[0]):
-                    for c in range(m.shape[1]):
+                for r in range(k):
+                    for c in range(k):
                         if m[r, c]:
                             ax.text(c, r, str(int(m[r, c])), ha="center", va="center", fontsize=6,
                                     color="white" if m[r, c] > top / 2 else "black")
-            ax.set_title(f"{name} (summed over {len(mats[name])} seeds)", fontsize=9)
-            ax.set_xlabel("predicted")
-            ax.set_ylabel("true")
-        out["confusion"] = ("Confusion matrices on the test set (rows: true class, columns: predicted), "
-                            "selected weights, summed over seeds.", _png(fig))
+            ax.set_xticks(range(k), [str(c) for c in range(k)])
+            ax.set_yticks(range(k), [str(c) for c in range(k)])
+            ax.set_title(f"{name} ({_kind(data, name)}), summed over {len(mats[name])} "
+                         f"seed{'s' * (len(mats[name]) != 1)}", fontsize=9)
+            ax.set_xlabel("predicted class")
+            ax.set_ylabel("true class")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="test samples (count)")
+        out["confusion"] = ("Confusion matrices on the test set (rows: true class, columns: predicted class; "
+                            "counts), selected weights, summed over seeds.", _png(fig))
     return out
 
 
@@ -169,9 +221,11 @@ def findings(data: dict) -> list[str]:
                 if ms is None or ma is None or ms == ma:
                     continue
                 if key in _PERCENT:
-                    text = f"{_LABELS[key]}: {100 * ms:.2f} vs {100 * ma:.2f} ({100 * (ms - ma):+.2f} points)"
+                    text = (f"{_NAMES[key]}: {_value(key, ms)} vs {_value(key, ma)} "
+                            f"({100 * (ms - ma):+.2f} percentage points)")
                 else:
-                    text = f"{_LABELS[key]}: {ms:.4g} vs {ma:.4g} (x{ms / ma:.3g})" if ma else f"{_LABELS[key]}"
+                    text = (f"{_NAMES[key]}: {_value(key, ms)} vs {_value(key, ma)}"
+                            + (f" ({ms / ma:.3g} times)" if ma else ""))
                 (better if (ms > ma) == higher else worse).append(text)
             if worse:
                 lines.append(f"The SNN {s} is WORSE than the ANN {a} in " + "; ".join(worse) + ".")
@@ -182,8 +236,9 @@ def findings(data: dict) -> list[str]:
                 gap = abs(sa["mean"] - aa["mean"])
                 spread = max(sa["std"], aa["std"])
                 if gap <= spread:
-                    lines.append(f"The accuracy difference between {s} and {a} ({100 * gap:.2f} points) is within "
-                                 f"the spread over seeds ({100 * spread:.2f} points std).")
+                    lines.append(f"The accuracy difference between {s} and {a} ({100 * gap:.2f} percentage points) "
+                                 f"is within the spread over seeds (standard deviation {100 * spread:.2f} "
+                                 "percentage points).")
     lines.append("The energy figures are estimates of arithmetic alone; on real hardware memory access usually "
                  "dominates, and CPU time (above) is what was measured.")
     return lines
@@ -204,14 +259,39 @@ def _table_rows(data: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+#: engine-agreement entries (:func:`biosim.bridge.nir_engine.engine_agreement`): key -> (name, format)
+_AGREEMENT = {
+    "same_class_fraction": ("samples given the same class", lambda v: f"{100 * v:.2f} %"),
+    "identical_spike_counts_fraction": ("samples with identical hidden spike counts", lambda v: f"{100 * v:.2f} %"),
+    "n_samples": ("test samples", lambda v: f"{int(v)}"),
+    "engine_accuracy": ("engine accuracy", lambda v: f"{100 * v:.2f} %"),
+    "torch_accuracy": ("torch accuracy", lambda v: f"{100 * v:.2f} %"),
+    "mean_abs_spike_count_diff": ("|spike-count difference| summed over hidden neurons",
+                                  lambda v: f"{v:.3g} spikes per sample"),
+    "dt": ("dt", lambda v: f"{1e3 * v:g} ms"),  # NIR graphs store seconds
+    "dtype": ("engine float type", str),
+    "engine_setup_s": ("engine setup", lambda v: f"{v:.3g} s"),
+    "engine_s": ("engine run", lambda v: f"{v:.3g} s"),
+}
+
+
+def _agreement_value(key: str, v) -> str:
+    name, fmt = _AGREEMENT.get(key, (key, str))
+    try:
+        text = fmt(v) if v is not None else "n/a"
+    except (TypeError, ValueError):
+        text = str(v)
+    return f"{name} = {text}" if key == "dt" else f"{name}: {text}"
+
+
 def _agreement_lines(data: dict) -> list[str]:
+    """One line per run: the NIR engine's agreement with torch, every number with its unit."""
     lines = []
     for name, entries in data.get("engine_agreement", {}).items():
-        got = [e for e in entries if e]
-        if got:
-            for seed, e in enumerate(entries):
-                if e:
-                    lines.append(f"{name} seed {seed}: " + ", ".join(f"{k} = {v}" for k, v in e.items()))
+        for seed, e in enumerate(entries):
+            if e:
+                keys = [k for k in _AGREEMENT if k in e] + [k for k in e if k not in _AGREEMENT]
+                lines.append(f"{name} seed {seed}: " + ", ".join(_agreement_value(k, e[k]) for k in keys))
     return lines
 
 
@@ -229,9 +309,10 @@ def write_reports(out_dir: Path, data: dict, confusion: dict) -> None:
     runs_lines = []
     for name in data["models"]:
         for r in data["per_seed"][name]:
+            acc = {k: _value(k, r[k]) if r.get(k) is not None else "n/a"
+                   for k in ("test_accuracy", "best_test_accuracy_seen")}
             runs_lines.append(f"{name} seed {r['seed']}: {'reused' if r['reused'] else 'trained'} {r['run_dir']} "
-                              f"(test {100 * (r['test_accuracy'] or 0):.2f} %, best-test "
-                              f"{100 * (r['best_test_accuracy_seen'] or 0):.2f} %)")
+                              f"(test {acc['test_accuracy']}, best-test {acc['best_test_accuracy_seen']})")
     intro = (f"Models: {', '.join(data['models'])}; seeds 0..{seeds - 1} ({seeds}); each model trained with its "
              "named run's split, augmentation and budget (the twins share them)."
              + (f" Overrides: {' '.join(data['sets'])}." if data["sets"] else "")
