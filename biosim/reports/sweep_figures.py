@@ -13,16 +13,20 @@ import math
 from biosim.files import atomic_savefig
 from biosim.reports.figures import _figure
 
-__all__ = ["label", "metric_label", "trend_figure", "heatmap_figure", "save_figure"]
+__all__ = ["label", "metric_label", "metric_scale", "trend_figure", "heatmap_figure", "save_figure"]
 
 #: name suffix -> unit
 _UNITS = (("_ms", "ms"), ("_s", "s"), ("_mv", "mV"), ("_hz", "Hz"), ("_pa", "pA"), ("_na", "nA"), ("_ns", "nS"),
           ("_uj", "µJ"), ("_bytes", "bytes"), ("_pf", "pF"), ("_mohm", "MΩ"))
 
 #: metrics with a better name than their key
-_NAMES = {"mean_rate_hz": "mean rate (Hz)", "cv_isi": "CV of ISI", "n_spikes": "spikes",
-          "test_accuracy": "test accuracy", "sim_wall_s": "simulation wall time (s)",
+_NAMES = {"mean_rate_hz": "mean rate (Hz)", "cv_isi": "CV of ISI (dimensionless)", "n_spikes": "spikes (count)",
+          "test_accuracy": "test accuracy (%)", "val_accuracy": "validation accuracy (%)",
+          "best_test_accuracy_seen": "best test accuracy (%)", "sim_wall_s": "simulation wall time (s)",
           "total_wall_s": "total wall time (s)", "setup_wall_s": "setup wall time (s)"}
+
+#: metrics stored as fractions and plotted as percentages
+_PERCENT = {"test_accuracy", "val_accuracy", "best_test_accuracy_seen", "activation_sparsity", "connection_sparsity"}
 
 
 def label(key: str) -> str:
@@ -36,8 +40,13 @@ def label(key: str) -> str:
 def metric_label(metric: str) -> str:
     """An axis or colour-bar label for a metric (dotted per-population metrics keep their prefix)."""
     prefix, _, last = metric.rpartition(".")
-    name = _NAMES.get(last, label(last))
+    name = _NAMES.get(last, f"{last} (%)" if last in _PERCENT else label(last))
     return f"{prefix}: {name}" if prefix else name
+
+
+def metric_scale(metric: str) -> float:
+    """The factor from a metric's stored value to the plotted one: 100 for fractions shown in %."""
+    return 100.0 if metric.rpartition(".")[2] in _PERCENT else 1.0
 
 
 def _is_numeric(values) -> bool:
@@ -64,11 +73,12 @@ def trend_figure(summary: list[dict], key: str, metric: str, name: str, seeds: i
     if numeric:
         xs = sorted(xs)
     pos = {x: (x if numeric else i) for i, x in enumerate(xs)}
-    fig = _figure(figsize=(6, 4))
+    scale = metric_scale(metric)
+    fig = _figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     mean, std, shown = [], [], []
     for x in xs:
-        entries = [e["metrics"].get(metric, {}) for e in summary if e["values"][key] == x]
+        entries = [_scaled(e["metrics"].get(metric, {}), scale) for e in summary if e["values"][key] == x]
         ok = [e for e in entries if e.get("mean") is not None]
         if not ok:
             continue
@@ -79,14 +89,20 @@ def trend_figure(summary: list[dict], key: str, metric: str, name: str, seeds: i
         shown.append(pos[x])
         mean.append(m)
         std.append(math.sqrt(ss / (n - 1)) if n > 1 else 0.0)
-        ax.plot([pos[x]] * len(ok), [e["mean"] for e in ok], ".", color="0.6", ms=4)
+        ax.plot([pos[x]] * len(ok), [e["mean"] for e in ok], ".", color="0.6", ms=4,
+                label="a grid point's mean over seeds" if len(mean) == 1 and others else None)
     if shown:
         ax.errorbar(shown, mean, yerr=std, color="C0", marker="o", capsize=3, label="mean ± std")
         ax.fill_between(shown, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                         color="C0", alpha=0.15, lw=0)
-        ax.legend(fontsize=8)
-    if not numeric:
+        # below the axes: the legend hides no point
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
+    if not numeric:  # categories: a tick per value, named
         ax.set_xticks(range(len(xs)), [_fmt(x) for x in xs])
+    elif all(isinstance(x, int) for x in xs):  # whole numbers: no fractional ticks
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     missing = [x for x in xs if pos[x] not in shown]
     if missing:
         ax.text(0.01, 0.01, f"failed: {key} = {', '.join(_fmt(x) for x in missing)}", transform=ax.transAxes,
@@ -96,6 +112,12 @@ def trend_figure(summary: list[dict], key: str, metric: str, name: str, seeds: i
     over = f"{seeds} seed{'s' * (seeds != 1)}" + (f" and {', '.join(others)}" if others else "")
     ax.set_title(f"{name}: {metric_label(metric)}, spread over {over}", fontsize=9)
     return fig
+
+
+def _scaled(stats: dict, scale: float) -> dict:
+    if scale == 1.0 or stats.get("mean") is None:
+        return stats
+    return {**stats, **{k: stats[k] * scale for k in ("mean", "std", "min", "max") if stats.get(k) is not None}}
 
 
 def heatmap_figure(summary: list[dict], x_key: str, y_key: str, metric: str, name: str, seeds: int):
@@ -111,8 +133,8 @@ def heatmap_figure(summary: list[dict], x_key: str, y_key: str, metric: str, nam
     for e in summary:
         m = e["metrics"].get(metric, {}).get("mean")
         if m is not None:
-            grid[ys.index(e["values"][y_key]), xs.index(e["values"][x_key])] = m
-    fig = _figure(figsize=(1.2 + max(4.0, 0.7 * len(xs)), 1.0 + max(3.0, 0.55 * len(ys))))
+            grid[ys.index(e["values"][y_key]), xs.index(e["values"][x_key])] = m * metric_scale(metric)
+    fig = _figure(figsize=(1.2 + max(4.0, 0.7 * len(xs)), 1.0 + max(3.0, 0.55 * len(ys))), layout="constrained")
     ax = fig.add_subplot()
     ax.set_facecolor("0.85")
     finite = grid[np.isfinite(grid)]
