@@ -1,12 +1,16 @@
-"""The ``biosim`` command line: ``list``, ``run``, ``sweep``, ``bench``, ``compare``, ``nir``, ``data``.
+"""The ``biosim`` command line: ``list``, ``show``, ``run``, ``sweep``, ``bench``, ``compare``, ``nir``, ``data``.
 
-User mistakes (unknown names or keys, bad values, impossible sizes, NaN during a run) print one
-line starting with ``biosim: error:`` and exit with status 2, never a traceback.
+User mistakes (unknown names or keys, bad values, impossible sizes, NaN during a run, an output
+folder that is a file or already holds a run) print one line starting with ``biosim: error:`` and
+exit with status 2, never a traceback. A run refused before it produced anything leaves no folder
+behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -17,11 +21,12 @@ from biosim.bench.runner import format_scaling_table, format_table, run_bench, r
 from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
 from biosim.bench.sweep_bench import DEFAULT_RUNS, format_sweep_bench, run_sweep_bench
 from biosim.bench.train_bench import format_report, run_train_bench
-from biosim.errors import BiosimError, unknown
+from biosim.errors import BiosimError, RunInterrupted, unknown
 from biosim.experiments import get_runner
-from biosim.experiments.registry import _flat_keys, apply_overrides, list_models, load_model
-from biosim.experiments.sweep import run_sweep
-from biosim.files import atomic_write_json, make_run_dir
+from biosim.experiments.registry import (_flat_keys, apply_overrides, describe_keys, format_value, list_models,
+                                         load_model)
+from biosim.experiments.sweep import MAX_SEEDS, MAX_WORKERS, run_sweep
+from biosim.files import atomic_write_json, created_dirs, make_run_dir, remove_unused, run_dir_path
 
 __all__ = ["main"]
 
@@ -37,22 +42,63 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"biosim: error: {message} (see biosim --help)\n")
 
 
+#: the largest seed: seeds are 32-bit (the same range as NumPy's legacy seeding and most tools)
+MAX_SEED = 2**32 - 1
+
+
+#: the numeric options and their ranges, checked before any work: (command, dest) -> (flag, low, high)
+_RANGES = {
+    ("run", "seed"): ("--seed", 0, MAX_SEED),
+    ("sweep", "seeds"): ("--seeds", 1, MAX_SEEDS), ("sweep", "workers"): ("--workers", 1, MAX_WORKERS),
+    ("compare", "seeds"): ("--seeds", 1, 100), ("compare", "workers"): ("--workers", 1, MAX_WORKERS),
+    ("bench", "repeats"): ("--repeats", 1, 1000), ("bench", "layer"): ("--layer", 1, 100_000),
+    ("bench", "threads"): ("--threads", 1, 1024), ("bench", "batches"): ("--batches", 1, 100_000),
+    ("bench", "n_exc"): ("--n-exc", 1, 10_000), ("bench", "images"): ("--images", 1, 100_000),
+    ("bench", "brian2_images"): ("--brian2-images", 1, 100_000),
+    ("nir", "n"): ("--n", 1, 10**9), ("nir", "steps"): ("--steps", 1, 10**7), ("nir", "gain"): ("--gain", 0, math.inf),
+}
+
+
+def _check_ranges(args) -> None:
+    """Every numeric option given is within its range (:data:`_RANGES`), else a one-line error
+    quoting the value as typed."""
+    for (command, dest), (flag, low, high) in _RANGES.items():
+        value = getattr(args, dest, None) if args.command == command else None
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            raise BiosimError(f"{flag} = {value} is not a finite number")
+        if not low <= value <= high:
+            upper = "" if high == math.inf else f"..{high}"
+            raise BiosimError(f"{flag} = {value} is out of range (must be {low}{upper})" if upper else
+                              f"{flag} = {value} is out of range (must be >= {low})")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="biosim", description="Spiking neural networks: simulate, train, compare.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list every runnable name with its description")
+    show = sub.add_parser("show", help="show a named run: its description and --set keys with defaults and meanings")
+    show.add_argument("name", help="run name, e.g. cuba")
 
-    run = sub.add_parser("run", help="run a named experiment (see `biosim list`)")
-    run.add_argument("name", help="run name, e.g. cuba")
+    run = sub.add_parser("run", help="run a named experiment (see `biosim list`)", add_help=False)
+    run.add_argument("-h", "--help", action="store_true",
+                     help="show this help; with NAME, also the run's --set keys (as biosim show NAME)")
+    run.add_argument("name", nargs="?", help="run name, e.g. cuba")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter of the run (repeatable), e.g. --set bio_time_s=2")
-    run.add_argument("--backend", default="numba-cpu", help="simulation backend (numba-cpu, numpy)")
-    run.add_argument("--seed", type=int, default=None, help="random seed, default 0 (same seed, same result)")
-    run.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/NAME/<timestamp>)")
+    run.add_argument("--backend", default="numba-cpu", help="simulation backend: numba-cpu, numpy, or numba-cuda (a GPU: pip install -e \".[cuda]\")")
+    run.add_argument("--seed", type=int, default=None,
+                     help=f"random seed 0..{MAX_SEED}, default 0 (same seed, same result)")
+    run.add_argument("--out", default=None, metavar="DIR",
+                     help="output folder, new or empty (default runs/NAME/<timestamp>)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="let --out name a folder that already holds a run, and replace that run")
     run.add_argument("--resume", default=None, metavar="DIR",
                      help="continue the stopped training run in DIR with the settings of DIR/config.json")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(format_help=run.format_help)
 
     sweep = sub.add_parser("sweep", help="run a named run at every point of a parameter grid and seed, on Dask")
     sweep.add_argument("name", help="run name, e.g. brunel")
@@ -80,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma-separated competitors (default: brian2 for the engine and stdp, snntorch,norse "
                             "for train; '' for biosim alone)")
     bench.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    bench.add_argument("--repeats", type=int, default=None, help="timed repetitions, best reported (default 1; train 3)")
+    bench.add_argument("--repeats", type=int, default=None,
+                       help="timed repetitions, best reported (default 1; train 3)")
     bench.add_argument("--layer", type=int, default=None, metavar="N",
                        help="train only: time one Linear(N,N)+LIF layer, 500 steps, batch 16")
     bench.add_argument("--threads", type=int, default=None, help="train only: torch threads (default: torch's)")
@@ -104,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
     comp.add_argument("names", nargs="+", metavar="NAME", help="run names, e.g. lif_mnist mlp_mnist")
     comp.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per run (default 3)")
-    comp.add_argument("--out", default=None, metavar="DIR", help="report folder (default runs/compare/<timestamp>)")
+    comp.add_argument("--out", default=None, metavar="DIR",
+                      help="report folder, new or empty (default runs/compare/<timestamp>)")
+    comp.add_argument("--overwrite", action="store_true", help="let --out name a folder that already holds a report")
     comp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                       help="override a parameter in every run that has it (repeatable), e.g. --set learn.epochs=2")
     comp.add_argument("--workers", type=int, default=1, metavar="K",
@@ -147,7 +196,32 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _key_table(name: str) -> str:
+    """The ``--set`` keys of the named run, one a line: key, default (as written in TOML), meaning."""
+    keys = describe_keys(name)
+    shown = [(key, format_value(default), meaning) for key, default, meaning in keys]
+    kw = max((len(k) for k, _, _ in shown), default=0)
+    vw = min(max((len(v) for _, v, _ in shown), default=0), 24)
+    return "\n".join(f"  {k:<{kw}}  {v:<{vw}}  {m}".rstrip() for k, v, m in shown)
+
+
+def _cmd_show(args) -> int:
+    spec = load_model(args.name)
+    print(f"{args.name}: {spec['description']}")
+    print(f"runner: {spec['runner']}; change a key with --set KEY=VALUE (default shown):")
+    print(_key_table(args.name))
+    return 0
+
+
 def _cmd_run(args) -> int:
+    if args.help:
+        table = _key_table(args.name) if args.name is not None else None  # an unknown name: one line
+        print(args.format_help().rstrip())
+        if table is not None:
+            print(f"\nkeys of {args.name} (--set KEY=VALUE; default, meaning):\n{table}")
+        return 0
+    if args.name is None:
+        raise BiosimError("biosim run needs a run name, e.g. biosim run cuba (see biosim list)")
     spec = load_model(args.name)
     runner = get_runner(spec["runner"])
     if args.resume is not None:
@@ -155,16 +229,28 @@ def _cmd_run(args) -> int:
         out_dir = Path(args.resume)
         params, seed, backend = resolved["params"], resolved["seed"], resolved["backend"]
     else:
-        params = apply_overrides(spec["params"], args.sets)
+        params = _as_typed(lambda: apply_overrides(spec["params"], args.sets), args.sets)
         seed, backend = (0 if args.seed is None else args.seed), args.backend
     if backend not in BACKENDS:
         raise unknown("backend", backend, BACKENDS)
     if args.resume is None:
-        out_dir = make_run_dir(args.name, args.out)
+        planned = run_dir_path(args.name, args.out)
+        created = created_dirs(planned)
+        out_dir = make_run_dir(args.name, args.out or str(planned), overwrite=args.overwrite)
         resolved = {"name": args.name, "runner": spec["runner"], "builder": spec.get("builder", args.name),
                     "backend": backend, "seed": seed, "params": params}
         atomic_write_json(out_dir / "config.json", resolved)
-        metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet)
+        before = set(os.listdir(out_dir))
+        try:
+            metrics = _as_typed(lambda: runner(spec, params, seed, backend, out_dir, progress=not args.quiet), args.sets)
+        except BiosimError as exc:
+            if not isinstance(exc, RunInterrupted) and set(os.listdir(out_dir)) == before:
+                # refused before it produced anything: leave nothing (a folder that was there stays)
+                if created:
+                    remove_unused(created)
+                else:
+                    (out_dir / "config.json").unlink(missing_ok=True)
+            raise
     else:
         metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet, resume=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
@@ -176,6 +262,40 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _as_typed(call, sets: list[str]):
+    """``call()``, with a :class:`BiosimError` that quotes a ``--set`` value after conversion
+    (``dt_ms = -1.0 is out of range``) quoting it as the user typed it (``dt_ms = -1``)."""
+    try:
+        return call()
+    except RunInterrupted:
+        raise
+    except BiosimError as exc:
+        message = str(exc)
+        for item in sets:
+            key, _, text = (s.strip() for s in item.partition("="))
+            leaf = key.rsplit(".", 1)[-1]
+            for converted in _conversions(text):
+                pattern = rf"(?<!\w){re.escape(leaf)} = {re.escape(converted)}(?![\w.])"
+                if converted != text and re.search(pattern, message):
+                    message = re.sub(pattern, lambda _: f"{leaf} = {text}", message)
+                    break
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from None
+
+
+def _conversions(text: str) -> list[str]:
+    """How a typed number may read after the run converted it (``-1`` -> ``-1.0``, ``1e3`` -> ``1000``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return []
+    out = [repr(value)]
+    if value.is_integer() and abs(value) < 1e16:
+        out.append(repr(int(value)))
+    return out
+
+
 def _resume_config(args, spec: dict, runner) -> dict:
     """The saved configuration of the run folder ``args.resume``, checked against ``spec``."""
     import inspect
@@ -183,10 +303,13 @@ def _resume_config(args, spec: dict, runner) -> dict:
 
     if "resume" not in inspect.signature(runner).parameters:
         raise BiosimError(f"run '{args.name}' cannot be resumed (only training runs keep checkpoints)")
-    if args.sets or args.seed is not None or args.out is not None:
+    if args.sets or args.seed is not None or args.out is not None or args.overwrite:
         raise BiosimError("--resume DIR continues the run with the settings saved in DIR/config.json; "
-                          "leave out --set, --seed and --out")
-    path = Path(args.resume) / "config.json"
+                          "leave out --set, --seed, --out and --overwrite")
+    folder = Path(args.resume)
+    if folder.exists() and not folder.is_dir():
+        raise BiosimError(f"--resume {args.resume}: is a file, not a run folder")
+    path = folder / "config.json"
     try:
         resolved = json.loads(path.read_text())
     except FileNotFoundError:
@@ -250,6 +373,9 @@ def _cmd_bench(args) -> int:
                                  log=_progress_line)
         text = format_report
     else:
+        for flag, value in (("--layer", args.layer), ("--threads", args.threads), ("--batches", args.batches)):
+            if value is not None:
+                raise BiosimError(f"{flag} is for bench train, not {args.name}")
         spec = load_model(args.name)
         apply_overrides(spec["params"], args.sets)  # validate before the long part
         against = args.against if args.against is not None else "brian2"
@@ -321,7 +447,8 @@ def _cmd_compare(args) -> int:
     from biosim.experiments.compare import compare
 
     out_dir = compare(args.names, seeds=args.seeds, out=args.out, sets=args.sets, progress=not args.quiet,
-                      log=lambda line: print(line, flush=True), workers=args.workers, scheduler=args.scheduler)
+                      log=lambda line: print(line, flush=True), workers=args.workers, scheduler=args.scheduler,
+                      overwrite=args.overwrite)
     print(f"wrote {out_dir / 'report.html'}, {out_dir / 'report.md'} and {out_dir / 'metrics.json'}")
     return 0
 
@@ -386,9 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biosim`` command."""
     args = _parser().parse_args(argv)
     _show_library_notes()
-    handlers = {"list": _cmd_list, "run": _cmd_run, "sweep": _cmd_sweep, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
+    handlers = {"list": _cmd_list, "show": _cmd_show, "run": _cmd_run, "sweep": _cmd_sweep, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
                 "data": _cmd_data}
     try:
+        _check_ranges(args)
         return handlers[args.command](args)
     except BiosimError as exc:  # RunInterrupted carries 130 / 143 (checkpoint saved)
         print(f"biosim: error: {exc}", file=sys.stderr)
@@ -396,6 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("biosim: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file or folder the system refused (full disk, no permission, ...)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"biosim: error: {(exc.strerror or str(exc)).lower()}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

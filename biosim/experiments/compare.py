@@ -29,7 +29,7 @@ from biosim.errors import BiosimError
 from biosim.experiments import get_runner
 from biosim.experiments.registry import apply_overrides, load_model
 from biosim.experiments.sweep import DaskExecutor, check_workers, finished_run, resolved_config, spread
-from biosim.files import atomic_write_json
+from biosim.files import atomic_write_json, created_dirs, make_dir, make_run_dir, remove_unused
 from biosim.reports.comparison import SUMMARY_KEYS, write_reports
 
 __all__ = ["SUMMARY_KEYS", "resolve_params", "find_run", "compare", "summarise", "engine_agreement"]
@@ -208,20 +208,22 @@ def _train_all(names: list[str], specs: dict, params: dict, seeds: int, runs_roo
 
 def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, sets: list[str] | None = None,
             progress: bool = True, runs_root: str | Path = "runs",
-            log: Callable[[str], None] | None = None, workers: int = 1, scheduler: str | None = None) -> Path:
+            log: Callable[[str], None] | None = None, workers: int = 1, scheduler: str | None = None,
+            overwrite: bool = False) -> Path:
     """Train or reuse every named run for seeds ``0 .. seeds-1`` and write the comparison report.
 
     ``progress`` shows the runners' progress bars (with ``workers > 1``: one bar over the runs);
     ``log`` (if given) receives one line per run saying whether it was reused or is being trained,
     and where. ``workers`` > 1 trains in parallel on a local Dask cluster of that many processes,
-    ``scheduler`` (``tcp://host:port``) on an existing cluster. Returns the report folder.
+    ``scheduler`` (``tcp://host:port``) on an existing cluster. ``out`` must be a new or empty folder
+    unless ``overwrite`` (then the report in it is replaced). Returns the report folder.
     """
     log = log or _silent
     if len(names) < 2:
         raise BiosimError(f"compare needs at least two run names, got {len(names)}")
     if len(set(names)) != len(names):
         raise BiosimError(f"compare: a run name is given twice ({', '.join(names)})")
-    if not 1 <= seeds <= 100:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
         raise BiosimError(f"--seeds = {seeds} is out of range (must be 1..100)")
     check_workers(workers)
     if scheduler is not None:
@@ -239,8 +241,16 @@ def compare(names: list[str], seeds: int = 3, out: str | Path | None = None, set
         out_dir = runs_root / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     else:
         out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs = _train_all(names, specs, params, seeds, runs_root, progress, log, workers, scheduler)
+    created = created_dirs(out_dir)
+    if out is None:
+        make_dir(out_dir)
+    else:
+        make_run_dir("compare", str(out), overwrite=overwrite)
+    try:
+        runs = _train_all(names, specs, params, seeds, runs_root, progress, log, workers, scheduler)
+    except BiosimError:
+        remove_unused(created, files=())  # the report folder, if it is still empty
+        raise
     per_seed = {name: [r["metrics"] for r in rs] for name, rs in runs.items()}
     summary, diffs = summarise(per_seed)
     agreement = {}

@@ -12,14 +12,16 @@ An optional ``[model]`` table defines the neuron model in equations (see
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 import tomllib
 from pathlib import Path
 
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.model_table import model_from_table, neuron_defaults
 
-__all__ = ["models_dir", "list_models", "load_model", "apply_overrides"]
+__all__ = ["models_dir", "list_models", "load_model", "apply_overrides", "describe_keys", "format_value"]
 
 
 def models_dir() -> Path:
@@ -37,6 +39,12 @@ def _read(path: Path) -> dict:
     for key in ("description", "runner", "params"):
         if key not in spec:
             raise BiosimError(f"{path}: missing required key '{key}'")
+    for key in _flat_keys(spec["params"]) if isinstance(spec["params"], dict) else ():
+        value = spec["params"]
+        for part in key.split("."):
+            value = value[part]
+        if _not_finite(value) is not None:
+            raise BiosimError(f"{path}: {key} = {format_value(value)} is not a finite number")
     return spec
 
 
@@ -79,7 +87,7 @@ def _parse_value(text: str):
         return text  # a bare word is a string
 
 
-def _check_type(key: str, default, value):
+def _check_type(key: str, default, value, text: str):
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, (int, float)):
@@ -92,8 +100,42 @@ def _check_type(key: str, default, value):
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise BiosimError(f"--set {key}: expected a {type(default).__name__} like {default!r}, got {value!r}")
+        raise BiosimError(f"--set {key}={text}: expected {_KIND.get(type(default), 'a ' + type(default).__name__)} "
+                          f"like {format_value(default)}")
+    bad = _not_finite(value)
+    if bad is not None:
+        raise BiosimError(f"--set {key}={text}: {format_value(bad)} is not a finite number")
     return value
+
+
+#: how a value of each TOML type is called in an error message
+_KIND = {bool: "true or false", int: "a whole number", float: "a number", str: "a text in quotes or a bare word",
+         list: "a list", dict: "a table"}
+
+
+def format_value(value) -> str:
+    """``value`` as it is written in a TOML file (and after ``--set``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _not_finite(value):
+    """The first NaN or infinite number inside ``value`` (a number, list or table), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        bad = _not_finite(item)
+        if bad is not None:
+            return bad
+    return None
 
 
 def apply_overrides(params: dict, sets: list[str]) -> dict:
@@ -101,7 +143,7 @@ def apply_overrides(params: dict, sets: list[str]) -> dict:
     params = copy.deepcopy(params)
     for item in sets:
         if "=" not in item:
-            raise BiosimError(f"--set expects key=value, got '{item}'")
+            raise BiosimError(f"--set {item}: expected key=value, e.g. --set bio_time_s=2")
         key, text = (s.strip() for s in item.split("=", 1))
         table, path = params, key.split(".")
         for part in path[:-1]:
@@ -111,7 +153,7 @@ def apply_overrides(params: dict, sets: list[str]) -> dict:
         leaf = path[-1]
         if leaf not in table or isinstance(table[leaf], dict):
             raise unknown("--set key", key, _flat_keys(params))
-        table[leaf] = _check_type(key, table[leaf], _parse_value(text))
+        table[leaf] = _check_type(key, table[leaf], _parse_value(text), text)
     return params
 
 
@@ -120,3 +162,53 @@ def _flat_keys(params: dict, prefix: str = "") -> list[str]:
     for k, v in params.items():
         keys += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k]
     return keys
+
+
+_TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*$")
+
+
+def _trailing_comment(value_text: str) -> str:
+    """The comment after a TOML value on its line ('' when none): the text after the first ``#``
+    that is not inside the value (a string may hold one)."""
+    for pos in (m.start() for m in re.finditer("#", value_text)):
+        try:
+            tomllib.loads(f"v = {value_text[:pos]}")
+        except tomllib.TOMLDecodeError:
+            continue
+        return value_text[pos + 1:].strip()
+    return ""
+
+
+def key_meanings(path: Path) -> dict[str, str]:
+    """The one-line meaning of each ``[params]`` key of a model file: the comment after its value
+    (``n_exc = 100  # excitatory neurons``), keyed as ``--set`` names it (``neuron.tau_mem_ms``)."""
+    meanings, prefix = {}, None
+    for line in path.read_text().splitlines():
+        table = _TABLE.match(line)
+        if table:
+            name = table.group(1).strip()
+            prefix = "" if name == "params" else (name[len("params."):] + "." if name.startswith("params.") else None)
+            continue
+        key = _KEY.match(line)
+        if key and prefix is not None:
+            meanings[prefix + key.group(1)] = _trailing_comment(key.group(2))
+    return meanings
+
+
+def describe_keys(name: str) -> list[tuple[str, object, str]]:
+    """Every ``--set`` key of the named run as ``(key, default, meaning)``, in the file's order;
+    the meaning is the comment after the key's value in ``models/NAME.toml`` ('' when it has none;
+    keys filled in from a ``[model]`` table are described as the model's parameters)."""
+    spec = load_model(name)
+    meanings = key_meanings(models_dir() / f"{name}.toml")
+    out = []
+    for key in _flat_keys(spec["params"]):
+        value = spec["params"]
+        for part in key.split("."):
+            value = value[part]
+        meaning = meanings.get(key, "")
+        if not meaning and "model" in spec and key.startswith("neuron."):
+            meaning = "a parameter of the [model] table's equations"
+        out.append((key, value, meaning))
+    return out

@@ -43,7 +43,7 @@ from biosim.backends import BACKENDS
 from biosim.errors import BiosimError, unknown
 from biosim.experiments import get_runner
 from biosim.experiments.registry import _flat_keys, apply_overrides, load_model
-from biosim.files import atomic_write_json, atomic_write_text
+from biosim.files import atomic_write_json, atomic_write_text, make_dir
 from biosim.reports.sweep_figures import heatmap_figure, save_figure, trend_figure
 
 __all__ = ["DaskExecutor", "finished_run", "parse_grid", "run_sweep", "spread", "one_line", "DEFAULT_METRICS"]
@@ -390,7 +390,11 @@ def run_sweep(name: str, grid: Sequence[str], seeds: int = 1, sets: Sequence[str
         if key in set_keys:
             raise BiosimError(f"--grid {key} is also given with --set; sweep it or fix it, not both")
     out_dir = Path(out) if out is not None else Path("runs") / "sweep" / name
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "points").is_dir() \
+            and not (out_dir / "sweep.json").exists():
+        raise BiosimError(f"--out {out_dir}: the folder holds files but no sweep; choose a new folder (the same "
+                          f"sweep folder again resumes that sweep)")
+    make_dir(out_dir)
     started = _dt.datetime.now().isoformat(timespec="seconds")
 
     points = []

@@ -1,0 +1,176 @@
+"""Refusals and safety (issue 13): every refusal is one line with exit status 2 and no traceback, a
+refused run leaves nothing behind, outputs are readable by others, and `biosim show NAME` /
+`biosim run NAME --help` list the run's keys from its TOML."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from biosim.cli import main
+from biosim.experiments.registry import describe_keys, list_models
+
+TINY = ["--set", "n_exc=80", "--set", "n_inh=20", "--set", "bio_time_s=0.05", "--set", "p_connect=0.1", "--quiet"]
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> bool:
+    return err.count("\n") == 1 and err.startswith("biosim: error:") and "Traceback" not in err
+
+
+# -- a refused run leaves nothing behind -------------------------------------------------------------
+
+@pytest.mark.parametrize("sets, needle", [
+    (["--set", "we_mv=nan"], "--set we_mv=nan: nan is not a finite number"),
+    (["--set", "we_mv=inf"], "--set we_mv=inf: inf is not a finite number"),
+    (["--set", "dt_ms=-1"], "dt_ms = -1 is out of range"),          # refused by the builder
+    (["--set", "neuron.tau_mem_ms=0"], "tau_mem_ms = 0 is out of range"),  # by the neuron's parameters
+    (["--set", "we_mv=1e308"], "became inf"),                          # NaN/inf during the run
+])
+def test_a_refused_run_leaves_no_folder(tmp_path, monkeypatch, capsys, sets, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "run", "cuba", *TINY, *sets)
+    assert code == 2 and needle in err and one_line(err), err
+    assert not (tmp_path / "runs").exists()
+    code, _, err = run(capsys, "run", "cuba", *TINY, *sets, "--out", str(tmp_path / "a" / "b"))
+    assert code == 2 and not (tmp_path / "a").exists()
+
+
+def test_a_refused_run_keeps_an_existing_empty_out_folder_empty(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    assert run(capsys, "run", "cuba", *TINY, "--set", "dt_ms=-1", "--out", str(tmp_path / "out"))[0] == 2
+    assert (tmp_path / "out").is_dir() and not any((tmp_path / "out").iterdir())
+
+
+def test_nan_in_a_model_file_is_refused_naming_the_key(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bad.toml").write_text('description = "x"\nrunner = "simulation"\n[params]\nbio_time_s = nan\n')
+    monkeypatch.setenv("BIOSIM_MODELS", str(tmp_path))
+    code, _, err = run(capsys, "run", "bad")
+    assert code == 2 and "bad.toml: bio_time_s = nan is not a finite number" in err and one_line(err)
+
+
+def test_messages_quote_the_value_as_typed(capsys):
+    code, _, err = run(capsys, "run", "cuba", "--set", "n_exc=abc")
+    assert code == 2 and "--set n_exc=abc: expected a whole number like 3200" in err
+    code, _, err = run(capsys, "run", "cuba", "--set", "p_connect=2")
+    assert code == 2 and "p_connect = 2 is out of range" in err and "2.0" not in err
+
+
+# -- --out, --resume, data folders ---------------------------------------------------------------------
+
+def test_out_that_is_a_file_or_impossible_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    for out, needle in ((tmp_path / "f", "is a file, not a folder"),
+                        (tmp_path / "f" / "sub", "cannot create the folder"),
+                        ("/proc/biosim-test", "cannot create the folder")):
+        code, _, err = run(capsys, "run", "cuba", *TINY, "--out", str(out))
+        assert code == 2 and needle in err and one_line(err), err
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_out_holding_a_run_is_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run(capsys, "run", "cuba", *TINY, "--out", str(out))[0] == 0
+    first = (out / "metrics.json").read_text()
+    code, _, err = run(capsys, "run", "cuba", *TINY, "--seed", "5", "--out", str(out))
+    assert code == 2 and "already holds a run" in err and "--overwrite" in err and one_line(err)
+    assert (out / "metrics.json").read_text() == first
+    assert run(capsys, "run", "cuba", *TINY, "--seed", "5", "--out", str(out), "--overwrite")[0] == 0
+    assert json.loads((out / "config.json").read_text())["seed"] == 5
+    # a failed --overwrite run never leaves the old results beside its new config
+    assert run(capsys, "run", "cuba", *TINY, "--set", "we_mv=1e308", "--out", str(out), "--overwrite")[0] == 2
+    assert not (out / "metrics.json").exists()
+
+
+def test_resume_target_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    code, _, err = run(capsys, "run", "lif_digits", "--resume", str(tmp_path / "f"))
+    assert code == 2 and "is a file, not a run folder" in err and one_line(err)
+
+
+def test_sweep_and_compare_out_refusals(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    cases = [(["sweep", "cuba", "--grid", "we_mv=1,2", "--out", "f"], "is a file, not a folder"),
+             (["sweep", "cuba", "--grid", "we_mv=1,2", "--out", "other"], "holds files but no sweep"),
+             (["compare", "lif_digits", "mlp_digits", "--out", "f"], "is a file, not a folder"),
+             (["compare", "lif_digits", "mlp_digits", "--out", "other"], "--overwrite")]
+    for argv, needle in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and needle in err and one_line(err), (argv, err)
+    assert not (tmp_path / "runs").exists()
+
+
+# -- numeric options -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "cuba", "--seed", "-1"], "--seed = -1 is out of range (must be 0..4294967295)"),
+    (["run", "cuba", "--seed", "4294967296"], "--seed = 4294967296 is out of range"),
+    (["sweep", "cuba", "--grid", "we_mv=1,2", "--seeds", "0"], "--seeds = 0 is out of range"),
+    (["sweep", "cuba", "--grid", "we_mv=1,2", "--workers", "-3"], "--workers = -3 is out of range"),
+    (["compare", "lif_digits", "mlp_digits", "--seeds", "101"], "--seeds = 101 is out of range"),
+    (["compare", "lif_digits", "mlp_digits", "--workers", "0"], "--workers = 0 is out of range"),
+    (["bench", "cuba", "--repeats", "0"], "--repeats = 0 is out of range"),
+    (["bench", "stdp", "--images", "-1"], "--images = -1 is out of range"),
+    (["bench", "cuba", "--threads", "2"], "--threads is for bench train, not cuba"),
+    (["nir", "run", "x.nir", "--n", "0"], "--n = 0 is out of range"),
+    (["nir", "run", "x.nir", "--steps", "-5"], "--steps = -5 is out of range"),
+    (["nir", "run", "x.nir", "--gain", "nan"], "--gain = nan is not a finite number"),
+])
+def test_numeric_options_are_range_checked(tmp_path, monkeypatch, capsys, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and one_line(err), err
+    assert not (tmp_path / "runs").exists()
+
+
+# -- outputs readable by others -----------------------------------------------------------------------------
+
+def test_outputs_are_written_0644(tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        assert run(capsys, "run", "cuba", *TINY, "--out", str(tmp_path / "r"))[0] == 0
+    finally:
+        os.umask(old)
+    for name in ("config.json", "metrics.json", "raster.png"):
+        assert stat.S_IMODE((tmp_path / "r" / name).stat().st_mode) == 0o644, name
+
+
+# -- the keys of a run ----------------------------------------------------------------------------------------
+
+def test_show_and_run_help_list_the_keys_with_defaults_and_meanings(capsys):
+    code, out, _ = run(capsys, "show", "cuba")
+    assert code == 0 and out.startswith("cuba: CUBA")
+    line = next(x for x in out.splitlines() if x.strip().startswith("neuron.tau_mem_ms"))
+    assert "20.0" in line and "membrane time constant" in line
+    code, out, _ = run(capsys, "run", "stdp_mnist", "--help")
+    assert code == 0 and "usage: biosim run" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("w_sum"))
+    assert "78.0" in line and "normalised" in line
+    code, _, err = run(capsys, "run", "cubb", "--help")
+    assert code == 2 and "did you mean 'cuba'" in err and one_line(err)
+
+
+def test_every_key_of_every_model_file_has_a_meaning():
+    missing = [f"{name}: {key}" for name in list_models() for key, _, meaning in describe_keys(name) if not meaning]
+    assert not missing, missing
+
+
+def test_a_hash_inside_a_string_value_is_not_a_comment(tmp_path, monkeypatch):
+    (tmp_path / "m.toml").write_text('description = "x"\nrunner = "simulation"\n[params]\n'
+                                     'label = "a#b"   # the label\n[params.sub]\nk = 1 # one\n')
+    monkeypatch.setenv("BIOSIM_MODELS", str(tmp_path))
+    assert describe_keys("m") == [("label", "a#b", "the label"), ("sub.k", 1, "one")]
