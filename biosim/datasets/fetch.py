@@ -47,7 +47,8 @@ def _download(url: str, dest: Path, expected_md5: str, progress: bool, timeout: 
                 fh.write(block)
                 digest.update(block)
                 received += len(block)
-                bar.update(len(block))
+                # never past the announced total (a longer download fails below): no negative time left
+                bar.update(len(block) if total is None else max(0, min(len(block), total - bar.n)))
             if total is not None and received != total:
                 raise BiosimError(f"{url}: download cut short ({received} of {total} bytes)")
             if digest.hexdigest() != expected_md5:
