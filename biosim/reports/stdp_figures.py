@@ -30,7 +30,7 @@ def receptive_fields_figure(weights: np.ndarray, image_shape: tuple, title: str,
     ax.set_yticks([])
     ax.set_xlabel(f"{n} excitatory neurons, each a {h}x{w} map of its input weights (row by row from the top left)")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
-                 label="input weight w (dimensionless: conductance step in units of the leak)")
+                 label="input weight w (dimensionless, max 1)")
     ax.set_title(title, fontsize=9)
     return fig
 
