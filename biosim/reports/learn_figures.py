@@ -89,11 +89,16 @@ def hidden_raster_figure(image: np.ndarray, spikes: np.ndarray, dt_ms: float, ti
     fig = _figure(figsize=(9, 4), layout="constrained")
     ax_img, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 3]})
     image = np.asarray(image)
-    if image.ndim == 1:  # a 1-D signal (MNIST-1D): a one-row strip
-        image = image[None, :]
-    ax_img.imshow(image, cmap="gray_r", aspect="equal" if image.shape[0] > 1 else "auto")
-    ax_img.set_xticks([])
-    ax_img.set_yticks([])
+    if image.ndim == 1 or image.shape[0] == 1:  # a 1-D signal (MNIST-1D): drawn as a curve
+        signal = image.reshape(-1)
+        ax_img.plot(np.arange(signal.size), signal, color="k", lw=1)
+        ax_img.set_xlabel("position in the signal (index)", fontsize=8)
+        ax_img.set_ylabel("input value (a.u.)", fontsize=8)
+        ax_img.tick_params(labelsize=7)
+    else:
+        ax_img.imshow(image, cmap="gray_r")
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
     ax_img.set_title("input", fontsize=9)
     if order.size:
         ax.imshow(spikes[:, order].T > 0, aspect="auto", cmap="Greys", interpolation="nearest",

@@ -179,6 +179,9 @@ def test_hidden_raster_keeps_the_callers_title_and_labels_time(tmp_path):
     assert ax.get_xlabel() == "time (ms)" and ax.get_ylabel()
     assert [float(t) for t in ax.get_xticks()] == [float(t) for t in range(8)]  # a tick per time step
     _saved(fig, tmp_path / "raster.png")
+    fig = hidden_raster_figure(np.linspace(0, 1, 40), spikes, 1.0, "a 1-D input")  # MNIST-1D: a curve
+    assert len(fig.axes[0].get_lines()) == 1 and "(a.u.)" in fig.axes[0].get_ylabel()
+    _saved(fig, tmp_path / "raster_1d.png")
 
 
 # ------------------------------------------------------------------------------------------------
