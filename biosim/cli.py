@@ -12,7 +12,9 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -243,6 +245,8 @@ def _cmd_run(args) -> int:
         before = set(os.listdir(out_dir))
         try:
             metrics = _as_typed(lambda: runner(spec, params, seed, backend, out_dir, progress=not args.quiet), args.sets)
+        except KeyboardInterrupt as exc:
+            raise _stopped(exc, args.name, out_dir) from None
         except BiosimError as exc:
             if not isinstance(exc, RunInterrupted) and set(os.listdir(out_dir)) == before:
                 # refused before it produced anything: leave nothing (a folder that was there stays)
@@ -252,7 +256,10 @@ def _cmd_run(args) -> int:
                     (out_dir / "config.json").unlink(missing_ok=True)
             raise
     else:
-        metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet, resume=True)
+        try:
+            metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet, resume=True)
+        except KeyboardInterrupt as exc:
+            raise _stopped(exc, args.name, out_dir) from None
     atomic_write_json(out_dir / "metrics.json", metrics)
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     width = max(map(len, shown), default=0)
@@ -260,6 +267,26 @@ def _cmd_run(args) -> int:
         print(f"{key:>{width}}: {value:.6g}" if isinstance(value, float) else f"{key:>{width}}: {value}")
     print(f"wrote {out_dir}")
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+def _stopped(exc: KeyboardInterrupt, name: str, out_dir: Path) -> RunInterrupted:
+    """The one line for a run stopped at once by a signal (not at a checkpoint by the runner's own
+    handler): which signal, and what its folder holds."""
+    sig = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
+    if (out_dir / "checkpoint.safetensors").exists():
+        where = (f"the last checkpoint is {out_dir / 'checkpoint.safetensors'}; resume with: biosim run {name} "
+                 f"--resume {out_dir}")
+    else:
+        where = f"this run keeps no checkpoint; {out_dir} holds its config.json only"
+    return RunInterrupted(f"stopped by {sig.name} before the run finished; {where}", exit_code=128 + sig)
 
 
 def _as_typed(call, sets: list[str]):
@@ -515,19 +542,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     _show_library_notes()
     handlers = {"list": _cmd_list, "show": _cmd_show, "run": _cmd_run, "sweep": _cmd_sweep, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
                 "data": _cmd_data}
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         _check_ranges(args)
         return handlers[args.command](args)
     except BiosimError as exc:  # RunInterrupted carries 130 / 143 (checkpoint saved)
         print(f"biosim: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:
-        print("biosim: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+        print(f"biosim: stopped by {name}", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
     except OSError as exc:  # a file or folder the system refused (full disk, no permission, ...)
         where = f": {exc.filename}" if exc.filename else ""
         print(f"biosim: error: {(exc.strerror or str(exc)).lower()}{where}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term if old_term is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

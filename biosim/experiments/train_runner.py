@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biosim.errors import BiosimError
 from biosim.files import atomic_savefig
 from biosim.learn.network import build_from_params as _build_snn_from_params
 from biosim.learn.network import param as _get
@@ -156,6 +157,7 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
         _log.info(f"note: {note}")
     task = Task(ds.x_train, ds.y_train, ds.x_val, ds.y_val, ds.x_test, ds.y_test, encode, readout)
     if resume:
+        _refuse_finished(out_dir)
         _log.info(f"resuming the run in {out_dir}")
     result = fit(model, task, cfg, out_dir, resume=resume, progress=progress,
                  resume_hint=f"biosim run {spec['name']} --resume {out_dir}")
@@ -215,6 +217,19 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
         "confusion_matrix": {"rows_true_cols_predicted": matrix.tolist()},
         "best_weights": {"file": BEST, "epoch": best_meta.get("best", {}).get("epoch")},
     }
+
+
+def _refuse_finished(out_dir: Path) -> None:
+    """A :class:`BiosimError` when the run in ``out_dir`` has finished (its checkpoint says so and
+    its ``metrics.json`` is written): resuming it would only redo the evaluation."""
+    from biosim.learn.checkpoint import load_checkpoint
+    from biosim.learn.train import CHECKPOINT
+
+    if not (out_dir / CHECKPOINT).exists() or not (out_dir / "metrics.json").exists():
+        return
+    _, meta = load_checkpoint(out_dir / CHECKPOINT)
+    if meta.get("state", {}).get("finished"):
+        raise BiosimError(f"--resume: the run in {out_dir} has finished (see its metrics.json); nothing to resume")
 
 
 def _hidden_spikes(model, encode, x: np.ndarray, seed: int) -> np.ndarray:

@@ -174,3 +174,38 @@ def test_a_hash_inside_a_string_value_is_not_a_comment(tmp_path, monkeypatch):
                                      'label = "a#b"   # the label\n[params.sub]\nk = 1 # one\n')
     monkeypatch.setenv("BIOSIM_MODELS", str(tmp_path))
     assert describe_keys("m") == [("label", "a#b", "the label"), ("sub.k", 1, "one")]
+
+
+# -- stopping and resuming ------------------------------------------------------------------------------------
+
+LIF_TINY = ["--set", "net.hidden=[16]", "--set", "learn.epochs=1", "--set", "learn.batch_size=200",
+            "--set", "encoder.steps=2", "--quiet"]
+
+
+def test_resume_of_a_finished_training_run_says_so(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert run(capsys, "run", "lif_digits", *LIF_TINY, "--out", str(out))[0] == 0
+    before = (out / "metrics.json").read_text()
+    code, _, err = run(capsys, "run", "lif_digits", "--resume", str(out), "--quiet")
+    assert code == 2 and "has finished (see its metrics.json); nothing to resume" in err and one_line(err)
+    assert (out / "metrics.json").read_text() == before
+
+
+def test_sigterm_during_a_simulation_says_why_and_what_is_left(tmp_path, capsys, monkeypatch):
+    import signal
+
+    from biosim.experiments import simulation
+
+    built = simulation.build
+
+    def build_then_terminate(*args, **kwargs):
+        net = built(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return net
+
+    monkeypatch.setattr(simulation, "build", build_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run(capsys, "run", "cuba", *TINY, "--out", str(tmp_path / "r"))
+    assert code == 143 and one_line(err)
+    assert "stopped by SIGTERM before the run finished; this run keeps no checkpoint" in err
+    assert signal.getsignal(signal.SIGTERM) == before  # the CLI's handler is gone again

@@ -107,8 +107,9 @@ def test_sigterm_saves_a_checkpoint_and_resume_gives_the_same_weights(tmp_path, 
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, stopped))
     assert ma["test_accuracy"] == mb["test_accuracy"] and mb["resumed"] is True
-    # resuming a finished run just evaluates it again
-    assert run(capsys, "run", "lif_digits", "--resume", str(stopped), "--quiet")[0] == 0
+    # resuming a finished run says so (it used to redo the evaluation silently)
+    code, _, err = run(capsys, "run", "lif_digits", "--resume", str(stopped), "--quiet")
+    assert code == 2 and "has finished (see its metrics.json); nothing to resume" in err
 
 
 def test_ctrl_c_in_a_real_process_leaves_a_checkpoint(tmp_path):
