@@ -18,7 +18,7 @@ _MAX_RASTER = 500
 #: bin width of the spike counts behind a population rate (ms)
 RATE_BIN_MS = 0.5
 #: standard deviation of the Gaussian kernel that smooths a population rate (ms)
-RATE_SMOOTH_MS = 2.0
+RATE_SMOOTH_MS = 1.0
 
 
 def _figure(**kw):
@@ -114,5 +114,5 @@ def rate_figure(result, title: str, bin_ms: float = RATE_BIN_MS, sigma_ms: float
     axes[-1].set_xlim(0, result.duration_ms)
     axes[-1].set_xlabel("time (ms)")
     smooth = f"Gaussian kernel σ = {sigma_ms:g} ms on {bin_ms:g} ms bins" if sigma_ms > 0 else f"{bin_ms:g} ms bins"
-    axes[0].set_title(f"{title}\npopulation rate, {smooth}", fontsize=10)
+    fig.suptitle(f"{title}\npopulation rate, {smooth}", fontsize=10)  # above the panels' own (left) titles
     return fig

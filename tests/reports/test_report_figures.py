@@ -113,7 +113,7 @@ def test_rate_figure_one_panel_per_population_with_the_window_stated(tmp_path):
     for ax, name in zip(axes, ("exc", "inh")):
         assert "(Hz)" in ax.get_ylabel() and name in ax.get_title(loc="left")
         assert ax.get_ylim()[1] >= ax.get_lines()[0].get_ydata().max()  # the whole curve is inside
-    assert "Gaussian kernel σ = 2 ms" in axes[0].get_title()
+    assert f"Gaussian kernel σ = {RATE_SMOOTH_MS:g} ms" in fig.get_suptitle()
     _labelled(axes[-1], y=True)
     _saved(fig, tmp_path / "rate.png")
 
