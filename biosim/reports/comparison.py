@@ -74,9 +74,11 @@ def _fmt(key: str, stats: dict) -> str:
     if stats.get("mean") is None:
         return "n/a"
     m, s = stats["mean"], stats["std"] or 0.0
+    spread = stats.get("n", 2) > 1  # one seed has no spread to show (not a spread of 0)
     if key in _PERCENT:
-        return f"{100 * m:.2f} ± {100 * s:.2f} %"
-    return f"{_number(m)} ± {_number(s, std=True)} {_UNITS.get(key, '')}".rstrip()
+        return f"{100 * m:.2f} ± {100 * s:.2f} %" if spread else f"{100 * m:.2f} %"
+    text = f"{_number(m)} ± {_number(s, std=True)}" if spread else _number(m)
+    return f"{text} {_UNITS.get(key, '')}".rstrip()
 
 
 def _png(fig) -> bytes:
@@ -122,6 +124,7 @@ def figures(data: dict, confusion: dict) -> dict[str, tuple[str, bytes]]:
                         fmt=marker, color=f"C{k}", ms=9, mec="k", capsize=3, label=f"{name} ({_kind(data, name)})")
         if logx:
             ax.set_xscale("log")
+        ax.margins(0.08)  # no marker on the frame
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy,\nvalidation-selected (%)")
         ax.grid(alpha=0.3)
@@ -152,7 +155,8 @@ def figures(data: dict, confusion: dict) -> dict[str, tuple[str, bytes]]:
     width = 0.8 / max(len(drawn), 1)
     tops = [0.0]
     for k, name in enumerate(names):
-        if name not in drawn:
+        if name not in drawn:  # say so in the legend rather than leave it out silently
+            ax.bar([0], [0], 0, color=f"C{k}", label=f"{name}: not measured")
             continue
         j = drawn.index(name)
         layers = [r.get("spikes_per_layer") or [] for r in per[name]]
@@ -178,8 +182,12 @@ def figures(data: dict, confusion: dict) -> dict[str, tuple[str, bytes]]:
     if shown:
         k_max = max(np.asarray(mats[n][0]).shape[0] for n in shown)
         side = max(4.4, 0.36 * k_max + 1.6)
-        fig = _figure(figsize=((side + 0.9) * len(shown), side), layout="constrained")
-        axes = fig.subplots(1, len(shown), squeeze=False)[0]
+        cols = min(2, len(shown))  # at most two a row: readable at the page's width
+        rows = -(-len(shown) // cols)
+        fig = _figure(figsize=((side + 0.9) * cols, side * rows), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax in axes[len(shown):]:
+            ax.remove()
         for ax, name in zip(axes, shown):
             m = np.sum(mats[name], 0)
             k = m.shape[0]
@@ -189,7 +197,7 @@ def figures(data: dict, confusion: dict) -> dict[str, tuple[str, bytes]]:
                 for r in range(k):
                     for c in range(k):
                         if m[r, c]:
-                            ax.text(c, r, str(int(m[r, c])), ha="center", va="center", fontsize=6,
+                            ax.text(c, r, str(int(m[r, c])), ha="center", va="center", fontsize=7,
                                     color="white" if m[r, c] > top / 2 else "black")
             ax.set_xticks(range(k), [str(c) for c in range(k)])
             ax.set_yticks(range(k), [str(c) for c in range(k)])
@@ -245,9 +253,13 @@ def findings(data: dict) -> list[str]:
 
 
 def _note(data: dict, name: str) -> str:
-    """The run's own caveat about how its metrics differ from the table's definitions, if any."""
+    """The run's own caveat about how its metrics differ from the table's definitions, if any (the
+    description it follows gets its full stop)."""
     note = data.get("notes", {}).get(name)
-    return f" Note: {note}" if note else ""
+    if not note:
+        return ""
+    end = "" if str(data["descriptions"].get(name, "")).rstrip().endswith((".", ")", "!", "?")) else "."
+    return f"{end} Note: {note}"
 
 
 def _table_rows(data: dict) -> tuple[list[str], list[list[str]]]:
@@ -316,7 +328,8 @@ def write_reports(out_dir: Path, data: dict, confusion: dict) -> None:
     intro = (f"Models: {', '.join(data['models'])}; seeds 0..{seeds - 1} ({seeds}); each model trained with its "
              "named run's split, augmentation and budget (the twins share them)."
              + (f" Overrides: {' '.join(data['sets'])}." if data["sets"] else "")
-             + " Values are mean ± standard deviation over seeds (sample std; 0 for one seed).")
+             + " Values are mean ± standard deviation over seeds (sample std; a single seed shows its value "
+               "alone).")
 
     md = ["# biosim compare: " + " vs ".join(data["models"]), "", intro, ""]
     md += [f"- **{n}** ({data['kinds'][n]}): {data['descriptions'][n]}" + _note(data, n) for n in data["models"]]

@@ -330,3 +330,20 @@ def test_comparison_report_writes_percentages_and_units(report):
     assert "test accuracy, validation-selected: 88.00 % vs 89.50 % (-1.50 percentage points)" in md
     assert "latency per sample: 0.5 ms vs 0.5 ms" not in md  # equal: not a finding
     assert "energy ESTIMATE per sample: 0.31 µJ vs 0.047 µJ (6.6 times)" in md
+
+
+def test_one_seed_shows_no_spread_and_a_model_without_a_measurement_is_named(monkeypatch):
+    assert comparison._fmt("test_accuracy", {"mean": 0.5, "std": 0.0, "n": 1}) == "50.00 %"
+    assert comparison._fmt("train_seconds", {"mean": 2.0, "std": 0.0, "n": 1}) == "2 s"
+    assert comparison._fmt("train_seconds", {"mean": None, "std": None, "n": 0}) == "n/a"
+    data, confusion = _comparison_data()
+    for r in data["per_seed"]["mlp"]:
+        r["spikes_per_layer"] = None
+        r["synops_effective_acs"] = r["synops_effective_macs"] = r["energy_estimate_uJ"] = None
+    drawn = []
+    render = comparison._png
+    monkeypatch.setattr(comparison, "_png", lambda fig: drawn.append(fig) or render(fig))
+    comparison.figures(data, {})
+    labels = [t.get_text() for fig in drawn for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert labels.count("mlp: not measured") == 1  # the spikes per layer
+    assert labels.count("mlp (MLP): not measured") == 2  # synaptic operations and energy
