@@ -49,14 +49,16 @@ def _convert_settings(params: dict) -> dict:
 
 
 def _figure(steps: list[int], snn: dict, ann: float, title: str):
-    fig = _new_figure(figsize=(5.5, 3.6))
+    fig = _new_figure(figsize=(5.5, 3.9), layout="constrained")
     ax = fig.subplots()
     ax.plot(steps, [100 * snn[s] for s in steps], "o-", color="C0", label="converted SNN (engine)")
     ax.axhline(100 * ann, color="C1", ls="--", label=f"ANN {100 * ann:.2f} %")
     ax.set_xscale("log")
-    ax.set_xlabel("time steps")
+    ax.set_xticks(steps, [str(s) for s in steps], minor=False)  # the step counts run, not powers of ten
+    ax.minorticks_off()
+    ax.set_xlabel("simulation time steps per sample (count)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # off the data
     ax.set_title(title, fontsize=9)
     return fig
 
