@@ -12,12 +12,20 @@ from biosim.errors import BiosimError, unknown
 from biosim.experiments.config import get
 from biosim.experiments.model_table import model_from_table
 from biosim.files import atomic_savefig
+from biosim.network.compile import available_bytes
 from biosim.network.stats import cv_isi, mean_rate_hz
 from biosim.reports.figures import raster_figure, rate_figure
 
 _log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
-__all__ = ["BUILDERS", "build", "run_simulation", "spec_model"]
+__all__ = ["BUILDERS", "build", "run_simulation", "spec_model", "run_checked"]
+
+#: memory per recorded spike: the engine's buffer (int64 step + int32 index) grown by doubling, and
+#: the per-population arrays of the result (float64 time + int64 index)
+SPIKE_BYTES = 2 * 12 + 16
+
+#: the first part of a long run, simulated to measure the spike rate before the rest is run
+PROBE_MS = 100.0
 
 #: builder name -> "module:function"; imported only when used.
 BUILDERS = {
@@ -64,7 +72,7 @@ def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: P
     if model is not None and progress:
         _log.info(f"{spec['name']}: {model.describe()}")
     net = build(spec.get("builder", spec["name"]), params, seed, model=model)
-    result = net.run(bio_time_s * 1e3, backend=backend, progress=progress)
+    result = run_checked(net, bio_time_s * 1e3, backend, progress)
     n_total = sum(result.sizes.values())
     all_t = [t for t, _ in result.spikes.values()]
     n_spikes = int(sum(len(t) for t in all_t))
@@ -93,6 +101,36 @@ def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: P
     atomic_savefig(rate_figure(result, title), out_dir / "rate.png")
     metrics["total_wall_s"] = time.perf_counter() - t0
     return metrics
+
+
+def run_checked(net, duration_ms: float, backend: str, progress: bool = True):
+    """``net.run(duration_ms)``, refused with an estimate when what it records would not fit in memory.
+
+    Where even a network firing at every step could not fill a quarter of the memory available, it is
+    one ``net.run``. Otherwise the first :data:`PROBE_MS` are simulated alone, the spike rate there
+    gives the number of spikes of the whole run, and a run whose spikes (and state traces) would not
+    fit is refused before the rest is simulated. The random inputs are counter-based, so the run is
+    the same either way."""
+    dt = net.dt_ms
+    total = int(round(duration_ms / dt))
+    n = sum(p.n for p in net.populations)
+    have = available_bytes()
+    probe = min(total, max(1, int(round(PROBE_MS / dt))))
+    if n * total * SPIKE_BYTES <= have / 4 or probe >= total:
+        return net.run(duration_ms, backend=backend, progress=progress)
+    net.run(probe * dt, backend=backend, progress=False)
+    sim = net._sim
+    spikes = sim.sp_n * total / probe
+    plan = sim.plan
+    traces = (total // max(int(plan.mon_every), 1)) * len(plan.mon_row) * plan.X.dtype.itemsize
+    need = spikes * SPIKE_BYTES + traces
+    if need > have:
+        rate = sim.sp_n / (n * probe * dt * 1e-3)
+        what = f"{spikes:.3g} spikes" + (f" and {traces / 2**30:.1f} GiB of state traces" if traces else "")
+        raise BiosimError(f"the recorded spikes would not fit in memory: at the rate of the first {probe * dt:g} ms "
+                          f"({rate:.3g} Hz per neuron), {duration_ms * 1e-3:g} s of {n} neurons make about {what}, "
+                          f"about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB available; shorten bio_time_s")
+    return net.run((total - probe) * dt, progress=progress)
 
 
 def _pooled_cv(result) -> float:

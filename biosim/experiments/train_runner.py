@@ -18,6 +18,7 @@ import numpy as np
 
 from biosim.errors import BiosimError
 from biosim.files import atomic_savefig
+from biosim.network.compile import available_bytes
 from biosim.learn.network import build_from_params as _build_snn_from_params
 from biosim.learn.network import param as _get
 from biosim.learn.network import param_ints as _int_list
@@ -27,7 +28,8 @@ from biosim.reports.learn_figures import (confusion_figure, confusion_matrix, hi
 
 _log = logging.getLogger(__name__)  # notes for the user; the CLI shows them on stderr
 
-__all__ = ["run_train", "build_from_params", "train_config_from"]
+__all__ = ["run_train", "build_from_params", "train_config_from", "check_training_settings",
+           "estimate_training_bytes"]
 
 def augment_shift(shift_px: int, image_size: int) -> int:
     """The shift in pixels for an image of ``image_size``: ``augment.shift_px`` is given for
@@ -148,6 +150,13 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
     _log.info(f"data: {ds.describe()} ({sizes['train'] + sizes['val'] + sizes['test']} samples; from {ds.source})")
     h, w = ds.image_shape
     cfg = train_config_from(params, seed, min(h, w))
+    check_training_settings(params)
+    need, parts = estimate_training_bytes(params, (h, w), ds.n_classes)
+    have = available_bytes()
+    if need > have:
+        raise BiosimError(f"network too big for this machine: training needs about {need / 2**30:.1f} GiB ({parts}), "
+                          f"{have / 2**30:.1f} GiB available; use smaller layers (net.hidden, net.conv_channels), "
+                          f"a smaller learn.batch_size or fewer encoder.steps")
     if cfg.shift_px != params["augment"]["shift_px"]:
         _log.info(f"note: augment.shift_px = {params['augment']['shift_px']} (for 28x28) is {cfg.shift_px} px "
                   f"for {h}x{w} images")
@@ -217,6 +226,86 @@ def run_train(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, 
         "confusion_matrix": {"rows_true_cols_predicted": matrix.tolist()},
         "best_weights": {"file": BEST, "epoch": best_meta.get("best", {}).get("epoch")},
     }
+
+
+def _number(table, key):
+    value = table.get(key) if isinstance(table, dict) else None
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def check_training_settings(params: dict) -> None:
+    """Refuse a spiking network whose reset lies at or above its threshold, and warn (once per run) when
+    the step ``neuron.dt_ms`` is longer than the shortest time constant the network uses. Values of
+    the wrong type are left to the builder, which names them."""
+    net, neuron, readout = (params.get(k) if isinstance(params.get(k), dict) else {}
+                            for k in ("net", "neuron", "readout"))
+    if net.get("kind", "snn") != "snn":
+        return
+    v_th, v_reset = _number(neuron, "v_th"), _number(neuron, "v_reset")
+    if v_th is not None and v_reset is not None and v_reset >= v_th:
+        raise BiosimError(f"neuron.v_reset = {v_reset!r} is at or above neuron.v_th = {v_th!r}: a spike would not "
+                          f"lower the membrane; v_reset must be below v_th")
+    kind = net.get("neuron", "lif")
+    taus = {"neuron.tau_mem_ms": _number(neuron, "tau_mem_ms")}
+    if kind == "cuba":
+        taus["neuron.tau_syn_ms"] = _number(neuron, "tau_syn_ms")
+    if kind == "alif":
+        taus["neuron.tau_adapt_ms"] = _number(neuron, "tau_adapt_ms")
+    if readout.get("kind") in ("max_membrane", "mean_membrane"):
+        taus["readout.tau_mem_ms"] = _number(readout, "tau_mem_ms")
+        if (_number(readout, "tau_syn_ms") or 0) > 0:
+            taus["readout.tau_syn_ms"] = _number(readout, "tau_syn_ms")
+    taus = {k: v for k, v in taus.items() if v is not None and v > 0}
+    dt = _number(neuron, "dt_ms")
+    if taus and dt is not None and dt > min(taus.values()):
+        key = min(taus, key=taus.get)
+        _log.warning(f"warning: neuron.dt_ms = {dt:g} is longer than {key} = {taus[key]:g}; the network may "
+                     f"mean little (use neuron.dt_ms <= {taus[key]:g})")
+
+
+def estimate_training_bytes(params: dict, image_shape: tuple[int, int], n_classes: int) -> tuple[int, str]:
+    """About how much memory training ``params`` takes: weights with their gradients and two Adam
+    moments (float32), and the activations backpropagation through time keeps (a few tensors per
+    neuron, step and sample of a batch). Returns the bytes and a short breakdown. An estimate to refuse
+    a network that cannot fit before torch allocates, not a measurement."""
+    net = params.get("net") if isinstance(params.get("net"), dict) else {}
+    enc = params.get("encoder") if isinstance(params.get("encoder"), dict) else {}
+    learn = params.get("learn") if isinstance(params.get("learn"), dict) else {}
+
+    def ints(key):
+        value = net.get(key, [])
+        return [v for v in value if isinstance(v, int) and v > 0] if isinstance(value, list) else []
+
+    h, w = image_shape
+    kind = net.get("kind", "snn")
+    steps = (_number(enc, "steps") or 1) if kind == "snn" else 1
+    if enc.get("kind") == "sequence":
+        steps, n_in = w, h
+    else:
+        n_in = h * w
+    k = _number(net, "kernel_size") or 5
+    weights, neurons, c_in = 0, 0, 1
+    for c in ints("conv_channels"):
+        weights += c_in * c * k * k + c
+        neurons += c * h * w  # the convolution's output before pooling
+        h, w, c_in = max(1, h // 2), max(1, w // 2), c
+        n_in = c * h * w
+    gates = {"gru": 3, "lstm": 4}.get(kind, 1)
+    for n in ints("hidden"):
+        weights += gates * (n_in * n + n) + (gates * n * n if gates > 1 or net.get("neuron") == "rlif" else 0)
+        neurons += gates * n
+        n_in = n
+    weights += n_in * n_classes + n_classes
+    neurons += n_classes
+    batch = max(_number(learn, "batch_size") or 1, 1)
+    eval_batch = max(_number(learn, "eval_batch_size") or 1, 1)
+    state = 16 * weights  # float32 weights, gradients, Adam's two moments
+    kept = 4 * 4 * batch * steps * neurons  # about four float32 tensors per neuron and step for the backward pass
+    evaluation = 4 * 2 * eval_batch * steps * neurons
+    need = int(state + kept + evaluation)
+    parts = (f"{weights / 1e6:.3g} million weights with their gradients and optimiser state {state / 2**30:.1f} GiB, "
+             f"activations of a batch of {batch} over {steps} steps kept for backpropagation {kept / 2**30:.1f} GiB")
+    return need, parts
 
 
 def _refuse_finished(out_dir: Path) -> None:

@@ -11,6 +11,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -23,15 +24,40 @@ from biosim.network.parts import Current, InputGroup, PoissonInput, Population, 
 from biosim.neurons import spec_for
 from biosim.synapses.stdp import STDP
 
+_log = logging.getLogger(__name__)  # warnings for the user; the CLI shows them on stderr
+
 __all__ = ["Network"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def _check_positive_value(what: str, value, allow_zero=False):
-    ok = isinstance(value, (int, float, np.number)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise BiosimError(f"{what} = {value!r} must be a number")
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
         raise BiosimError(f"{what} = {value!r} is out of range (must be {'>= 0' if allow_zero else '> 0'})")
+
+
+def _warn_slow_step(dt_ms: float, params, population: str, warned: set) -> None:
+    """Log a warning (once per network and parameter, kept in ``warned``) when the step ``dt_ms`` is longer than the shortest time
+    constant (a ``tau*_ms`` field) of the population's parameters: that variable then changes by more
+    than it would in a whole time constant within one step, and the results mean little."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(params):
+        return
+    taus = [(getattr(params, f.name), f.name) for f in dataclasses.fields(params)
+            if f.name.startswith("tau") and f.name.endswith("_ms")]
+    taus = [(v, n) for v, n in taus if isinstance(v, (int, float)) and v > 0]
+    if taus and dt_ms > min(taus)[0]:
+        tau, field = min(taus)
+        if (type(params).__name__, field, tau) in warned:
+            return
+        warned.add((type(params).__name__, field, tau))
+        _log.warning(f"warning: dt_ms = {dt_ms:g} is longer than {type(params).__name__}.{field} = {tau:g} of "
+                     f"population '{population}'; the results may mean little (use dt_ms <= {tau:g}, ideally "
+                     f"a tenth of it)")
 
 
 def _fitting_row(c: np.ndarray, table: np.ndarray, where: str) -> np.ndarray:
@@ -63,7 +89,10 @@ class Network:
             raise unknown("dtype", dtype, _DTYPES)
         self.dt_ms = float(dt_ms)
         self.dtype = _DTYPES[dtype]
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise BiosimError(f"Network seed = {seed!r} must be a whole number >= 0")
         self.seed = int(seed)
+        self._warned: set = set()  # the warnings given for this network (each is given once)
         # connectivity and initial values: the first child of the seed's SeedSequence (the random
         # inputs are counter-based, keyed by the seed itself: biosim.backends.philox)
         build_seq = np.random.SeedSequence(self.seed).spawn(2)[0]
@@ -91,6 +120,7 @@ class Network:
         if hasattr(params, "params_cls") and hasattr(params, "spec") and callable(params):
             params = params()
         spec = spec_for(params)
+        _warn_slow_step(self.dt_ms, params, name, self._warned)
         if not isinstance(n, (int, np.integer)) or n <= 0:
             raise BiosimError(f"population '{name}' size n = {n!r} must be a positive integer")
         for var in init or {}:

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from biosim.neurons.base import ModelSpec, check_finite, check_positive
+from biosim.neurons.base import ModelSpec, check_below, check_finite, check_positive
 
 __all__ = ["AdEx", "AdExConstants", "ADEX_SPEC", "EXP_ARG_MAX"]
 
@@ -71,6 +71,7 @@ class AdEx:
         check_finite(self)
         check_positive(self, "c_mem_pf", "g_leak_ns", "delta_t_mv", "tau_w_ms", "tau_exc_ms", "tau_inh_ms")
         check_positive(self, "t_ref_ms", allow_zero=True)
+        check_below(self, "v_reset_mv", "v_peak_mv", "the neuron would spike again at once after each reset")
 
 
 class AdExConstants(NamedTuple):

@@ -35,7 +35,7 @@ import numpy as np
 
 from biosim.errors import BiosimError, unknown
 
-__all__ = ["ModelSpec", "check_numbers", "check_positive", "check_range", "exprel", "refractory_steps"]
+__all__ = ["ModelSpec", "check_numbers", "check_positive", "check_below", "check_range", "exprel", "refractory_steps"]
 
 
 def check_positive(obj, *names: str, allow_zero: bool = False) -> None:
@@ -69,11 +69,25 @@ def check_numbers(obj) -> None:
 
 
 def check_finite(obj) -> None:
-    """Raise a BiosimError when any float field of a parameter dataclass is NaN or infinite."""
+    """Raise a BiosimError when any float field of a parameter dataclass is NaN or infinite, or not a
+    number at all (a string, None, a bool: ``LIF(tau_mem_ms="20")``)."""
+    import numbers
+
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
+        if f.type in ("float", float) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise BiosimError(f"{type(obj).__name__}.{f.name} = {value!r} must be a number")
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
             raise BiosimError(f"{type(obj).__name__}.{f.name} = {value!r} must be a finite number")
+
+
+def check_below(obj, low: str, high: str, why: str) -> None:
+    """Raise a BiosimError naming both fields unless ``obj.low < obj.high`` (e.g. a reset below the
+    threshold); ``why`` says what would happen otherwise."""
+    a, b = getattr(obj, low), getattr(obj, high)
+    if not a < b:
+        raise BiosimError(f"{type(obj).__name__}.{low} = {a!r} is at or above {high} = {b!r}: {why}; "
+                          f"{low} must be below {high}")
 
 
 def exprel(x: float) -> float:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from biosim.neurons.base import ModelSpec, check_finite, check_positive
+from biosim.neurons.base import ModelSpec, check_below, check_finite, check_positive
 
 __all__ = ["Izhikevich", "IzhikevichConstants", "IZHIKEVICH_SPEC"]
 
@@ -49,6 +49,7 @@ class Izhikevich:
         check_finite(self)
         check_positive(self, "tau_exc_ms", "tau_inh_ms")
         check_positive(self, "a", "t_ref_ms", allow_zero=True)
+        check_below(self, "c_mv", "v_peak_mv", "the neuron would spike again at once after each reset")
 
 
 class IzhikevichConstants(NamedTuple):

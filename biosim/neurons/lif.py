@@ -37,9 +37,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from biosim.neurons.base import ModelSpec, check_finite, check_positive, exprel
+from biosim.neurons.base import ModelSpec, check_below, check_finite, check_positive, exprel
 
 __all__ = ["LIF", "CondLIF", "LIFConstants", "CondLIFConstants", "LIF_SPEC", "COND_LIF_SPEC"]
+
+
+_RESET_WHY = "the neuron would spike again at every step after its refractory period"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +61,7 @@ class LIF:
         check_finite(self)
         check_positive(self, "tau_mem_ms", "tau_exc_ms", "tau_inh_ms")
         check_positive(self, "t_ref_ms", allow_zero=True)
+        check_below(self, "v_reset_mv", "v_thresh_mv", _RESET_WHY)
 
 
 class LIFConstants(NamedTuple):
@@ -140,6 +144,7 @@ class CondLIF:
         check_finite(self)
         check_positive(self, "c_mem_pf", "g_leak_ns", "tau_exc_ms", "tau_inh_ms")
         check_positive(self, "t_ref_ms", allow_zero=True)
+        check_below(self, "v_reset_mv", "v_thresh_mv", _RESET_WHY)
 
 
 class CondLIFConstants(NamedTuple):

@@ -209,3 +209,73 @@ def test_sigterm_during_a_simulation_says_why_and_what_is_left(tmp_path, capsys,
     assert code == 143 and one_line(err)
     assert "stopped by SIGTERM before the run finished; this run keeps no checkpoint" in err
     assert signal.getsignal(signal.SIGTERM) == before  # the CLI's handler is gone again
+
+
+# -- physically meaningless settings and the Python API's types --------------------------------------------
+
+def test_a_step_longer_than_a_time_constant_is_warned_about_once(tmp_path, capsys):
+    code, _, err = run(capsys, "run", "cuba", *TINY, "--set", "dt_ms=10", "--out", str(tmp_path / "r"))
+    assert code == 0
+    assert err.count("warning: dt_ms = 10 is longer than LIF.tau_exc_ms = 5") == 1, err  # two populations, one line
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "cuba", *TINY, "--set", "neuron.v_reset_mv=-50"], "v_reset_mv = -50 is at or above v_thresh_mv"),
+    (["run", "lif_digits", "--set", "neuron.v_reset=1", "--quiet"], "neuron.v_reset = 1 is at or above neuron.v_th"),
+])
+def test_a_reset_at_or_above_threshold_is_refused(tmp_path, capsys, argv, needle):
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "r"))
+    assert code == 2 and needle in err and one_line(err), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_python_api_refuses_wrong_types_with_a_biosim_error():
+    import numpy as np
+
+    from biosim import LIF, Network
+    from biosim.errors import BiosimError
+    from biosim.neurons.adex import AdEx
+    from biosim.neurons.izhikevich import Izhikevich
+
+    cases = [(lambda: LIF(tau_mem_ms="20"), "LIF.tau_mem_ms = '20' must be a number"),
+             (lambda: LIF(v_thresh_mv=None), "LIF.v_thresh_mv = None must be a number"),
+             (lambda: LIF(v_reset_mv=-40.0), "is at or above v_thresh_mv"),
+             (lambda: AdEx(v_reset_mv=0.0), "is at or above v_peak_mv"),
+             (lambda: Izhikevich(c_mv=40.0), "is at or above v_peak_mv"),
+             (lambda: Network(dt_ms="0.1"), "dt_ms = '0.1' must be a number"),
+             (lambda: Network(seed="a"), "seed = 'a' must be a whole number >= 0"),
+             (lambda: Network(seed=-1), "seed = -1 must be a whole number >= 0")]
+    for make, needle in cases:
+        with pytest.raises(BiosimError, match=None) as exc:
+            make()
+        assert needle in str(exc.value), str(exc.value)
+    net = Network(dt_ms=0.1)
+    net.population("p", LIF(), 5, init={"v": np.zeros(3)})
+    with pytest.raises(BiosimError, match="needs one value or 5 values"):
+        net.run(1.0)
+
+
+# -- memory ---------------------------------------------------------------------------------------------------
+
+def test_training_too_big_for_memory_is_refused_with_the_estimate(tmp_path, capsys):
+    code, _, err = run(capsys, "run", "lif_digits", "--set", "net.hidden=[2000000,2000000]", "--quiet",
+                       "--out", str(tmp_path / "r"))
+    assert code == 2 and one_line(err), err
+    assert "network too big for this machine: training needs about" in err and "GiB available" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_recorded_spikes_that_would_not_fit_are_refused_with_the_estimate(tmp_path, capsys, monkeypatch):
+    from biosim.experiments import simulation
+
+    long = [*TINY, "--set", "bio_time_s=0.3"]
+    assert run(capsys, "run", "cuba", *long, "--out", str(tmp_path / "whole"))[0] == 0
+    monkeypatch.setattr(simulation, "available_bytes", lambda: 400_000)  # probes, then runs the rest: same run
+    assert run(capsys, "run", "cuba", *long, "--out", str(tmp_path / "probed"))[0] == 0
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "probed"))
+    assert a["n_spikes"] == b["n_spikes"] > 0 and a["cv_isi"] == b["cv_isi"] and b["bio_time_s"] == 0.3
+    monkeypatch.setattr(simulation, "available_bytes", lambda: 2_000)
+    code, _, err = run(capsys, "run", "cuba", *long, "--out", str(tmp_path / "refused"))
+    assert code == 2 and one_line(err), err
+    assert "the recorded spikes would not fit in memory: at the rate of the first 100 ms" in err
+    assert "shorten bio_time_s" in err and not (tmp_path / "refused").exists()
