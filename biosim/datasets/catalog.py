@@ -20,6 +20,9 @@ The stratified splits come from :func:`biosim.datasets.dataset.stratified_split`
 
 from __future__ import annotations
 
+import zipfile
+import zlib
+
 import numpy as np
 
 from biosim.datasets.dataset import Dataset, stratified_split
@@ -54,10 +57,21 @@ def load_mnist5k(split_seed: int = 0) -> Dataset:
     path = embedded_dir() / "mnist5k.npz"
     if not path.is_file():
         raise BiosimError(f"{path} is missing: the embedded data set ships with the repository "
-                          "(restore it with `git checkout -- data/mnist5k.npz`)")
-    with np.load(path, allow_pickle=False) as archive:
-        images, labels = archive["images"], archive["labels"]
+                          f"({_RESTORE_MNIST5K})")
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as archive:  # numpy leaks its own handle
+            images, labels = archive["images"], archive["labels"]                  # on a damaged zip
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise BiosimError(f"{path} is damaged or truncated ({type(exc).__name__}: {str(exc)[:80]}); "
+                          f"{_RESTORE_MNIST5K}") from None
+    if images.dtype != np.uint8 or images.ndim != 3 or labels.shape != images.shape[:1] or labels.size == 0:
+        raise BiosimError(f"{path} does not hold the embedded digits (images {images.dtype} {images.shape}, labels "
+                          f"{labels.shape}); {_RESTORE_MNIST5K}")
     return split_arrays("mnist5k", images, labels, split_seed, str(path))
+
+
+_RESTORE_MNIST5K = ("restore it with `git checkout -- data/mnist5k.npz` in a clone of the repository, or reinstall "
+                    "biosim")
 
 
 def load_digits(split_seed: int = 0) -> Dataset:

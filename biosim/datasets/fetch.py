@@ -21,7 +21,7 @@ from tqdm import tqdm
 from biosim.datasets.mnist import MNIST_FILES, MNIST_MD5, md5sum
 from biosim.datasets.paths import mnist_dir
 from biosim.errors import BiosimError
-from biosim.files import atomic_binary
+from biosim.files import atomic_binary, make_dir
 
 __all__ = ["fetch_mnist", "MNIST_MIRRORS"]
 
@@ -91,7 +91,7 @@ def fetch_mnist(dest: str | os.PathLike | None = None, base_url: str | None = No
         bases = [base_url if base_url.endswith("/") else base_url + "/"]
     else:
         bases = list(MNIST_MIRRORS)
-    dest.mkdir(parents=True, exist_ok=True)
+    make_dir(dest, "--dest")  # a file or a place where no folder can be made: one line naming it
     for stem in MNIST_FILES.values():
         name = stem + ".gz"
         target, expected = dest / name, MNIST_MD5[name]

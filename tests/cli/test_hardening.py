@@ -279,3 +279,33 @@ def test_recorded_spikes_that_would_not_fit_are_refused_with_the_estimate(tmp_pa
     assert code == 2 and one_line(err), err
     assert "the recorded spikes would not fit in memory: at the rate of the first 100 ms" in err
     assert "shorten bio_time_s" in err and not (tmp_path / "refused").exists()
+
+
+# -- damaged data files -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong arrays"])
+def test_a_damaged_embedded_data_set_names_the_file_and_how_to_restore_it(tmp_path, monkeypatch, capsys, damage):
+    import numpy as np
+
+    from biosim.datasets import catalog, paths
+
+    good = (paths.embedded_dir() / "mnist5k.npz").read_bytes()
+    target = tmp_path / "mnist5k.npz"
+    if damage == "truncate":
+        target.write_bytes(good[:len(good) // 3])
+    elif damage == "garbage":
+        target.write_bytes(b"not a zip file at all" * 100)
+    else:
+        np.savez(target, images=np.zeros((3, 2), np.float32), labels=np.zeros(3, np.int64))
+    monkeypatch.setattr(catalog, "embedded_dir", lambda: tmp_path)
+    code, _, err = run(capsys, "run", "lif_mnist", "--quiet", "--out", str(tmp_path / "r"))
+    assert code == 2 and one_line(err), err
+    assert str(target) in err and "git checkout -- data/mnist5k.npz" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_data_destination_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    code, _, err = run(capsys, "data", "fetch", "mnist", "--dest", str(tmp_path / "f"), "--quiet",
+                       "--url", "http://127.0.0.1:9/")
+    assert code == 2 and "--dest" in err and "is a file, not a folder" in err and one_line(err), err
