@@ -99,6 +99,8 @@ def trend_figure(summary: list[dict], key: str, metric: str, name: str, seeds: i
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
     if not numeric:  # categories: a tick per value, named
         ax.set_xticks(range(len(xs)), [_fmt(x) for x in xs])
+    elif len(xs) <= 12:  # a few swept values: a tick at each, no in-between values that were not run
+        ax.set_xticks(xs, [_fmt(x) for x in xs])
     elif all(isinstance(x, int) for x in xs):  # whole numbers: no fractional ticks
         from matplotlib.ticker import MaxNLocator
 

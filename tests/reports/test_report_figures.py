@@ -216,6 +216,7 @@ def test_sweep_trend_and_heat_map_label_units_and_categories(tmp_path):
     fig = trend_figure(summary, "we_mv", "test_accuracy", "lif", 2)
     (ax,) = fig.axes
     assert ax.get_xlabel() == "we (mV)" and ax.get_ylabel() == "test accuracy (%)"
+    assert _ticks(ax.xaxis) == ["1.2", "1.6", "2"]  # a tick at each value run
     (errorbar,) = ax.containers
     assert errorbar.get_label() == "mean ± std"
     assert np.allclose(np.asarray(errorbar.lines[0].get_ydata(), float), [80.0, 81.0, 82.0])  # %, not fractions
