@@ -62,18 +62,31 @@ class FixedProbability:
         return float(n_src) * n_tgt * self.p
 
     def build(self, n_src, n_tgt, same, rng):
-        rows = max(1, int(4_000_000 // max(n_tgt, 1)))
-        parts_i, parts_j = [], []
-        for start in range(0, n_src, rows):
-            stop = min(n_src, start + rows)
-            mask = rng.random((stop - start, n_tgt)) < self.p
-            if same and not self.allow_self:
-                k = np.arange(start, min(stop, n_tgt))
-                mask[k - start, k] = False
-            ii, jj = np.nonzero(mask)
-            parts_i.append(ii + start)
-            parts_j.append(jj)
-        return np.concatenate(parts_i).astype(np.int64), np.concatenate(parts_j).astype(np.int64)
+        """The connected pairs in source-major order, drawn in time proportional to their number:
+        the gaps between connected pairs along the ``n_src * n_tgt`` pairs (row by row) are
+        geometric with parameter ``p``, which connects each pair independently with probability
+        ``p`` (no dense ``n_src x n_tgt`` matrix of uniforms)."""
+        n_pairs = int(n_src) * int(n_tgt)
+        if self.p == 0.0 or n_pairs == 0:
+            e = np.zeros(0, np.int64)
+            return e, e.copy()
+        chunk = int(min(max(n_pairs * self.p * 1.02 + 64, 1024), 8_000_000))
+        parts, last = [], -1
+        while True:
+            pos = last + np.cumsum(rng.geometric(self.p, size=chunk))
+            if pos[-1] >= n_pairs:
+                parts.append(pos[:np.searchsorted(pos, n_pairs)])
+                break
+            parts.append(pos)
+            last = int(pos[-1])
+        pos = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        ends = np.searchsorted(pos, np.arange(1, n_src + 1, dtype=np.int64) * n_tgt)  # rows' ends (no division)
+        i = np.repeat(np.arange(n_src, dtype=np.int64), np.diff(ends, prepend=0))
+        j = pos - i * n_tgt
+        if same and not self.allow_self:
+            keep = i != j
+            i, j = i[keep], j[keep]
+        return i, j
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def test_cuba_equations_says_which_methods_it_chose(tmp_path, capsys):
 def test_neuron_override_reaches_the_equation_model(tmp_path, capsys):
     spikes = []
     for k, t_ref in enumerate(("5.0", "0.0")):
-        code, out, _ = run(capsys, "run", "cuba_equations", *TINY, "--set", f"neuron.t_ref_ms={t_ref}",
+        code, out, _ = run(capsys, "run", "cuba_equations", *TINY, "--set", "bio_time_s=0.2", "--set", f"neuron.t_ref_ms={t_ref}",
                            "--out", str(tmp_path / str(k)), "--quiet")
         assert code == 0, out
         assert json.loads((tmp_path / str(k) / "config.json").read_text())["params"]["neuron"]["t_ref_ms"] == float(t_ref)
