@@ -39,6 +39,21 @@ def _check_positive_value(what: str, value, allow_zero=False):
         raise BiosimError(f"{what} = {value!r} is out of range (must be {'>= 0' if allow_zero else '> 0'})")
 
 
+def _check_numbers_in(what: str, value, allow_function: bool = True) -> None:
+    """A :class:`BiosimError` naming ``what`` unless ``value`` is a number, an array of numbers or
+    (where ``allow_function``) a function ``f(rng, n)``: a string, None or a bool is refused here, not
+    deep inside NumPy."""
+    if allow_function and callable(value):
+        return
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):
+        kind = "O"
+    if isinstance(value, (bool, np.bool_)) or kind not in "iuf":
+        also = ", an array of them or f(rng, n)" if allow_function else " or an array of them"
+        raise BiosimError(f"{what} = {value!r} must be a number{also}")
+
+
 def _warn_slow_step(dt_ms: float, params, population: str, warned: set) -> None:
     """Log a warning (once per network and parameter, kept in ``warned``) when the step ``dt_ms`` is longer than the shortest time
     constant (a ``tau*_ms`` field) of the population's parameters: that variable then changes by more
@@ -132,6 +147,7 @@ class Network:
 
     def _poisson_rates(self, name: str, n: int, rate_hz) -> np.ndarray:
         """``rate_hz`` (scalar or one per source) as ``n`` float64 rates, checked."""
+        _check_numbers_in(f"Poisson group '{name}' rate_hz", rate_hz, allow_function=False)
         rates = _per_element(rate_hz, n, lambda: f"Poisson group '{name}' rate_hz = {rate_hz!r} must be a number or "
                              f"an array of them (Hz)", f"Poisson group '{name}' needs one rate or {n} rates, got an "
                              f"array of shape {{shape}}").copy()
@@ -208,6 +224,8 @@ class Network:
             if init:
                 raise BiosimError("init= sets a synapse model's variables; this connection has none")
             tgt.spec.var_index(var)
+            _check_numbers_in("weight", weight)
+        _check_numbers_in("delay_ms", delay_ms)
         if stdp is not None and not isinstance(stdp, STDP):
             raise BiosimError("stdp must be a biosim.STDP")
         if self._sim is not None:
@@ -220,6 +238,9 @@ class Network:
         """Drive every neuron of ``tgt`` with ``n_sources`` independent Poisson sources."""
         tgt.spec.var_index(var)
         _check_positive_value("poisson_input rate_hz", rate_hz, allow_zero=True)
+        _check_numbers_in("poisson_input weight", weight, allow_function=False)
+        if isinstance(n_sources, bool) or not isinstance(n_sources, (int, np.integer)):
+            raise BiosimError(f"poisson_input n_sources = {n_sources!r} must be a whole number")
         if int(n_sources) < 0:
             raise BiosimError(f"poisson_input n_sources = {n_sources} must be >= 0")
         if rate_hz * self.dt_ms * 1e-3 > 1:
@@ -236,6 +257,7 @@ class Network:
         if not tgt.spec.current_unit:
             raise BiosimError(f"model '{tgt.spec.name}' of population '{tgt.name}' has no external input "
                               f"(its equations do not use i_ext), so a current would have no effect")
+        _check_numbers_in("current amplitude", amplitude, allow_function=False)
         amp = np.broadcast_to(np.asarray(amplitude, dtype=np.float64), (tgt.n,)).copy()
         if not np.all(np.isfinite(amp)):
             raise BiosimError("current amplitude must be finite")

@@ -253,6 +253,18 @@ def test_the_python_api_refuses_wrong_types_with_a_biosim_error():
     net.population("p", LIF(), 5, init={"v": np.zeros(3)})
     with pytest.raises(BiosimError, match="needs one value or 5 values"):
         net.run(1.0)
+    net = Network(dt_ms=0.1)
+    pop = net.population("p", LIF(), 5)
+    for make, needle in [(lambda: net.connect(pop, pop, "ge", weight="1"), "weight = '1' must be a number"),
+                         (lambda: net.connect(pop, pop, "ge", weight=1.0, delay_ms="1"), "delay_ms = '1' must be"),
+                         (lambda: net.poisson_group("in", 5, "10"), "rate_hz = '10' must be a number"),
+                         (lambda: net.current(pop, None), "current amplitude = None must be a number"),
+                         (lambda: net.poisson_input(pop, "ge", 2.5, 5.0, 0.1), "n_sources = 2.5 must be a whole")]:
+        with pytest.raises(BiosimError) as exc:
+            make()
+        assert needle in str(exc.value), str(exc.value)
+    net.connect(pop, pop, "ge", weight=np.float32(1), delay_ms=np.ones(25))  # numbers of any kind are fine
+    net.run(1.0)
 
 
 # -- memory ---------------------------------------------------------------------------------------------------
