@@ -25,8 +25,8 @@ from biosim.bench.sweep_bench import DEFAULT_RUNS, format_sweep_bench, run_sweep
 from biosim.bench.train_bench import format_report, run_train_bench
 from biosim.errors import BiosimError, RunInterrupted, unknown
 from biosim.experiments import get_runner
-from biosim.experiments.registry import (_flat_keys, apply_overrides, describe_keys, format_value, list_models,
-                                         load_model)
+from biosim.experiments.registry import (_flat_keys, apply_overrides, as_typed, describe_keys, format_value,
+                                         list_models, load_model)
 from biosim.experiments.sweep import MAX_SEEDS, MAX_WORKERS, run_sweep
 from biosim.files import atomic_write_json, created_dirs, make_run_dir, remove_unused, run_dir_path
 
@@ -297,30 +297,10 @@ def _as_typed(call, sets: list[str]):
     except RunInterrupted:
         raise
     except BiosimError as exc:
-        message = str(exc)
-        for item in sets:
-            key, _, text = (s.strip() for s in item.partition("="))
-            leaf = key.rsplit(".", 1)[-1]
-            for converted in _conversions(text):
-                pattern = rf"(?<!\w){re.escape(leaf)} = {re.escape(converted)}(?![\w.])"
-                if converted != text and re.search(pattern, message):
-                    message = re.sub(pattern, lambda _: f"{leaf} = {text}", message)
-                    break
+        message = as_typed(str(exc), sets)
         if message == str(exc):
             raise
         raise type(exc)(message) from None
-
-
-def _conversions(text: str) -> list[str]:
-    """How a typed number may read after the run converted it (``-1`` -> ``-1.0``, ``1e3`` -> ``1000``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        return []
-    out = [repr(value)]
-    if value.is_integer() and abs(value) < 1e16:
-        out.append(repr(int(value)))
-    return out
 
 
 def _resume_config(args, spec: dict, runner) -> dict:
@@ -473,9 +453,10 @@ def _progress_line(line: str) -> None:
 def _cmd_compare(args) -> int:
     from biosim.experiments.compare import compare
 
-    out_dir = compare(args.names, seeds=args.seeds, out=args.out, sets=args.sets, progress=not args.quiet,
-                      log=lambda line: print(line, flush=True), workers=args.workers, scheduler=args.scheduler,
-                      overwrite=args.overwrite)
+    out_dir = _as_typed(lambda: compare(args.names, seeds=args.seeds, out=args.out, sets=args.sets,
+                                        progress=not args.quiet, log=lambda line: print(line, flush=True),
+                                        workers=args.workers, scheduler=args.scheduler, overwrite=args.overwrite),
+                        args.sets)
     print(f"wrote {out_dir / 'report.html'}, {out_dir / 'report.md'} and {out_dir / 'metrics.json'}")
     return 0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.model_table import model_from_table, neuron_defaults
 
-__all__ = ["models_dir", "list_models", "load_model", "apply_overrides", "describe_keys", "format_value"]
+__all__ = ["models_dir", "list_models", "load_model", "apply_overrides", "describe_keys", "format_value", "as_typed"]
 
 
 def models_dir() -> Path:
@@ -211,4 +211,31 @@ def describe_keys(name: str) -> list[tuple[str, object, str]]:
         if not meaning and "model" in spec and key.startswith("neuron."):
             meaning = "a parameter of the [model] table's equations"
         out.append((key, value, meaning))
+    return out
+
+
+def as_typed(message: str, sets) -> str:
+    """``message`` with a ``key=value`` override's value quoted as it was typed where the message
+    quotes it after conversion: ``dt_ms = -1.0 is out of range`` for ``--set dt_ms=-1`` reads
+    ``dt_ms = -1 is out of range`` (the key may carry a prefix there, ``LIF.tau_mem_ms = 0.0``)."""
+    for item in sets:
+        key, _, text = (part.strip() for part in str(item).partition("="))
+        leaf = key.rsplit(".", 1)[-1]
+        for converted in _conversions(text):
+            pattern = rf"(?<!\w){re.escape(leaf)} = {re.escape(converted)}(?![\w.])"
+            if converted != text and re.search(pattern, message):
+                message = re.sub(pattern, lambda _: f"{leaf} = {text}", message)
+                break
+    return message
+
+
+def _conversions(text: str) -> list[str]:
+    """How a typed number may read once converted (``-1`` -> ``-1.0``, ``1e3`` -> ``1000.0`` or ``1000``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return []
+    out = [repr(value)]
+    if value.is_integer() and abs(value) < 1e16:
+        out.append(repr(int(value)))
     return out

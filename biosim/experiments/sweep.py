@@ -42,7 +42,7 @@ from pathlib import Path
 from biosim.backends import BACKENDS
 from biosim.errors import BiosimError, unknown
 from biosim.experiments import get_runner
-from biosim.experiments.registry import _flat_keys, apply_overrides, load_model
+from biosim.experiments.registry import _flat_keys, apply_overrides, as_typed, load_model
 from biosim.files import atomic_write_json, atomic_write_text, make_dir
 from biosim.reports.sweep_figures import heatmap_figure, save_figure, trend_figure
 
@@ -397,17 +397,18 @@ def run_sweep(name: str, grid: Sequence[str], seeds: int = 1, sets: Sequence[str
     make_dir(out_dir)
     started = _dt.datetime.now().isoformat(timespec="seconds")
 
-    points = []
+    points, typed = [], {}  # typed: each point's overrides as typed, for its error message
     for combo in itertools.product(*axes.values()):
         texts = dict(zip(axes, combo))
         try:
             params = apply_overrides(base, [f"{k}={t}" for k, t in texts.items()])
             values, error = {k: _leaf(params, k) for k in axes}, None
         except BiosimError as exc:
-            params, values, error = None, dict(texts), str(exc)
+            params, values, error = None, dict(texts), as_typed(str(exc), [f"{k}={t}" for k, t in texts.items()])
         for seed in range(seeds):
             point = {"label": _label(values, seed), "values": values, "seed": seed, "status": "failed",
                      "error": error, "run_dir": None, "metrics": {}}
+            typed[point["label"]] = [*sets, *(f"{k}={t}" for k, t in texts.items())]
             if params is not None:
                 point["resolved"] = resolved_config(name, spec, params, seed, backend)
                 point["run_dir"] = str((out_dir / "points" / point["label"]).resolve())
@@ -444,7 +445,7 @@ def run_sweep(name: str, grid: Sequence[str], seeds: int = 1, sets: Sequence[str
                 if error is None:
                     point.update(status="ran", metrics=result)
                 else:
-                    point.update(status="failed", error=one_line(error))
+                    point.update(status="failed", error=as_typed(one_line(error), typed[point["label"]]))
         finally:
             if own:
                 ex.close()

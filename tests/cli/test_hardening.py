@@ -321,3 +321,13 @@ def test_a_data_destination_that_is_a_file_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "data", "fetch", "mnist", "--dest", str(tmp_path / "f"), "--quiet",
                        "--url", "http://127.0.0.1:9/")
     assert code == 2 and "--dest" in err and "is a file, not a folder" in err and one_line(err), err
+
+
+def test_values_are_quoted_as_typed_in_messages_from_deep_inside():
+    from biosim.experiments.registry import as_typed
+
+    assert as_typed("LIF.tau_mem_ms = 0.0 is out of range", ["neuron.tau_mem_ms=0"]) == \
+        "LIF.tau_mem_ms = 0 is out of range"
+    assert as_typed("n_exc = 1000 is too many", ["n_exc=1e3"]) == "n_exc = 1e3 is too many"
+    assert as_typed("other_ms = 0.0 is out of range", ["ms=0"]) == "other_ms = 0.0 is out of range"
+    assert as_typed("dt_ms = 0.5 is fine", ["dt_ms=0.5"]) == "dt_ms = 0.5 is fine"
