@@ -42,7 +42,7 @@ Spike propagation: event-driven, and in the CPU's order so that sums are the CPU
 
 Memory
     On the device a synapse is its target (int32) and weight (state dtype), in the plan's CSR
-    order: 8 bytes in float32 networks, 12 in float64 ones; per-synapse delays add 4 bytes, a
+    order: 8 bytes in float32 networks, 12 in float64 ones; per-synapse delays add 2 bytes, a
     synapse model its variables and an int64 last-event step, a plastic synapse 8 bytes of
     by-target index. :func:`device_bytes` estimates a plan's footprint; a network that does not fit
     in the GPU's free memory is refused with that estimate.
@@ -223,12 +223,12 @@ def host_changed(pl, names=None) -> None:
 def device_bytes(pl, n_steps: int = 2000, n_counts: int = 0) -> dict:
     """Estimated GPU memory of plan ``pl`` in bytes: ``{"synapses": ..., "total": ...,
     "per_synapse": ...}``. ``per_synapse`` is a static synapse's cost (its target, int32, and its
-    weight; per-synapse delays add 4 bytes, a synapse model its variables and an int64 last-event
+    weight; per-synapse delays add 2 bytes, a synapse model its variables and an int64 last-event
     step); plastic synapses add 8 bytes for the by-target index. ``n_steps``/``n_counts``: the
     largest chunk of input it will be given."""
     item = pl.X.dtype.itemsize
     n_syn = len(pl.tgt)
-    per_syn = 4 + item + (4 if len(pl.dly) else 0)
+    per_syn = 4 + item + (2 if len(pl.dly) else 0)
     if np.any(pl.pr_syn >= 0):
         per_syn += pl.S.shape[0] * item + 8
     syn = n_syn * per_syn + 8 * len(pl.rsyn)

@@ -141,7 +141,7 @@ def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
                 continue
             if d < 0:
                 later = pl.dly[syn] > 0
-                np.add.at(pl.acc, ((s + pl.dly[syn][later]) % L, pl.pr_row[r], j[later]), pl.w[syn][later])
+                np.add.at(pl.acc, ((s + pl.dly[syn][later].astype(np.int64)) % L, pl.pr_row[r], j[later]), pl.w[syn][later])
                 syn, j = syn[~later], j[~later]
             _deliver(X, pl.gate, pl.ref_until, s, pl.pr_row[r], j, pl.w[syn])
             z = pl.pr_stdp[r]

@@ -40,7 +40,7 @@ class Plan(NamedTuple):
     indptr: np.ndarray     # (sum n_src+1,) int64 absolute synapse offsets
     tgt: np.ndarray        # (n_syn,) int32 global target neuron
     w: np.ndarray          # (n_syn,) weights, state dtype
-    dly: np.ndarray        # (n_syn,) int32 per-synapse delay steps (empty when unused)
+    dly: np.ndarray        # (n_syn,) uint16 per-synapse delay steps (empty when unused)
     acc: np.ndarray        # (L, V, N) delayed input accumulator ((1, 1, 1) when unused)
     pi_a: np.ndarray       # (Q,) int64 first target neuron
     pi_b: np.ndarray       # (Q,) int64 one past the last target neuron

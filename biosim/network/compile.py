@@ -111,6 +111,10 @@ def _check_fits(arr, dtype, what):
         raise BiosimError(f"{what} has values beyond the range of {np.dtype(dtype).name} (|x| <= {big:g})")
 
 
+#: The longest per-synapse delay in steps: ``Plan.dly`` stores them in 2 bytes (uint16).
+MAX_SYNAPSE_DELAY_STEPS = np.iinfo(np.uint16).max
+
+
 def _draw_synapses(net, proj):
     src, tgt = proj.src, proj.tgt
     i, j = proj.rule.build(src.n, tgt.n, src is tgt, net.rng)
@@ -170,6 +174,12 @@ def compile_network(net) -> Plan:
     hetero = [np.size(p.delay_ms) > 1 or callable(p.delay_ms) for p in net.projections]
     if any(h and p.stdp is not None for h, p in zip(hetero, net.projections)):
         raise BiosimError("STDP needs one delay for the whole projection (per-synapse delays are not supported with STDP)")
+    for proj, h in zip(net.projections, hetero):
+        if h and len(proj.delay_steps) and proj.delay_steps.max() > MAX_SYNAPSE_DELAY_STEPS:
+            raise BiosimError(
+                f"per-synapse delays of {proj.src.name} -> {proj.tgt.name} reach {proj.delay_steps.max() * dt:g} ms; "
+                f"at dt = {dt:g} ms they may be at most {MAX_SYNAPSE_DELAY_STEPS * dt:g} ms "
+                f"({MAX_SYNAPSE_DELAY_STEPS} steps, 2 bytes per synapse)")
     max_d = max([int(p.delay_steps.max()) for p in net.projections if len(p.delay_steps)] + [0])
     L = max_d + 1
 
@@ -212,7 +222,8 @@ def compile_network(net) -> Plan:
         pr["delay"].append(-1 if is_hetero else (int(proj.delay_steps[0]) if len(proj.delay_steps) else 0))
         pr["ptr"].append(ptr_len)
         pr["stdp"].append(len(st["proj"]) if proj.stdp else -1)
-        dly.append(proj.delay_steps if is_hetero else np.zeros(len(proj.i), np.int64))
+        if any(hetero):
+            dly.append(proj.delay_steps if is_hetero else np.zeros(len(proj.i), np.int64))
         if proj.stdp:
             st["rptr_off"].append(rptr_len)
             n_rev = _by_target(proj, n_syn, n_rev, rptr, rsyn, rsrc)
@@ -228,7 +239,7 @@ def compile_network(net) -> Plan:
         ptr_len += n_src + 1
     any_hetero = any(hetero)
     i64 = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
-    cat = lambda xs, dt_: np.concatenate(xs).astype(dt_) if xs else np.zeros(0, dt_)  # noqa: E731
+    cat = lambda xs, dt_: np.concatenate(xs).astype(dt_, copy=False) if xs else np.zeros(0, dt_)  # noqa: E731
 
     pi = net.poisson_inputs
     for q in pi:
@@ -251,7 +262,7 @@ def compile_network(net) -> Plan:
         hist_cnt=np.zeros((L, len(groups)), dtype=np.int64),
         pr_grp=i64(pr["grp"]), pr_row=i64(pr["row"]), pr_delay=i64(pr["delay"]), pr_ptr=i64(pr["ptr"]),
         pr_stdp=i64(pr["stdp"]), indptr=cat(indptr, np.int64), tgt=cat(tgt, np.int32), w=cat(w, dtype),
-        dly=cat(dly, np.int32) if any_hetero else np.zeros(0, np.int32),
+        dly=cat(dly, np.uint16) if any_hetero else np.zeros(0, np.uint16),
         acc=np.zeros((L, V, N) if any_hetero else (1, 1, 1), dtype=dtype),
         pi_a=i64([pop_off[q.tgt.index] for q in pi]), pi_b=i64([pop_off[q.tgt.index + 1] for q in pi]),
         pi_row=i64([q.tgt.spec.var_index(q.var) for q in pi]), pi_w=np.array([q.weight for q in pi], dtype=dtype),

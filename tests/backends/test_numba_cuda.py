@@ -437,7 +437,7 @@ def test_memory_estimate_and_refusal():
                                               rf"\({len(pl.tgt)} synapses x {per_syn} bytes") as e:
             check_fits(pl, 1000)
         assert "\n" not in str(e.value)
-    assert device_bytes(compile_network(brunel()[0]))["per_synapse"] == 16  # per-synapse delays: 4 more
+    assert device_bytes(compile_network(brunel()[0]))["per_synapse"] == 14  # per-synapse delays: 2 more
 
 
 @needs_numba_cuda

@@ -484,6 +484,22 @@ def test_static_synapse_storage_is_at_most_8_bytes_in_float32():
     assert plan.acc.size == 1  # no per-step accumulator without per-synapse delays
 
 
+def test_per_synapse_delays_cost_2_bytes_and_are_bounded():
+    net = Network(dt_ms=0.1, seed=1)
+    a = net.population("a", LIF(), 20)
+    net.connect(a, a, "ge", weight=1.0, rule=FixedProbability(p=0.5), delay_ms=lambda rng, n: 3.0 * rng.random(n))
+    net.run(0.1)
+    plan = net._sim.plan
+    assert plan.dly.dtype == np.uint16 and plan.dly.nbytes == 2 * len(plan.tgt) and plan.dly.max() > 0
+    net = Network(dt_ms=0.1, seed=1)
+    a = net.population("a", LIF(), 4)
+    net.connect(a, a, "ge", weight=1.0, delay_ms=[1.0, 7000.0] * 8)
+    with pytest.raises(BiosimError, match=r"per-synapse delays of a -> a reach 7000 ms; at dt = 0.1 ms they may be "
+                                          r"at most 6553.5 ms \(65535 steps, 2 bytes per synapse\)") as e:
+        net.run(0.1)
+    assert "\n" not in str(e.value)
+
+
 # ------------------------------------------------------------------------------------------
 # user errors: one line, naming the problem
 # ------------------------------------------------------------------------------------------
