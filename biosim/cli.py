@@ -187,6 +187,13 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--url", default=None, metavar="BASE",
                        help="base URL the file names are appended to (default: known mirrors)")
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    nb = sub.add_parser("notebooks", help="execute the notebooks and write them as HTML with their figures")
+    nb_sub = nb.add_subparsers(dest="notebooks_command", required=True, metavar="ACTION")
+    render = nb_sub.add_parser("render", help="execute every notebook (notebooks/*.ipynb) and write DIR/<name>.html")
+    render.add_argument("--out", required=True, metavar="DIR", help="folder for the HTML files")
+    render.add_argument("--fast", action="store_true", help="shortened runs (BIOSIM_FAST=1), as the tests run them")
+    render.add_argument("--dir", default=None, metavar="DIR", help="folder of the notebooks (default: the repository's)")
     return parser
 
 
@@ -497,6 +504,14 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_notebooks(args) -> int:
+    from biosim.reports.notebooks import render
+
+    for path in render(args.out, notebooks_dir=args.dir, fast=args.fast):
+        print(f"wrote {path}")
+    return 0
+
+
 def _show_library_notes() -> None:
     """Show what the library logs, one plain line each: its notes (data used, the chosen integration
     methods, a resumed run) on stdout beside the results, warnings (a stop request) on stderr.
@@ -522,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _show_library_notes()
     handlers = {"list": _cmd_list, "show": _cmd_show, "run": _cmd_run, "sweep": _cmd_sweep, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
-                "data": _cmd_data}
+                "data": _cmd_data, "notebooks": _cmd_notebooks}
     main_thread = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
