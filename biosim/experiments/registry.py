@@ -88,13 +88,16 @@ def _parse_value(text: str):
 
 
 def _check_type(key: str, default, value, text: str):
+    bad = _not_finite(value)
+    if bad is not None:
+        raise BiosimError(f"--set {key}={text}: {format_value(bad)} is not a finite number")
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, (int, float)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok and isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
             ok = value.is_integer()
-            value = int(value)
+            value = int(value) if ok else value
         elif ok and isinstance(default, float):
             value = float(value)
     else:
@@ -102,9 +105,6 @@ def _check_type(key: str, default, value, text: str):
     if not ok:
         raise BiosimError(f"--set {key}={text}: expected {_KIND.get(type(default), 'a ' + type(default).__name__)} "
                           f"like {format_value(default)}")
-    bad = _not_finite(value)
-    if bad is not None:
-        raise BiosimError(f"--set {key}={text}: {format_value(bad)} is not a finite number")
     return value
 
 

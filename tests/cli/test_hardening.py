@@ -34,6 +34,7 @@ def one_line(err: str) -> bool:
 @pytest.mark.parametrize("sets, needle", [
     (["--set", "we_mv=nan"], "--set we_mv=nan: nan is not a finite number"),
     (["--set", "we_mv=inf"], "--set we_mv=inf: inf is not a finite number"),
+    (["--set", "n_exc=nan"], "--set n_exc=nan: nan is not a finite number"),  # a whole-number key
     (["--set", "dt_ms=-1"], "dt_ms = -1 is out of range"),          # refused by the builder
     (["--set", "neuron.tau_mem_ms=0"], "tau_mem_ms = 0 is out of range"),  # by the neuron's parameters
     (["--set", "we_mv=1e308"], "became inf"),                          # NaN/inf during the run
@@ -58,6 +59,14 @@ def test_nan_in_a_model_file_is_refused_naming_the_key(tmp_path, monkeypatch, ca
     monkeypatch.setenv("BIOSIM_MODELS", str(tmp_path))
     code, _, err = run(capsys, "run", "bad")
     assert code == 2 and "bad.toml: bio_time_s = nan is not a finite number" in err and one_line(err)
+
+
+def test_nan_inside_a_list_value_is_refused():
+    from biosim.errors import BiosimError
+    from biosim.experiments.registry import apply_overrides
+
+    with pytest.raises(BiosimError, match=r"--set net.hidden=\[16, nan\]: nan is not a finite number"):
+        apply_overrides({"net": {"hidden": [1000]}}, ["net.hidden=[16, nan]"])
 
 
 def test_messages_quote_the_value_as_typed(capsys):
