@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from biosim.errors import BiosimError
+from biosim.errors import BiosimError, RunInterrupted
 from biosim.experiments import get_runner
 from biosim.experiments.registry import apply_overrides, load_model
 from biosim.experiments.sweep import DaskExecutor, check_workers, finished_run, resolved_config, spread
@@ -171,8 +171,13 @@ def _train(spec: dict, resolved: dict, out_dir: Path, progress: bool) -> dict:
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "config.json", resolved)
     t0 = time.perf_counter()
-    metrics = get_runner(spec["runner"])(spec, resolved["params"], resolved["seed"], resolved["backend"], out_dir,
-                                         progress=progress)
+    try:
+        metrics = get_runner(spec["runner"])(spec, resolved["params"], resolved["seed"], resolved["backend"],
+                                             out_dir, progress=progress)
+    except BiosimError as exc:
+        if not isinstance(exc, RunInterrupted) and [f.name for f in out_dir.iterdir()] == ["config.json"]:
+            remove_unused([out_dir])  # refused before it produced anything: no half run left to reuse
+        raise
     atomic_write_json(out_dir / "metrics.json", metrics)
     return {"run_dir": str(out_dir), "reused": False, "seconds": time.perf_counter() - t0,
             "metrics": json.loads((out_dir / "metrics.json").read_text())}

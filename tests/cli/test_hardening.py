@@ -340,3 +340,11 @@ def test_values_are_quoted_as_typed_in_messages_from_deep_inside():
     assert as_typed("n_exc = 1000 is too many", ["n_exc=1e3"]) == "n_exc = 1e3 is too many"
     assert as_typed("other_ms = 0.0 is out of range", ["ms=0"]) == "other_ms = 0.0 is out of range"
     assert as_typed("dt_ms = 0.5 is fine", ["dt_ms=0.5"]) == "dt_ms = 0.5 is fine"
+
+
+def test_a_compare_run_refused_by_its_runner_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "compare", "lif_digits", "mlp_digits", "--seeds", "1", "--quiet",
+                       "--set", "learn.epochs=1", "--set", "encoder.steps=0")  # lif_digits refuses steps 0
+    assert code == 2 and "encoder.steps = 0 is out of range" in err and one_line(err), err
+    assert not list(tmp_path.glob("runs/*/*")) and not (tmp_path / "runs" / "compare").exists()
