@@ -209,7 +209,10 @@ def describe_keys(name: str) -> list[tuple[str, object, str]]:
             value = value[part]
         meaning = meanings.get(key, "")
         if not meaning and "model" in spec and key.startswith("neuron."):
-            meaning = "a parameter of the [model] table's equations"
+            field = key[len("neuron."):]
+            written = spec["model"].get("parameters", {}) if isinstance(spec["model"], dict) else {}
+            name = max((n for n in written if field == n or field.startswith(n + "_")), key=len, default=field)
+            meaning = f"{name} of the [model] equations" + (f" (written {written[name]!r})" if name in written else "")
         out.append((key, value, meaning))
     return out
 
