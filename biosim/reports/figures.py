@@ -22,9 +22,8 @@ RATE_SMOOTH_MS = 1.0
 
 
 def _figure(**kw):
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """A matplotlib ``Figure`` outside pyplot: saving it needs no backend, and pyplot's backend
+    (a notebook's inline one, a user's window) is left as it was."""
     from matplotlib.figure import Figure
 
     return Figure(**kw)

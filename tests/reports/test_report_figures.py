@@ -348,3 +348,16 @@ def test_one_seed_shows_no_spread_and_a_model_without_a_measurement_is_named(mon
     labels = [t.get_text() for fig in drawn for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert labels.count("mlp: not measured") == 1  # the spikes per layer
     assert labels.count("mlp (MLP): not measured") == 2  # synaptic operations and energy
+
+
+def test_figures_leave_pyplots_backend_alone(tmp_path):
+    """A run's figures must not switch pyplot's backend (a notebook's inline figures would vanish)."""
+    import matplotlib
+
+    from biosim.reports.figures import _figure
+
+    before = matplotlib.get_backend()
+    fig = _figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1])
+    fig.savefig(tmp_path / "f.png")
+    assert matplotlib.get_backend() == before and (tmp_path / "f.png").stat().st_size > 0
