@@ -357,7 +357,11 @@ def test_figures_leave_pyplots_backend_alone(tmp_path):
     from biosim.reports.figures import _figure
 
     before = matplotlib.get_backend()
-    fig = _figure(figsize=(2, 2))
-    fig.add_subplot().plot([0, 1])
-    fig.savefig(tmp_path / "f.png")
-    assert matplotlib.get_backend() == before and (tmp_path / "f.png").stat().st_size > 0
+    matplotlib.use("svg")  # stands for a notebook's inline backend: anything but Agg
+    try:
+        fig = _figure(figsize=(2, 2))
+        fig.add_subplot().plot([0, 1])
+        fig.savefig(tmp_path / "f.png")
+        assert matplotlib.get_backend() == "svg" and (tmp_path / "f.png").stat().st_size > 0
+    finally:
+        matplotlib.use(before)
