@@ -25,8 +25,8 @@ def make_run_dir(name: str, out: str | None, overwrite: bool = False, flag: str 
     """``out`` if given, else ``runs/NAME/<timestamp>/`` (created).
 
     ``out`` may be a new folder or an empty one. A folder that holds files is refused unless
-    ``overwrite`` (then its ``config.json`` and ``metrics.json`` are removed first, so that a new run
-    that fails never sits beside the old run's results); a file, or a place where no folder can be
+    ``overwrite`` (then its ``config.json``, ``metrics.json`` and ``checkpoint.safetensors`` are removed
+    first, so that a new run that fails never sits beside the old run's results or checkpoint); a file, or a place where no folder can be
     made, is refused. Each refusal is a :class:`~biosim.errors.BiosimError` naming ``flag`` and the
     path as typed.
     """
@@ -39,8 +39,8 @@ def make_run_dir(name: str, out: str | None, overwrite: bool = False, flag: str 
             what = f"a run ({', '.join(held)})" if held else "files"
             raise BiosimError(f"{flag} {out}: the folder already holds {what}; choose a new folder, or add "
                               f"--overwrite to replace it")
-        for f in held:
-            (path / f).unlink()
+        for f in (*held, "checkpoint.safetensors"):  # nor a checkpoint of the old run to resume by mistake
+            (path / f).unlink(missing_ok=True)
     return make_dir(path, flag)
 
 

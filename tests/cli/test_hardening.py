@@ -97,9 +97,10 @@ def test_out_holding_a_run_is_refused_unless_overwrite(tmp_path, capsys):
     assert (out / "metrics.json").read_text() == first
     assert run(capsys, "run", "cuba", *TINY, "--seed", "5", "--out", str(out), "--overwrite")[0] == 0
     assert json.loads((out / "config.json").read_text())["seed"] == 5
-    # a failed --overwrite run never leaves the old results beside its new config
+    # a failed --overwrite run never leaves the old results (or a checkpoint) beside its new config
+    (out / "checkpoint.safetensors").write_bytes(b"old")
     assert run(capsys, "run", "cuba", *TINY, "--set", "we_mv=1e308", "--out", str(out), "--overwrite")[0] == 2
-    assert not (out / "metrics.json").exists()
+    assert not (out / "metrics.json").exists() and not (out / "checkpoint.safetensors").exists()
 
 
 def test_resume_target_that_is_a_file(tmp_path, capsys):
