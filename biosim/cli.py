@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from biosim.backends import BACKENDS
-from biosim.bench.runner import format_scaling_table, format_table, run_bench, run_scaling_bench
+from biosim.bench.runner import format_table, run_bench
+from biosim.bench.scaling import format_scaling_table, run_scaling_bench
 from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
 from biosim.bench.sweep_bench import DEFAULT_RUNS, format_sweep_bench, run_sweep_bench
 from biosim.bench.train_bench import format_report, run_train_bench
@@ -28,7 +29,9 @@ from biosim.experiments import get_runner
 from biosim.experiments.registry import (_flat_keys, apply_overrides, as_typed, describe_keys, format_value,
                                          list_models, load_model)
 from biosim.experiments.sweep import MAX_SEEDS, MAX_WORKERS, run_sweep
-from biosim.files import atomic_write_json, created_dirs, make_run_dir, remove_unused, run_dir_path
+from biosim.files import atomic_savefig, atomic_write_json, created_dirs, make_run_dir, remove_unused, run_dir_path
+from biosim.reports.bench_figures import scaling_figure
+from biosim.reports.notebooks import render
 
 __all__ = ["main"]
 
@@ -143,11 +146,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--brian2-images", dest="brian2_images", type=int, default=None,
                        help="stdp only: timed training images in Brian2, after one warm-up image (default 3)")
     bench.add_argument("--backend", default=None,
-                       help="cuba/cobahh: time biosim alone on this backend (numba-cpu, numba-cuda) at --sizes")
+                       help="cuba/cobahh: the backend timed at --sizes (numba-cpu, numba-cuda; default numba-cpu)")
     bench.add_argument("--sizes", default=None, metavar="N,N,...",
-                       help="cuba/cobahh: comma-separated network sizes in neurons (80%% excitatory), timed with "
-                            "--backend (default numba-cpu); prints wall time per biological second, the real-time "
-                            "factor and synapse memory")
+                       help="cuba/cobahh: comma-separated network sizes in neurons (80%% excitatory); prints loop "
+                            "and set-up time, the real-time factor, peak memory and bytes per synapse per size, "
+                            "beside Brian2's C++ standalone with --against brian2")
+    bench.add_argument("--per-neuron", dest="per_neuron", type=float, default=None, metavar="K",
+                       help="with --sizes: connection probability K/n at size n (about K synapses per neuron) "
+                            "instead of the TOML's p_connect")
+    bench.add_argument("--plot", default=None, metavar="PNG",
+                       help="with --sizes: write the log-log plot of cost against size to this file")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
@@ -190,10 +198,10 @@ def _parser() -> argparse.ArgumentParser:
 
     nb = sub.add_parser("notebooks", help="execute the notebooks and write them as HTML with their figures")
     nb_sub = nb.add_subparsers(dest="notebooks_command", required=True, metavar="ACTION")
-    render = nb_sub.add_parser("render", help="execute every notebook (notebooks/*.ipynb) and write DIR/<name>.html")
-    render.add_argument("--out", required=True, metavar="DIR", help="folder for the HTML files")
-    render.add_argument("--fast", action="store_true", help="shortened runs (BIOSIM_FAST=1), as the tests run them")
-    render.add_argument("--dir", default=None, metavar="DIR", help="folder of the notebooks (default: the repository's)")
+    nb_render = nb_sub.add_parser("render", help="execute every notebook (notebooks/*.ipynb) and write DIR/<name>.html")
+    nb_render.add_argument("--out", required=True, metavar="DIR", help="folder for the HTML files")
+    nb_render.add_argument("--fast", action="store_true", help="shortened runs (BIOSIM_FAST=1), as the tests run them")
+    nb_render.add_argument("--dir", default=None, metavar="DIR", help="folder of the notebooks (default: the repository's)")
     return parser
 
 
@@ -342,6 +350,8 @@ def _resume_config(args, spec: dict, runner) -> dict:
 def _cmd_bench(args) -> int:
     import json
 
+    if (args.per_neuron is not None or args.plot is not None) and args.sizes is None:
+        raise BiosimError("--per-neuron and --plot need --sizes (the scaling bench)")
     if args.name == "sweep":
         return _bench_sweep(args)
     if args.repeats is not None and args.repeats < 1:
@@ -354,12 +364,17 @@ def _cmd_bench(args) -> int:
     if args.backend is not None or args.sizes is not None:
         if args.name not in ("cuba", "cobahh"):
             raise BiosimError(f"--backend and --sizes are for bench cuba and cobahh, not {args.name}")
-        if args.against or args.model != "builtin":
-            raise BiosimError("--backend/--sizes time biosim alone: leave out --against and --model")
+        if args.model != "builtin":
+            raise BiosimError("--backend/--sizes time the built-in models: leave out --model")
         sizes = _sizes(args.sizes) if args.sizes is not None else [_default_size(args.name, args.sets)]
+        against = [a.strip() for a in (args.against or "").split(",") if a.strip()]
         report = run_scaling_bench(args.name, sizes, args.backend or "numba-cpu", args.sets,
-                                   repeats=args.repeats or 1, log=_progress_line)
+                                   repeats=args.repeats or 1, against=against, per_neuron=args.per_neuron,
+                                   log=_progress_line)
         print(json.dumps(report, indent=2) if args.json else format_scaling_table(report))
+        if args.plot is not None:
+            atomic_savefig(scaling_figure(report), args.plot)
+            print(f"wrote {args.plot}")
         return 0
     if args.name == "stdp":
         for flag, value in (("--repeats", args.repeats), ("--layer", args.layer), ("--threads", args.threads),
@@ -505,8 +520,6 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_notebooks(args) -> int:
-    from biosim.reports.notebooks import render
-
     for path in render(args.out, notebooks_dir=args.dir, fast=args.fast):
         print(f"wrote {path}")
     return 0

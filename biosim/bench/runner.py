@@ -37,15 +37,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from biosim.backends import BACKENDS
-from biosim.backends.numba_cuda import device_bytes
 from biosim.bench import brian2_nets
 from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.registry import apply_overrides, load_model
 
-__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "run_bench", "format_table",
-           "run_scaling_bench", "format_scaling_table"]
+__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "run_bench", "format_table"]
 
 #: bench name -> (biosim builder "module:function", Brian2 builder in biosim.bench.brian2_nets)
 BENCHES = {
@@ -326,105 +323,6 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, repeats: in
             report.update(st)
     report["machine"] = machine(**_versions())
     return report
-
-
-def run_scaling_bench(name: str, sizes: Sequence[int], backend: str = "numba-cpu", cfg_overrides=None,
-                      repeats: int = 1, *, seed: int = 1, log: Callable[[str], None] | None = None) -> dict:
-    """Time biosim alone on the named network at several sizes (``biosim bench cuba --backend
-    numba-cuda --sizes 4000,32000,256000``); return the report.
-
-    Each size ``n`` has ``0.8 n`` excitatory and ``0.2 n`` inhibitory neurons and the parameters of
-    ``models/<name>.toml`` after ``cfg_overrides`` (the connection probability too: synapses grow
-    as ``n**2``; ``--set p_connect=...`` changes it). The kernel is compiled on a tiny copy first.
-    Per size: ``loop_s`` (best of ``repeats``), ``wall_per_bio_s`` (wall seconds per biological
-    second), ``realtime_factor`` (biological over wall time: above 1 is faster than real time),
-    ``synapse_bytes`` and ``bytes_per_synapse`` (on numba-cuda the GPU memory of the synapses, see
-    :func:`biosim.backends.numba_cuda.device_bytes`, and ``device_bytes`` the whole estimate; on the
-    CPU the plan's target, weight and delay arrays), spikes and mean rate.
-    """
-    if name not in BENCHES:
-        raise unknown("benchmark", name, BENCHES)
-    if backend not in BACKENDS:
-        raise unknown("backend", backend, BACKENDS)
-    sizes = list(sizes)
-    if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or n < 10 for n in sizes):
-        raise BiosimError(f"sizes = {sizes!r} must be whole numbers of neurons >= 10")
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-        raise BiosimError(f"repeats = {repeats!r} must be an integer >= 1")
-    log = log or _silent
-    _, params = _load_params(name, cfg_overrides)
-    params.setdefault("bio_time_s", 1.0)
-    params["bio_time_s"] = float(params["bio_time_s"])
-    builder = _builder(name)
-    dt_ms = float(params["dt_ms"])
-    duration_ms = params["bio_time_s"] * 1e3
-    log(f"bench {name} on {backend}: compiling on a tiny network ...")
-    t0 = time.perf_counter()
-    builder(dict(params, n_exc=8, n_inh=2), seed).run(10 * dt_ms, backend=backend)
-    compile_s = time.perf_counter() - t0
-    rows = []
-    for n in sizes:
-        n_exc = int(round(0.8 * n))
-        cfg = dict(params, n_exc=n_exc, n_inh=n - n_exc)
-        loops, setups = [], []
-        for _ in range(repeats):
-            log(f"bench {name} on {backend}: {n} neurons ...")
-            t0 = time.perf_counter()
-            net = builder(cfg, seed)
-            res = net.run(duration_ms, backend=backend)
-            loops.append(res.loop_s)
-            setups.append(time.perf_counter() - t0 - res.loop_s)
-            plan = net._sim.plan
-            n_syn = len(plan.tgt)
-            n_spikes = int(sum(len(t) for t, _ in res.spikes.values()))
-            if backend == "numba-cuda":
-                est = device_bytes(plan)
-                syn_bytes, dev_bytes = est["synapses"], est["total"]
-            else:
-                syn_bytes, dev_bytes = plan.tgt.nbytes + plan.w.nbytes + plan.dly.nbytes, None
-            del net, res, plan
-        loop_s = min(loops)
-        rows.append({"n_neurons": n, "n_synapses": n_syn, "loop_s": loop_s, "loop_s_all": loops, "setup_s": setups[0],
-                     "wall_per_bio_s": loop_s / params["bio_time_s"],
-                     "realtime_factor": params["bio_time_s"] / loop_s if loop_s > 0 else None,
-                     "synapse_bytes": syn_bytes, "bytes_per_synapse": syn_bytes / n_syn if n_syn else None,
-                     "device_bytes": dev_bytes, "n_spikes": n_spikes,
-                     "mean_rate_hz": _rate(n_spikes, n, duration_ms)})
-    return {"name": name, "backend": backend, "seed": seed, "repeats": repeats, "bio_time_s": params["bio_time_s"],
-            "dt_ms": dt_ms, "dtype": params.get("dtype", "float64"), "p_connect": params.get("p_connect"),
-            "compile_s": compile_s, "sizes": rows, "params": params,
-            "machine": machine(gpu=_gpu_name(backend), **_versions())}
-
-
-def format_scaling_table(report: dict) -> str:
-    """The report of :func:`run_scaling_bench` as a text table (no final newline)."""
-    gpu = report["machine"].get("gpu")
-    lines = [f"{report['name']} on {report['backend']}{f' ({gpu})' if gpu else ''}: {report['bio_time_s']:g} s "
-             f"biological time, dt {report['dt_ms']:g} ms, {report['dtype']}, p_connect {report['p_connect']}, "
-             f"best loop of {report['repeats']}; kernel compiled in {report['compile_s']:.1f} s"]
-    head = (f"{'neurons':>9}{'synapses':>14}{'loop_s':>10}{'wall_s/bio_s':>14}{'x realtime':>12}"
-            f"{'syn_MiB':>10}{'B/syn':>7}{'spikes':>11}{'rate_hz':>9}")
-    lines += [head, "-" * len(head)]
-    for r in report["sizes"]:
-        lines.append(f"{r['n_neurons']:>9}{r['n_synapses']:>14}{fmt(r['loop_s'], '.3f'):>10}"
-                     f"{fmt(r['wall_per_bio_s'], '.3f'):>14}{fmt(r['realtime_factor'], '.3f'):>12}"
-                     f"{r['synapse_bytes'] / 2**20:>10.1f}{fmt(r['bytes_per_synapse'], '.1f'):>7}"
-                     f"{r['n_spikes']:>11}{fmt(r['mean_rate_hz'], '.2f'):>9}")
-    lines.append("loop_s: simulation loop only; x realtime = biological time / wall time (above 1: faster than "
-                 "real time); syn_MiB: memory of the synapses (on numba-cuda: on the GPU)")
-    return "\n".join(lines)
-
-
-def _gpu_name(backend: str) -> str | None:
-    if backend != "numba-cuda":
-        return None
-    try:
-        from numba import cuda
-
-        name = cuda.get_current_device().name
-        return name.decode() if isinstance(name, bytes) else str(name)
-    except Exception:  # noqa: BLE001 - the report just leaves it out
-        return None
 
 
 def _versions() -> dict:
