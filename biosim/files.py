@@ -57,11 +57,14 @@ def make_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise BiosimError(f"{flag} {path}: is a file, not a folder")
+    created = created_dirs(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        remove_unused(created, files=())
         raise BiosimError(f"{flag} {path}: cannot create the folder ({_why(exc)})") from None
     if not os.access(path, os.W_OK | os.X_OK):
+        remove_unused(created, files=())
         raise BiosimError(f"{flag} {path}: the folder is not writable")
     return path
 

@@ -86,6 +86,18 @@ def test_out_that_is_a_file_or_impossible_is_one_line(tmp_path, capsys):
         code, _, err = run(capsys, "run", "cuba", *TINY, "--out", str(out))
         assert code == 2 and needle in err and one_line(err), err
     assert (tmp_path / "f").read_text() == "x"
+    assert run(capsys, "run", "cuba", *TINY, "--out", str(tmp_path / "a" / "b" / "f" / "c"))[0] == 0
+    code, _, err = run(capsys, "run", "cuba", *TINY, "--out", str(tmp_path / "a" / "b" / "f" / "c" / "config.json" / "x"))
+    assert code == 2 and "cannot create the folder" in err
+
+
+def test_an_unwritable_out_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    from biosim import files
+
+    monkeypatch.setattr(files.os, "access", lambda path, mode: False)  # these tests may run as root
+    code, _, err = run(capsys, "run", "cuba", *TINY, "--out", str(tmp_path / "r"))
+    assert code == 2 and "the folder is not writable" in err and one_line(err), err
+    assert not (tmp_path / "r").exists()
 
 
 def test_out_holding_a_run_is_refused_unless_overwrite(tmp_path, capsys):
