@@ -42,7 +42,7 @@ def test_cli_against_nothing(capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["bench", "stdp", "--images", "0"], "--images = 0 must be >= 1"),
+    (["bench", "stdp", "--images", "0"], "--images = 0 is out of range (must be 1..100000)"),
     (["bench", "stdp", "--repeats", "2"], "--repeats is not an option of bench stdp"),
     (["bench", "cuba", "--n-exc", "10"], "--n-exc is for bench stdp, not cuba"),
     (["bench", "stdp", "--against", "brain2"], "did you mean 'brian2'"),
