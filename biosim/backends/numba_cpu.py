@@ -4,7 +4,10 @@
 :func:`kernel` generates the Python source of a module for a tuple of
 :class:`~biosim.neurons.base.ModelSpec` (the kernel of :mod:`biosim.backends.kernel_body`, plus
 ``pop_step``/``pop_threshold``/``pop_reset`` with one branch per model, each calling that model's
-own ``njit`` functions, imported from wherever they are defined) and imports it with
+own ``njit`` functions, imported from wherever they are defined and compiled into the kernel from
+their ``py_func`` with ``inline="always"``: a function Numba loaded from its own on-disk cache is
+object code, which LLVM cannot inline into the neuron loops, and the call per neuron cost CUBA's
+loop about 15 %) and imports it with
 :func:`biosim._generated.load_source`. The text names every model and the hash of the source of
 each module its maths comes from, so the file name (the hash of the text) changes whenever a
 model's source does, and Numba's on-disk cache beside the file is never stale; an unchanged
@@ -86,7 +89,8 @@ def kernel_source(specs, syn_specs=()) -> str:
         mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(fns))
         header.append(f"#   m{k} {spec.name} ({', '.join(spec.var_names)}): {mods}")
         for role, fn in zip(_ROLES, fns):
-            imports.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as m{k}_{role}")
+            imports.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as _m{k}_{role}")
+            imports.append(f"m{k}_{role} = njit(inline=\"always\")(_m{k}_{role}.py_func)")
     for k, spec in enumerate(syn_specs):
         fns = (spec.on_pre, spec.on_post)
         mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(fns))

@@ -177,8 +177,11 @@ def test_pop_model_indexes_distinct_models_in_order_of_first_use():
     assert net._sim.specs == (ADAPT5_SPEC, MODELS["lif"], LEAKY1_SPEC)
     assert net._sim.plan.pop_model.tolist() == [0, 1, 0, 2, 1]
     text = numba_cpu.kernel_source(net._sim.specs)
-    assert f"from {__name__} import adapt5_step as m0_step" in text
-    assert "from biosim.neurons.lif import lif_reset as m1_reset" in text
+    assert f"from {__name__} import adapt5_step as _m0_step" in text
+    assert "from biosim.neurons.lif import lif_reset as _m1_reset" in text
+    # the models' maths is compiled into the kernel, inlined: a model function Numba loaded from its
+    # own cache (object code) could not be inlined into the kernel's neuron loops
+    assert 'm0_step = njit(inline="always")(_m0_step.py_func)' in text
     assert "_step_all(m2_step, (X[0, a:b],), c, e, r, s)" in text
     assert "_rows" not in text and "def run_chunk(" in text and "raise NotImplementedError" not in text
     header = text.split("\n\n", 1)[0]
