@@ -34,7 +34,7 @@ def _p_connect(params: dict, n: int, per_neuron: float | None) -> float:
     return float(params["p_connect"]) if per_neuron is None else min(1.0, float(per_neuron) / n)
 
 
-def _biosim_size(builder, cfg: dict, seed: int, backend: str, duration_ms: float, repeats: int, log) -> dict:
+def _biosim_size(builder, cfg: dict, seed: int, backend: str, duration_ms: float, repeats: int) -> dict:
     loops, setups, peaks = [], [], []
     for _ in range(repeats):
         tracemalloc.start()
@@ -112,7 +112,7 @@ def run_scaling_bench(name: str, sizes: Sequence[int], backend: str = "numba-cpu
         cfg = dict(params, n_exc=n_exc, n_inh=n - n_exc, p_connect=p)
         log(f"bench {name} on {backend}: {n} neurons (p = {p:.3g}) ...")
         row = {"n_neurons": n, "p_connect": p,
-               "biosim": _biosim_size(builder, cfg, seed, backend, duration_ms, repeats, log)}
+               "biosim": _biosim_size(builder, cfg, seed, backend, duration_ms, repeats)}
         if against:
             log(f"bench {name}: {n} neurons in brian2 cpp_standalone (code generation and g++) ...")
             b2 = _run_brian2(name, "cpp_standalone", cfg, seed, repeats)

@@ -172,6 +172,7 @@ def compile_network(net) -> Plan:
     for proj in net.projections:
         _draw_synapses(net, proj)
     hetero = [np.size(p.delay_ms) > 1 or callable(p.delay_ms) for p in net.projections]
+    any_hetero = any(hetero)
     if any(h and p.stdp is not None for h, p in zip(hetero, net.projections)):
         raise BiosimError("STDP needs one delay for the whole projection (per-synapse delays are not supported with STDP)")
     for proj, h in zip(net.projections, hetero):
@@ -222,7 +223,7 @@ def compile_network(net) -> Plan:
         pr["delay"].append(-1 if is_hetero else (int(proj.delay_steps[0]) if len(proj.delay_steps) else 0))
         pr["ptr"].append(ptr_len)
         pr["stdp"].append(len(st["proj"]) if proj.stdp else -1)
-        if any(hetero):
+        if any_hetero:
             dly.append(proj.delay_steps if is_hetero else np.zeros(len(proj.i), np.int64))
         if proj.stdp:
             st["rptr_off"].append(rptr_len)
@@ -237,7 +238,6 @@ def compile_network(net) -> Plan:
             rptr_len += proj.tgt.n + 1
         n_syn += len(proj.i)
         ptr_len += n_src + 1
-    any_hetero = any(hetero)
     i64 = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
     cat = lambda xs, dt_: np.concatenate(xs).astype(dt_, copy=False) if xs else np.zeros(0, dt_)  # noqa: E731
 
