@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda
+from numba import cuda, types
 
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE
 from biosim.backends.numba_cuda import DONE, ERRKEY, ERRSTEP, EV_MAX, LIMIT, NO_ERROR, SP_BASE, SP_N, STATUS
@@ -97,8 +97,10 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
     """The CUDA kernels for these models (closures over their device functions), by name: ``pre``,
     ``step``, ``scan``, ``compact``, ``scatter``, ``deliver``, ``post`` and ``reset``, launched in
     this order in every step. ``TPB`` is the number of threads per block of ``step`` (its
-    block-wide scan) and of ``scan`` (one block); ``LANES`` threads of ``scatter`` share a
-    spike's synapses."""
+    block-wide scan) and of ``scan`` (one block); both take their scan's ``TPB`` int64 values as
+    dynamic shared memory (``8 * TPB`` bytes at launch: numba-cuda's simulator allocates a static
+    shared array on a thread's first call, check-then-set, so two threads of a block could each get
+    their own); ``LANES`` threads of ``scatter`` share a spike's synapses."""
     dev = _device
     step = _chain([dev(s.step, f"neuron model '{s.name}': step") for s in specs], _base_step, _link_step)
     threshold = _chain([dev(s.threshold, f"neuron model '{s.name}': threshold") for s in specs],
@@ -176,7 +178,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             if s >= ref_until[i] and threshold(pop_model[p], X, i, C[p]):
                 f = int64(1) + ((int64(1) << 32) if rec_spikes[i] != 0 else int64(0))
             flags[i] = f
-        sh = cuda.shared.array(TPB, np.int64)
+        sh = cuda.shared.array(0, types.int64)  # dynamic: TPB values, sized at launch
         sh[t] = f
         cuda.syncthreads()
         block_scan(sh, t)
@@ -197,7 +199,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             return
         t = cuda.threadIdx.x
         nb = bsum.shape[0]
-        sh = cuda.shared.array(TPB, np.int64)
+        sh = cuda.shared.array(0, types.int64)  # dynamic: TPB values, sized at launch
         carry = int64(0)
         for base in range(0, nb, TPB):
             v = bsum[base + t] if base + t < nb else int64(0)

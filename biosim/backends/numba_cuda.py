@@ -324,13 +324,14 @@ class _Backend:
     def _host(self, d):
         return d if self.launches is not None else d.copy_to_host()
 
-    def _launch(self, name, n, *args, block=None):
+    def _launch(self, name, n, *args, block=None, shared=0):
+        """Launch kernel ``name`` on ``n`` threads, with ``shared`` bytes of dynamic shared memory."""
         block = block or self.TPB
         grid = max(1, -(-n // block))
         if self.launches is not None:
             self.launches.append((name, self.k[name], args))
             return
-        self.k[name][grid, block](*args)
+        self.k[name][grid, block, 0, shared](*args)
 
     # -- one call -------------------------------------------------------------------------------
 
@@ -466,8 +467,8 @@ class _Backend:
                      d["rec"], rec_row, d["st_c"], d["st_proj"], d["st_pre_off"], d["st_post_off"], d["st_tgt_grp"],
                      d["pr_grp"], d["grp_off"], d["pop_off"], d["xpre"], d["xpost"])
         self._launch("step", N, ctl, kk, s, d["X"], d["C"], d["pop_of"], d["pop_model"], d["pop_nvar"], d["i_ext"],
-                     d["ref_until"], d["rec_spikes"], d["flags"], d["incl"], d["bsum"])
-        self._launch("scan", self.TPB, ctl, d["bsum"], d["boff"])
+                     d["ref_until"], d["rec_spikes"], d["flags"], d["incl"], d["bsum"], shared=8 * self.TPB)
+        self._launch("scan", self.TPB, ctl, d["bsum"], d["boff"], shared=8 * self.TPB)
         self._launch("compact", N + e1 - e0, ctl, s, slot, d["pop_of"], d["pop_off"], d["pop_ref"], d["flags"],
                      d["incl"], d["boff"], d["ref_until"], d["spiked"], d["hist"], d["hist_cnt"],
                      d["sp_step"], d["sp_idx"], e0, e1, d["in_src"], d["in_grp"], d["in_pos"], d["in_cnt"],
