@@ -22,7 +22,7 @@ from types import ModuleType
 
 from biosim.files import atomic_binary
 
-__all__ = ["cache_dir", "load_source", "load_keyed", "source_hash"]
+__all__ = ["cache_dir", "load_source", "load_keyed", "source_hash", "write_source"]
 
 
 def cache_dir() -> Path:
@@ -61,6 +61,18 @@ def load_source(prefix: str, text: str) -> ModuleType:
     return _import(f"{prefix}_{source_hash(text)}", lambda: text)
 
 
+def write_source(prefix: str, text: str) -> Path:
+    """Write the module whose source is ``text`` to the cache if it is not there, without importing it.
+
+    Returns
+    -------
+    Path
+        ``<cache>/<prefix>_<hash of text>.py``; another process imports it as ``path.stem`` with
+        ``path.parent`` on its ``sys.path``.
+    """
+    return _write(f"{prefix}_{source_hash(text)}", lambda: text)
+
+
 def load_keyed(prefix: str, key: str, make_text) -> ModuleType:
     """Import the module generated for ``key``, calling ``make_text()`` only if it is not cached.
 
@@ -71,15 +83,19 @@ def load_keyed(prefix: str, key: str, make_text) -> ModuleType:
     return _import(f"{prefix}_{source_hash(key)}", make_text)
 
 
-def _import(name: str, make_text) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    folder = cache_dir()
-    path = folder / f"{name}.py"
+def _write(name: str, make_text) -> Path:
+    path = cache_dir() / f"{name}.py"
     if not path.exists():
         with atomic_binary(path) as fh:
             fh.write(make_text().encode())
         os.chmod(path, 0o644)
+    return path
+
+
+def _import(name: str, make_text) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = _write(name, make_text).parent
     if str(folder) not in sys.path:
         sys.path.append(str(folder))
     importlib.invalidate_caches()

@@ -1,0 +1,343 @@
+"""``biosim bench start``: how long a new ``biosim run cuba`` takes from its start to its first simulated step.
+
+Each measurement is a fresh Python process (the same interpreter as this one) running what the
+``biosim`` command runs, ``biosim.cli.main(["run", "cuba", ...])``, with a probe installed
+before anything of biosim is imported. The probe adds no import: it is an import hook that, when
+:mod:`biosim.network.simulate` is first imported, wraps its ``Simulation`` (and every kernel it
+sets as ``run_chunk``) to stamp the stages below; the first kernel call with steps to do is cut to
+exactly one step, after which the child writes its stamps to a JSON file and ends at once
+(``os._exit``; the parent removes the run's temporary output folder).
+
+**The clock.** The parent reads ``time.monotonic()`` immediately before it starts the child, and the
+child stamps with the same clock. ``time.monotonic`` is system-wide on Linux and macOS
+(``CLOCK_MONOTONIC`` / ``mach_absolute_time``) and on Windows (``QueryPerformanceCounter``), so the
+difference is the time from asking the system for the process to the stamp: it includes creating
+the process and starting the interpreter, as a shell's launch of ``biosim`` does. (The kernel's
+``/proc/<pid>/stat`` start time would exclude ``fork``, but it counts in clock ticks of 10 ms.)
+
+**Stages**, each measured from the launch (the median over the timed launches):
+
+- ``interpreter_ready``: Python started (``site`` and its ``.pth`` files run), the probe's first line;
+- ``imports_done``: ``biosim.cli`` imported (with it the package, NumPy and Numba);
+- ``network_defined``: the CLI parsed its arguments, read ``models/cuba.toml`` and built the
+  network; the engine starts setting up the simulation;
+- ``plan_compiled``: the network compiled into its plan (the synapses drawn);
+- ``kernel_loaded``: the simulation's kernel generated, imported and loaded from Numba's on-disk
+  cache (the set-up's warm-up call);
+- ``first_step``: the first simulated step done.
+
+**Warm caches.** ``warmup`` launches come first and are not timed: they fill Numba's cache of the
+kernel and Python's bytecode cache. The children run with ``PYTHONDONTWRITEBYTECODE`` removed from
+their environment, as a user's installation has it, so that a warm start means both caches are
+filled. Each launch records whether Numba compiled the kernel instead of loading it from its cache
+(``compiled_launches`` counts the timed launches that did: a warm start has none; another process
+editing biosim's sources between launches would cause it).
+
+**The Numba floor.** ``floor`` launches run another fresh process that imports NumPy and Numba and
+calls one ``njit(cache=True)`` function loaded from Numba's cache (the first call in a process loads
+Numba's typing and lowering registries, SciPy's BLAS wrappers among them). It is what any start of
+a Numba-compiled simulation pays on this machine before running any of its own code; the timed and
+floor launches alternate, so both see the same load.
+
+:func:`run_start_bench` returns the report as a dict and prints nothing; :func:`format_start_report`
+renders it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from biosim._generated import write_source
+from biosim.bench.common import machine
+from biosim.errors import BiosimError
+from biosim.experiments.registry import apply_overrides, load_model
+
+__all__ = ["run_start_bench", "format_start_report", "GOAL_S", "STAGES", "DEFAULT_REPEATS"]
+
+#: the goal: a warm start simulates its first step within this many seconds
+GOAL_S = 0.5
+
+#: timed launches by default
+DEFAULT_REPEATS = 5
+
+#: the stamps of a launch, in the order they happen (see the module docstring)
+STAGES = ("interpreter_ready", "imports_done", "network_defined", "plan_compiled", "kernel_loaded", "first_step")
+
+#: the child: ``python -c _CHILD <stamps.json> <cli arguments...>``. It imports only modules the
+#: interpreter has imported already (sys, time, os, importlib's) before biosim.cli.
+_CHILD = r"""
+import time
+_t = {"interpreter_ready": time.monotonic()}
+import importlib.abc
+import os
+import sys
+
+_out = sys.argv[1]
+
+
+def _finish():
+    import json
+    with open(_out, "w") as fh:
+        json.dump(_t, fh)
+    os._exit(0)
+
+
+def _probe(mod):
+    sim = getattr(mod, "Simulation", None)
+    if sim is None:
+        return
+    compile_network = getattr(mod, "compile_network", None)
+    if compile_network is not None:
+        def compiled(*a, **k):
+            plan = compile_network(*a, **k)
+            _t["plan_compiled"] = time.monotonic()
+            return plan
+        mod.compile_network = compiled
+
+    def wrap(run_chunk):
+        def first(pl, inp, out, step0, n_steps, *rest):
+            if n_steps <= 0:
+                return run_chunk(pl, inp, out, step0, n_steps, *rest)
+            run_chunk(pl, inp, out, step0, 1, *rest)
+            _t["first_step"] = time.monotonic()
+            _finish()
+        first.raw = run_chunk
+        return first
+
+    setattr_ = sim.__setattr__
+
+    def __setattr__(self, name, value):
+        setattr_(self, name, wrap(value) if name == "run_chunk" else value)
+    sim.__setattr__ = __setattr__
+    init = sim.__init__
+
+    def __init__(self, *a, **k):
+        _t["network_defined"] = time.monotonic()
+        init(self, *a, **k)
+        _t["kernel_loaded"] = time.monotonic()
+        stats = getattr(getattr(self.__dict__.get("run_chunk"), "raw", None), "stats", None)
+        if stats is not None:
+            _t["kernel_compiled"] = sum(stats.cache_misses.values()) > 0
+    sim.__init__ = __init__
+
+
+class _Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "biosim.network.simulate":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
+            if spec is not None:
+                break
+        else:
+            return None
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _probe(module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _Hook())
+from biosim.cli import main
+_t["imports_done"] = time.monotonic()
+code = main(sys.argv[2:])
+_t["exit_code"] = code
+_finish()
+"""
+
+#: the floor's child: ``python -c _FLOOR <stamps.json> <folder> <module>``
+_FLOOR = r"""
+import time
+_t = {"interpreter_ready": time.monotonic()}
+import sys
+import numpy
+import numba
+_t["imports_done"] = time.monotonic()
+sys.path.insert(0, sys.argv[2])
+fn = __import__(sys.argv[3]).first_call
+fn(1.0)
+_t["first_call"] = time.monotonic()
+_t["kernel_compiled"] = sum(fn.stats.cache_misses.values()) > 0
+import json
+with open(sys.argv[1], "w") as fh:
+    json.dump(_t, fh)
+"""
+
+#: the floor's cached function
+_FLOOR_SOURCE = '''"""Written by biosim.bench.start: one cached njit function, the Numba floor of a warm start."""
+
+from numba import njit
+
+
+@njit(cache=True)
+def first_call(x):
+    return x + 1.0
+'''
+
+
+def _environment() -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _launch(code: str, args: Sequence[str], folder: Path) -> dict:
+    """Start ``python -c code stamps.json *args``; return its stamps (seconds from the launch), or
+    raise a one-line :class:`BiosimError` when it ended without writing them."""
+    stamps = folder / "stamps.json"
+    stamps.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code, str(stamps), *args], env=_environment(),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    if not stamps.exists():
+        tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
+        raise BiosimError(f"bench start: the launched process ended (status {proc.returncode}) before its "
+                          f"first step: {tail}")
+    raw = json.loads(stamps.read_text())
+    if "first_step" not in raw and "first_call" not in raw:
+        raise BiosimError(f"bench start: the launched process returned {raw.get('exit_code')} without "
+                          f"simulating a step (is the run a simulation?)")
+    return {k: (v - t0 if isinstance(v, float) else v) for k, v in raw.items() if k != "exit_code"}
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str | None = None,
+                    repeats: int = DEFAULT_REPEATS, warmup: int = 1, floor: bool = True,
+                    log: Callable[[str], None] | None = None) -> dict:
+    """Time ``repeats`` fresh launches of ``biosim run <name>`` from their start to their first
+    simulated step, after ``warmup`` untimed launches (and, with ``floor``, as many launches of the
+    Numba floor between them); see the module docstring for what is timed and how.
+
+    Parameters
+    ----------
+    name : str
+        A run of the ``simulation`` runner (``models/<name>.toml``).
+    sets : sequence of str
+        ``KEY=VALUE`` overrides, passed to the run as ``--set``.
+    backend : str, optional
+        Passed to the run as ``--backend`` (default: the run's default, numba-cpu).
+    repeats, warmup : int
+        Timed and untimed launches (``repeats`` >= 1, ``warmup`` >= 0).
+    floor : bool
+        Also time the Numba floor.
+    log : callable, optional
+        Receives a line as each stage starts; default: silent.
+
+    Returns
+    -------
+    dict
+        ``start_to_first_step_s`` (median), ``..._best_s``, ``..._all_s``; ``stages_s`` (the median of
+        each stage's time from the launch, :data:`STAGES`) and ``stages_all_s``; with ``floor``,
+        ``numba_floor_s`` (median), ``..._best_s``, ``..._all_s`` and ``above_floor_s`` (the medians'
+        difference); ``goal_s`` and ``meets_goal``; the command, the counts and the machine.
+    """
+    log = log or (lambda _line: None)
+    if repeats < 1:
+        raise BiosimError(f"--repeats = {repeats} must be >= 1")
+    if warmup < 0:
+        raise BiosimError(f"bench start: warmup = {warmup} must be >= 0")
+    spec = load_model(name)
+    if spec.get("runner") != "simulation":
+        raise BiosimError(f"bench start times the simulation runs (such as cuba), not {name} "
+                          f"(runner {spec.get('runner')})")
+    apply_overrides(spec["params"], list(sets))  # a bad --set fails here, not in every child
+    run_args = ["run", name, *(a for s in sets for a in ("--set", s)),
+                *(("--backend", backend) if backend is not None else ())]
+    floor_module = write_source("biosim_start_floor", _FLOOR_SOURCE) if floor else None
+    starts: list[dict] = []
+    floors: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="biosim-bench-start-") as tmp:
+        folder = Path(tmp)
+
+        launches = itertools.count()
+
+        def start() -> dict:
+            out = folder / f"run{next(launches)}"
+            return _launch(_CHILD, [*run_args, "--out", str(out)], folder)
+
+        def floor_once() -> dict:
+            return _launch(_FLOOR, [str(floor_module.parent), floor_module.stem], folder)
+
+        for k in range(warmup):
+            log(f"bench start: warm-up launch {k + 1} of {warmup} (fills the caches; may compile) ...")
+            start()
+            if floor_module is not None:
+                floor_once()
+        log(f"bench start: {repeats} timed launches of biosim {' '.join(run_args)} ...")
+        for _ in range(repeats):
+            starts.append(start())
+            if floor_module is not None:
+                floors.append(floor_once())
+    firsts = [s["first_step"] for s in starts]
+    stages = {k: _median([s[k] for s in starts]) for k in STAGES if all(k in s for s in starts)}
+    report = {
+        "benchmark": "start", "name": name, "command": "biosim " + " ".join(run_args), "sets": list(sets),
+        "backend": backend or "numba-cpu", "repeats": repeats, "warmup": warmup,
+        "compiled_launches": sum(bool(s.get("kernel_compiled")) for s in starts),
+        "start_to_first_step_s": _median(firsts), "start_to_first_step_best_s": min(firsts),
+        "start_to_first_step_all_s": firsts,
+        "stages_s": stages, "stages_all_s": [{k: s[k] for k in STAGES if k in s} for s in starts],
+        "goal_s": GOAL_S, "meets_goal": _median(firsts) <= GOAL_S,
+        "clock": "time.monotonic, from just before the process is started",
+        "machine": machine(), "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    if floors:
+        calls = [f["first_call"] for f in floors]
+        report.update({"numba_floor_s": _median(calls), "numba_floor_best_s": min(calls), "numba_floor_all_s": calls,
+                       "numba_floor_stages_s": {"interpreter_ready": _median([f["interpreter_ready"] for f in floors]),
+                                                "numpy_numba_imported": _median([f["imports_done"] for f in floors])},
+                       "above_floor_s": _median(firsts) - _median(calls)})
+    return report
+
+
+#: how each stage is shown
+_LABELS = {
+    "interpreter_ready": "interpreter started (site, .pth files)",
+    "imports_done": "biosim.cli imported (numpy, numba, biosim)",
+    "network_defined": "arguments, config, network built",
+    "plan_compiled": "plan compiled (synapses drawn)",
+    "kernel_loaded": "kernel generated and loaded from cache",
+    "first_step": "first step simulated",
+}
+
+
+def format_start_report(report: dict) -> str:
+    """The report of :func:`run_start_bench` as text lines (no final newline)."""
+    lines = [f"bench start: {report['command']} in a new process, warm caches ({report['warmup']} warm-up "
+             f"launch{'es' * (report['warmup'] != 1)}), {report['repeats']} timed launch"
+             f"{'es' * (report['repeats'] != 1)}; {report['machine']['cores']} cores"
+             + ("" if report["load_average"] is None else f", load average {report['load_average']:.2f}")]
+    verdict = "met" if report["meets_goal"] else "NOT met"
+    lines.append(f"start to first step: median {report['start_to_first_step_s']:.3f} s, best "
+                 f"{report['start_to_first_step_best_s']:.3f} s (goal <= {report['goal_s']:g} s: {verdict})")
+    lines.append(f"  {'stage (median time from the launch)':<46}{'at_s':>8}{'took_s':>9}")
+    before = 0.0
+    for key, at in report["stages_s"].items():
+        lines.append(f"  {_LABELS.get(key, key):<46}{at:>8.3f}{at - before:>9.3f}")
+        before = at
+    if "numba_floor_s" in report:
+        fs = report["numba_floor_stages_s"]
+        lines.append(f"numba floor (new process: numpy, numba, one cached njit call): median {report['numba_floor_s']:.3f} s, "
+                     f"best {report['numba_floor_best_s']:.3f} s (interpreter {fs['interpreter_ready']:.3f} s, "
+                     f"numpy+numba imported {fs['numpy_numba_imported']:.3f} s)")
+        lines.append(f"biosim above the floor: {report['above_floor_s']:.3f} s")
+    if report["compiled_launches"]:
+        lines.append(f"warning: {report['compiled_launches']} timed launch(es) compiled the kernel (a source changed "
+                     f"between launches?): those were not warm starts")
+    return "\n".join(lines)
