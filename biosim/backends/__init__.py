@@ -21,6 +21,11 @@ the codes live in :mod:`biosim.backends.numba_cpu`.
 asking for it imports ``numba.cuda`` then, and a machine that cannot run it gets one line saying
 why. A backend module may define ``check_available()``: :func:`get_backend` calls it.
 
+A backend with threaded kernels (numba-cpu) defines ``MAX_THREADS()``, the most threads it can use,
+and accepts ``kernel(specs, syn_specs, threads=N)``: the returned ``run_chunk`` has the same
+contract and gives the same results, bit for bit, whatever ``N``. The driver refuses ``threads > 1``
+on a backend without it.
+
 A backend that keeps a plan elsewhere between calls (numba-cuda: on the GPU, where the kernels
 change it) defines two hooks as well: ``to_host(pl)`` brings the changes of ``pl`` home, and
 ``host_changed(pl, names=None)`` says the host changed arrays ``names`` (all when ``None``), to be

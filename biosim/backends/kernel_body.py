@@ -24,7 +24,8 @@ does not include ``stdp.py``: so this file imports every one of those names, in 
 
 import math
 
-from numba import njit
+import numpy as np
+from numba import njit, prange
 
 from biosim.synapses.stdp import DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE  # noqa: I001
 
@@ -102,16 +103,61 @@ def _zero_sum(row, a, b):
     return acc
 
 
+@njit
+def _bisect(a, lo, hi, x):
+    """The first index of ``lo..hi-1`` where the ascending ``a`` is at least ``x`` (``hi``: none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit
+def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
+    """Reset the neurons of ``lo..hi-1`` that spiked (``hist_row``: the step's spikes, grouped by
+    population, ascending)."""
+    for p in range(pop_model.shape[0]):
+        a = pop_off[p]
+        b = a + hist_cnt_row[p]
+        first = _bisect(hist_row, a, b, lo)
+        last = _bisect(hist_row, first, b, hi)
+        if last > first:
+            pop_reset(pop_model[p], X, a, pop_off[p + 1], C[p], hist_row[first:last])
+
+
 @njit(cache=True)
-def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
+def _targets_sorted(indptr, tgt):
+    """Whether every CSR row's targets are in ascending order."""
+    for row in range(indptr.shape[0] - 1):
+        for syn in range(indptr[row] + 1, indptr[row + 1]):
+            if tgt[syn] < tgt[syn - 1]:
+                return False
+    return True
+
+
+def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     """Advance the plan ``pl`` by ``n_steps`` steps starting at global step ``step0`` (the contract
-    of :mod:`biosim.backends`).
+    of :mod:`biosim.backends`) on ``T`` threads: compiled as :func:`run_chunk` (one thread, the
+    ``prange`` loops plain loops) and :func:`run_chunk_threads` (Numba's parallel loops).
+
+    Threads share a step by neurons: ``T`` contiguous blocks, each updated, thresholded, sent its
+    spikes and reset by one thread. Every target sees the same additions in the same order as in one
+    thread (projection by projection, spike by spike along the ring, synapse by synapse along the
+    CSR row), so the results do not depend on ``T``. A thread finds a row's synapses onto its block
+    by bisection when every row is sorted by target, else by a scan. Spikes are merged into the ring
+    in ascending order between the parallel phases. Networks with synapse models deliver spikes in
+    one thread (``on_pre`` may read source neurons that other threads are writing).
 
     Returns ``(status, steps_done, sp_n, rec_n, err_pop, err_row, err_neuron)``; ``status`` is
     OK, BUFFER_FULL (the spike buffer needs room: call again from ``step0 + steps_done``) or
     NOT_FINITE (a state variable became NaN/inf in the last step done).
     """
-    X = pl.X
+    # every field a local (in the plan's order): Numba's parallel loops lose writes made through a
+    # NamedTuple's fields
+    X, w, acc, xpost, S, s_last = pl.X, pl.w, pl.acc, pl.xpost, pl.S, pl.s_last
     N = X.shape[1]
     V = X.shape[0]
     L = pl.hist.shape[0]
@@ -123,6 +169,15 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
     M = pl.mon_row.shape[0]
     use_acc = pl.dly.shape[0] > 0
     cap = out.sp_idx.shape[0]
+    err = np.zeros((T, 3), np.int64)  # population + 1 (0: no error), row, neuron
+    cnt = np.zeros((T, P), np.int64)
+    buf = np.zeros(max(N, 1), pl.hist.dtype)
+    plain = True
+    for r in range(R):
+        if pl.pr_syn[r] >= 0:
+            plain = False
+    nd = T if plain else 1  # threads that deliver spikes
+    rows_sorted = nd > 1 and _targets_sorted(pl.indptr, pl.tgt)
     for k in range(n_steps):
         s = step0 + k
         if sp_n + N > cap:
@@ -142,107 +197,160 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
             tp = pl.st_tgt_grp[z]
             dpost = pl.st_c[z, DECAY_POST]
             for e in range(pl.st_post_off[z], pl.st_post_off[z] + pl.pop_off[tp + 1] - pl.pop_off[tp]):
-                pl.xpost[e] *= dpost
-        # 1. state update, with the NaN/inf check
+                xpost[e] *= dpost
+        # 1. state update with the NaN/inf check (the first by population, row, neuron), thresholds:
+        # one thread writes the ring directly, several a buffer merged below
+        dest = pl.hist[slot] if T == 1 else buf
+        for t in prange(T):
+            t_lo = t * N // T
+            t_hi = (t + 1) * N // T
+            for u_p in range(P):
+                u_a = max(pl.pop_off[u_p], t_lo)
+                u_b = min(pl.pop_off[u_p + 1], t_hi)
+                if u_a < u_b and err[t, 0] == 0:
+                    pop_step(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.i_ext, pl.ref_until, s)
+                    for u_r in range(pl.pop_nvar[u_p]):
+                        if err[t, 0] == 0 and _zero_sum(X[u_r], u_a, u_b) != 0.0:
+                            for u_i in range(u_a, u_b):
+                                if err[t, 0] == 0 and not math.isfinite(X[u_r, u_i]):
+                                    err[t, 0] = u_p + 1
+                                    err[t, 1] = u_r
+                                    err[t, 2] = u_i
+            for u_p in range(P):
+                u_a = max(pl.pop_off[u_p], t_lo)
+                u_b = min(pl.pop_off[u_p + 1], t_hi)
+                cnt[t, u_p] = 0
+                if u_a < u_b and err[t, 0] == 0:
+                    cnt[t, u_p] = pop_threshold(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.ref_until, s, dest[u_a:])
+        bad = -1
+        for t in range(T):
+            if err[t, 0] > 0 and (bad < 0 or err[t, 0] < err[bad, 0] or
+                                  (err[t, 0] == err[bad, 0] and err[t, 1] < err[bad, 1])):
+                bad = t
+        if bad >= 0:
+            return NOT_FINITE, k + 1, sp_n, rec_n, err[bad, 0] - 1, err[bad, 1], err[bad, 2]
+        # 2. the spikes into the ring, ascending; refractory clocks, the spike buffer, input groups
         for p in range(P):
             a = pl.pop_off[p]
-            b = pl.pop_off[p + 1]
-            pop_step(pl.pop_model[p], X, a, b, pl.C[p], pl.i_ext, pl.ref_until, s)
-            for r in range(pl.pop_nvar[p]):
-                if _zero_sum(X[r], a, b) != 0.0:
-                    for i in range(a, b):
-                        if not math.isfinite(X[r, i]):
-                            return NOT_FINITE, k + 1, sp_n, rec_n, p, r, i
-        # 2. thresholds
-        for p in range(P):
-            a = pl.pop_off[p]
-            cnt = pop_threshold(pl.pop_model[p], X, a, pl.pop_off[p + 1], pl.C[p], pl.ref_until, s, pl.hist[slot, a:])
-            for e in range(cnt):
+            n = 0
+            for t in range(T):
+                if T > 1:
+                    b = max(a, t * N // T)
+                    for e in range(cnt[t, p]):
+                        pl.hist[slot, a + n + e] = buf[b + e]
+                n += cnt[t, p]
+            pl.hist_cnt[slot, p] = n
+            for e in range(n):
                 i = pl.hist[slot, a + e]
                 pl.ref_until[i] = s + pl.pop_ref[p]
                 if pl.rec_spikes[i]:
                     out.sp_step[sp_n] = s
                     out.sp_idx[sp_n] = i
                     sp_n += 1
-            pl.hist_cnt[slot, p] = cnt
         for e in range(inp.in_ptr[k], inp.in_ptr[k + 1]):
             g = inp.in_grp[e]
             pl.hist[slot, pl.grp_off[g] + pl.hist_cnt[slot, g]] = inp.in_src[e]
             pl.hist_cnt[slot, g] += 1
-        # 3. synapses: Poisson input, delayed input due now, then each projection
-        for q in range(Q):
-            row = pl.pi_row[q]
-            a = pl.pi_a[q]
-            col = pl.pi_col[q] - a
-            for j in range(a, pl.pi_b[q]):
-                n = inp.counts[k, col + j]
-                if n != 0 and not (pl.gate[row, j] and s < pl.ref_until[j]):
-                    X[row, j] += n * pl.pi_w[q]
-        if use_acc:
-            for r in range(V):
-                for j in range(N):
-                    x = pl.acc[slot, r, j]
-                    if x != 0:
-                        if not (pl.gate[r, j] and s < pl.ref_until[j]):
-                            X[r, j] += x
-                        pl.acc[slot, r, j] = 0
+        # STDP source traces of the spikes arriving now (nothing reads them before step 4)
         for r in range(R):
-            d = pl.pr_delay[r]
-            if d >= 0:
-                if s < d:
-                    continue
-                ss = (s - d) % L
-            else:
-                ss = slot
-            g = pl.pr_grp[r]
-            g0 = pl.grp_off[g]
-            row = pl.pr_row[r]
-            base = pl.pr_ptr[r]
             z = pl.pr_stdp[r]
-            kind = pl.pr_syn[r]
-            for e in range(pl.hist_cnt[ss, g]):
-                loc = pl.hist[ss, g0 + e] - g0
-                if kind >= 0:  # a synapse model: its on_pre statements, synapse by synapse
-                    pre = g0 + loc if g < P else -1
-                    for syn in range(pl.indptr[base + loc], pl.indptr[base + loc + 1]):
-                        j = pl.tgt[syn]
-                        syn_pre(kind, pl.S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j], s - pl.s_last[syn])
-                        pl.s_last[syn] = s
+            d = pl.pr_delay[r]
+            if z >= 0 and pl.pr_syn[r] < 0 and s >= d:
+                ss = slot if d < 0 else (s - d) % L
+                g0 = pl.grp_off[pl.pr_grp[r]]
+                for e in range(pl.hist_cnt[ss, pl.pr_grp[r]]):
+                    pl.xpre[pl.st_pre_off[z] + pl.hist[ss, g0 + e] - g0] += 1
+        # 3. what reaches each target: Poisson input, delayed input due now, then each projection;
+        # 4. STDP potentiation of the targets that spiked, their traces; reset (networks without
+        # synapse models: no on_post, which may read other neurons before their reset)
+        for t in prange(nd):
+            d_lo = t * N // nd
+            d_hi = (t + 1) * N // nd
+            d_full = nd == 1
+            for d_q in range(Q):
+                d_row = pl.pi_row[d_q]
+                d_col = pl.pi_col[d_q] - pl.pi_a[d_q]
+                for d_j in range(max(pl.pi_a[d_q], d_lo), min(pl.pi_b[d_q], d_hi)):
+                    d_n = inp.counts[k, d_col + d_j]
+                    if d_n != 0 and not (pl.gate[d_row, d_j] and s < pl.ref_until[d_j]):
+                        X[d_row, d_j] += d_n * pl.pi_w[d_q]
+            if use_acc:
+                for d_r in range(V):
+                    for d_j in range(d_lo, d_hi):
+                        d_x = acc[slot, d_r, d_j]
+                        if d_x != 0:
+                            if not (pl.gate[d_r, d_j] and s < pl.ref_until[d_j]):
+                                X[d_r, d_j] += d_x
+                            acc[slot, d_r, d_j] = 0
+            for d_r in range(R):
+                dd = pl.pr_delay[d_r]
+                if dd >= 0 and s < dd:
                     continue
-                for syn in range(pl.indptr[base + loc], pl.indptr[base + loc + 1]):
-                    j = pl.tgt[syn]
-                    if d < 0 and pl.dly[syn] > 0:
-                        pl.acc[(s + pl.dly[syn]) % L, row, j] += pl.w[syn]
+                d_ss = slot if dd < 0 else (s - dd) % L
+                d_g = pl.pr_grp[d_r]
+                d_g0 = pl.grp_off[d_g]
+                d_row = pl.pr_row[d_r]
+                d_base = pl.pr_ptr[d_r]
+                d_z = pl.pr_stdp[d_r]
+                d_t0 = 0  # the trace of target d_j: d_j - d_t0
+                if d_z >= 0:
+                    d_t0 = pl.pop_off[pl.st_tgt_grp[d_z]] - pl.st_post_off[d_z]
+                d_kind = pl.pr_syn[d_r]
+                for d_e in range(pl.hist_cnt[d_ss, d_g]):
+                    d_loc = pl.hist[d_ss, d_g0 + d_e] - d_g0
+                    sa = pl.indptr[d_base + d_loc]
+                    sb = pl.indptr[d_base + d_loc + 1]
+                    if d_kind >= 0:  # a synapse model (one thread): its on_pre statements
+                        d_pre = d_g0 + d_loc if d_g < P else -1
+                        for d_syn in range(sa, sb):
+                            d_j = pl.tgt[d_syn]
+                            syn_pre(d_kind, S, d_syn, X, d_pre, d_j, pl.pr_c[d_r], pl.gate, s < pl.ref_until[d_j],
+                                    s - s_last[d_syn])
+                            s_last[d_syn] = s
                         continue
-                    if not (pl.gate[row, j] and s < pl.ref_until[j]):
-                        X[row, j] += pl.w[syn]
-                    if z >= 0:
-                        jl = j - pl.pop_off[pl.st_tgt_grp[z]]
-                        xp = pl.xpost[pl.st_post_off[z] + jl]
-                        wv = pl.w[syn]
-                        if pl.st_c[z, MULTIPLICATIVE] != 0:
-                            wv = wv - pl.st_c[z, A_MINUS] * xp * (wv - pl.st_c[z, W_MIN])
-                        else:
-                            wv = wv - pl.st_c[z, A_MINUS] * xp
-                        pl.w[syn] = _clip(wv, pl.st_c[z, W_MIN], pl.st_c[z, W_MAX])
-                if z >= 0:
-                    pl.xpre[pl.st_pre_off[z] + loc] += 1
-        for z in range(Z):
-            tp = pl.st_tgt_grp[z]
-            t0 = pl.pop_off[tp]
-            rb = pl.st_rptr_off[z]
-            for e in range(pl.hist_cnt[slot, tp]):
-                jl = pl.hist[slot, t0 + e] - t0
-                for kk in range(pl.rptr[rb + jl], pl.rptr[rb + jl + 1]):
-                    syn = pl.rsyn[kk]
-                    xp = pl.xpre[pl.st_pre_off[z] + pl.rsrc[kk]]
-                    wv = pl.w[syn]
-                    if pl.st_c[z, MULTIPLICATIVE] != 0:
-                        wv = wv + pl.st_c[z, A_PLUS] * xp * (pl.st_c[z, W_MAX] - wv)
-                    else:
-                        wv = wv + pl.st_c[z, A_PLUS] * xp
-                    pl.w[syn] = _clip(wv, pl.st_c[z, W_MIN], pl.st_c[z, W_MAX])
-                pl.xpost[pl.st_post_off[z] + jl] += 1
+                    if rows_sorted:  # several threads, every row sorted: bisect to this thread's targets
+                        sa = _bisect(pl.tgt, sa, sb, d_lo)
+                    for d_syn in range(sa, sb):
+                        d_j = pl.tgt[d_syn]
+                        if not d_full and (d_j < d_lo or d_j >= d_hi):
+                            if rows_sorted:
+                                break
+                            continue
+                        if dd < 0 and pl.dly[d_syn] > 0:  # a per-synapse delay: into the accumulator
+                            acc[(s + pl.dly[d_syn]) % L, d_row, d_j] += w[d_syn]
+                            continue
+                        if not (pl.gate[d_row, d_j] and s < pl.ref_until[d_j]):
+                            X[d_row, d_j] += w[d_syn]
+                        if d_z >= 0:  # STDP depression
+                            d_xp = xpost[d_j - d_t0]
+                            d_wv = w[d_syn]
+                            if pl.st_c[d_z, MULTIPLICATIVE] != 0:
+                                d_wv = d_wv - pl.st_c[d_z, A_MINUS] * d_xp * (d_wv - pl.st_c[d_z, W_MIN])
+                            else:
+                                d_wv = d_wv - pl.st_c[d_z, A_MINUS] * d_xp
+                            w[d_syn] = _clip(d_wv, pl.st_c[d_z, W_MIN], pl.st_c[d_z, W_MAX])
+            for p_z in range(Z):
+                d_tp = pl.st_tgt_grp[p_z]
+                p_t0 = pl.pop_off[d_tp]
+                d_rb = pl.st_rptr_off[p_z]
+                for p_e in range(pl.hist_cnt[slot, d_tp]):
+                    p_j = pl.hist[slot, p_t0 + p_e]
+                    if d_lo <= p_j < d_hi:
+                        d_jl = p_j - p_t0
+                        for d_kk in range(pl.rptr[d_rb + d_jl], pl.rptr[d_rb + d_jl + 1]):
+                            d_syn = pl.rsyn[d_kk]
+                            d_xp = pl.xpre[pl.st_pre_off[p_z] + pl.rsrc[d_kk]]
+                            d_wv = w[d_syn]
+                            if pl.st_c[p_z, MULTIPLICATIVE] != 0:
+                                d_wv = d_wv + pl.st_c[p_z, A_PLUS] * d_xp * (pl.st_c[p_z, W_MAX] - d_wv)
+                            else:
+                                d_wv = d_wv + pl.st_c[p_z, A_PLUS] * d_xp
+                            w[d_syn] = _clip(d_wv, pl.st_c[p_z, W_MIN], pl.st_c[p_z, W_MAX])
+                        xpost[pl.st_post_off[p_z] + d_jl] += 1
+            if plain:
+                _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], d_lo, d_hi)
+        if plain:
+            continue
         for r in range(R):  # synapse models' on_post, for the targets that spiked
             rb = pl.pr_rptr[r]
             if rb < 0:
@@ -257,10 +365,13 @@ def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
                 for kk in range(pl.rptr[rb + j - t0], pl.rptr[rb + j - t0 + 1]):
                     syn = pl.rsyn[kk]
                     pre = g0 + pl.rsrc[kk] if g < P else -1
-                    syn_post(kind, pl.S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j], s - pl.s_last[syn])
-                    pl.s_last[syn] = s
-        # 4. reset
-        for p in range(P):
-            a = pl.pop_off[p]
-            pop_reset(pl.pop_model[p], X, a, pl.pop_off[p + 1], pl.C[p], pl.hist[slot, a:a + pl.hist_cnt[slot, p]])
+                    syn_post(kind, S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j], s - s_last[syn])
+                    s_last[syn] = s
+        for t in prange(T):
+            _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], t * N // T,
+                         (t + 1) * N // T)
     return OK, n_steps, sp_n, rec_n, -1, -1, -1
+
+
+run_chunk = njit(cache=True)(_run_chunk)
+run_chunk_threads = njit(cache=True, parallel=True)(_run_chunk)

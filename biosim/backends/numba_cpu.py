@@ -27,7 +27,7 @@ from biosim._generated import load_source
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
 from biosim.errors import BiosimError
 
-__all__ = ["BUFFER_FULL", "NOT_FINITE", "OK", "kernel", "kernel_source"]
+__all__ = ["BUFFER_FULL", "MAX_THREADS", "NOT_FINITE", "OK", "kernel", "kernel_source"]
 
 _TEMPLATE = Path(__file__).with_name("kernel_body.py")
 _SOURCE_BEGINS = "# biosim-kernel: source begins\n"
@@ -35,11 +35,18 @@ _DISPATCH_BEGINS = "# biosim-kernel: dispatch begins\n"
 _DISPATCH_ENDS = "# biosim-kernel: dispatch ends\n"
 _ROLES = ("step", "threshold", "reset")
 
-#: Kernels built in this process, by the models they were generated for.
+#: Kernel modules built in this process, by the models they were generated for.
 _KERNELS: dict = {}
 
 
-def kernel(specs, syn_specs=()):
+def MAX_THREADS() -> int:
+    """The most threads :func:`kernel` can run on: the size of Numba's thread pool."""
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def kernel(specs, syn_specs=(), threads: int = 1):
     """The compiled ``run_chunk`` for a network whose populations use the models ``specs``.
 
     Parameters
@@ -50,22 +57,43 @@ def kernel(specs, syn_specs=()):
     syn_specs : tuple of SynapseSpec
         The network's synapse models (:class:`biosim.synapses.spec.SynapseSpec`);
         ``Plan.pr_syn[r]`` indexes it.
+    threads : int
+        Threads per step (at most :func:`MAX_THREADS`): above 1, the kernel's threaded twin
+        (``run_chunk_threads`` of :mod:`biosim.backends.kernel_body`), with the same results.
 
     Returns
     -------
     callable
         ``run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)``, a Numba dispatcher with the
-        contract described in :mod:`biosim.backends`. Compiled on its first call (or loaded from
-        Numba's cache); memoised per ``specs`` in this process.
+        contract described in :mod:`biosim.backends` (for ``threads > 1``, a function that calls
+        the threaded dispatcher on that many of Numba's threads). Compiled on its first call (or
+        loaded from Numba's cache); memoised per ``specs`` in this process.
     """
     specs, syn_specs = tuple(specs), tuple(syn_specs)
     key = (tuple((s.name, len(s.var_names), s.step, s.threshold, s.reset) for s in specs),
            tuple((s.name, s.on_pre, s.on_post) for s in syn_specs))
-    fn = _KERNELS.get(key)
-    if fn is None:
-        fn = load_source("biosim_kernel", kernel_source(specs, syn_specs)).run_chunk
-        _KERNELS[key] = fn
-    return fn
+    mod = _KERNELS.get(key)
+    if mod is None:
+        mod = load_source("biosim_kernel", kernel_source(specs, syn_specs))
+        _KERNELS[key] = mod
+    if threads == 1:
+        return mod.run_chunk
+    return _on_threads(mod.run_chunk_threads, int(threads))
+
+
+def _on_threads(fn, threads: int):
+    """``run_chunk`` calling the threaded kernel ``fn`` on ``threads`` of Numba's threads."""
+    import numba
+
+    def run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
+        old = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            return fn(pl, inp, out, step0, n_steps, sp_n, rec_n, threads)
+        finally:
+            numba.set_num_threads(old)
+
+    return run_chunk
 
 
 def kernel_source(specs, syn_specs=()) -> str:

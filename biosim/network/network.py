@@ -493,14 +493,15 @@ class Network:
         next run gives what the snapshot's network would have given. Call ``run(0)`` first."""
         _snapshot.put(self, snap)
 
-    def run(self, duration_ms: float, backend: str | None = None, progress: bool = False):
+    def run(self, duration_ms: float, backend: str | None = None, progress: bool = False, threads: int | None = None):
         """Simulate ``duration_ms`` more milliseconds; returns a :class:`~biosim.network.simulate.Result`.
 
         The first call builds the synapses and compiles the network for ``backend`` (default
         ``"numba-cpu"``; ``run(0)`` does only that); later calls continue from where the last one
         stopped, on the same backend (``backend`` may be left out), without rebuilding or
         recompiling anything: a short run costs the steps it simulates and some tens of
-        microseconds.
+        microseconds. ``threads`` (numba-cpu only; default 1, or what the last run used) splits
+        each step over that many threads, with the same spikes and states as one thread.
         """
         from biosim.network.simulate import Simulation
 
@@ -508,7 +509,9 @@ class Network:
         if self._sim is None:
             if not self.populations:
                 raise BiosimError("the network has no populations")
-            self._sim = Simulation(self, backend or "numba-cpu")
+            self._sim = Simulation(self, backend or "numba-cpu", 1 if threads is None else threads)
         elif backend is not None and backend != self._sim.backend_name:
             raise BiosimError(f"this network runs on '{self._sim.backend_name}'; it cannot switch to '{backend}'")
+        elif threads is not None:
+            self._sim.set_threads(threads)
         return self._sim.run(duration_ms, progress=progress)

@@ -12,7 +12,7 @@ from biosim.backends import get_backend
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE
 from biosim.backends.philox import POISSON_GROUP, POISSON_INPUT, bernoulli_events, binomial_block, key_of_seed, stream_id
 from biosim.backends.plan import ChunkInput, Outputs
-from biosim.errors import SimulationError
+from biosim.errors import BiosimError, SimulationError
 from biosim.network.compile import compile_network, model_specs, synapse_specs
 
 __all__ = ["Simulation", "Result", "generator_steps"]
@@ -160,12 +160,31 @@ class _Record:
         return states
 
 
+def check_threads(threads, backend, backend_name: str) -> int:
+    """``threads`` as an int, checked: at least 1, at most Numba's pool, and 1 on a backend without
+    threaded kernels."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise BiosimError(f"threads must be a whole number, got {threads!r}")
+    threads = int(threads)
+    most = getattr(backend, "MAX_THREADS", 1)
+    if callable(most):
+        most = most()
+    if threads < 1:
+        raise BiosimError(f"threads must be at least 1, got {threads}")
+    if threads > 1 and most == 1:
+        raise BiosimError(f"the {backend_name} backend runs on one thread; threads = {threads} needs numba-cpu")
+    if threads > most:
+        raise BiosimError(f"threads = {threads} is more than this machine's {most} (Numba's NUMBA_NUM_THREADS)")
+    return threads
+
+
 class Simulation:
     """Owns a network's plan and its backend's kernel for the network's models (``specs``);
     :meth:`run` advances it."""
 
-    def __init__(self, net, backend_name: str):
+    def __init__(self, net, backend_name: str, threads: int = 1):
         self.backend = get_backend(backend_name)
+        self.threads = check_threads(threads, self.backend, backend_name)
         self.backend_name = backend_name
         self.net = net
         t0 = time.perf_counter()
@@ -193,13 +212,26 @@ class Simulation:
         n_cols = max(self.n_counts, sum(g.n for g in net.inputs if g.kind == "poisson"), 1)
         self.max_chunk = min(max(1, _CHUNK_BYTES // (8 * n_cols)), 2000)
         t1 = time.perf_counter()
-        self.run_chunk = self.backend.kernel(self.specs, self.syn_specs)
-        empty = np.zeros(0, np.int64)
-        self.run_chunk(self._plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)), Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self._plan.X.dtype)),
-                       0, 0, 0, 0)  # compile (or load the cached kernel) outside the timed loop
+        self._load_kernel()
         self._compile_input_draws()
         self.compile_s = time.perf_counter() - t1
         self.setup_s = time.perf_counter() - t0
+
+    def _load_kernel(self):
+        """The backend's kernel for the network's models (and thread count), compiled or loaded
+        from the cache outside the timed loop."""
+        extra = {"threads": self.threads} if self.threads != 1 else {}
+        self.run_chunk = self.backend.kernel(self.specs, self.syn_specs, **extra)
+        empty = np.zeros(0, np.int64)
+        self.run_chunk(self._plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)),
+                       Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self._plan.X.dtype)), 0, 0, 0, 0)
+
+    def set_threads(self, threads: int) -> None:
+        """Run the next steps on ``threads`` threads (the same results, whatever the number)."""
+        threads = check_threads(threads, self.backend, self.backend_name)
+        if threads != self.threads:
+            self.threads = threads
+            self._load_kernel()
 
     @property
     def plan(self):

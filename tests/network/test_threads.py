@@ -1,0 +1,116 @@
+"""The numba-cpu kernel on several threads: the same spikes, states, weights and errors as on one.
+
+Each thread owns a contiguous block of neurons (update, threshold, the spikes it receives, reset);
+a target's additions must come in the single thread's order. The networks mix what a thread's
+share touches: two neuron models in populations that straddle the blocks, Poisson inputs, a
+Poisson group with STDP, a spike generator, per-synapse and homogeneous delays, multapses,
+monitors; rows sorted by target (bisection) and not (a scan). All use the same models, so the
+threaded kernel compiles once (about 20 s cold).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from biosim import LIF, STDP, AdEx, AllToAll, BiosimError, Explicit, FixedProbability, Network
+
+THREADS = min(2, numba.config.NUMBA_NUM_THREADS)
+needs_threads = pytest.mark.skipif(THREADS < 2, reason="Numba has one thread here")
+
+
+def _net(unsorted: bool, blowup: bool = False) -> tuple[Network, list]:
+    net = Network(dt_ms=0.1, seed=5)
+    rng = np.random.default_rng(0)
+    exc = net.population("exc", LIF(), 37, init={"v": rng.uniform(-60.0, -50.5, 37)})
+    ad = net.population("ad", AdEx(), 12)
+    inp = net.poisson_group("in", 25, 300.0)
+    gen = net.spike_generator("gen", 4, indices=[0, 1, 2, 3, 3], times_ms=[0.5, 1.0, 1.0, 2.0, 7.5])
+    net.poisson_input(exc, "ge", n_sources=30, rate_hz=200.0, weight=0.4)
+    net.current(ad, 500.0)
+    plastic = net.connect(inp, exc, "ge", weight=lambda r, n: 1.0 + r.random(n), rule=FixedProbability(p=0.4),
+                          stdp=STDP(a_plus=0.05, a_minus=0.06, w_max=3.0))
+    net.connect(exc, exc, "gi", weight=-0.8, rule=FixedProbability(p=0.2), delay_ms=lambda r, n: r.choice([0.0, 0.3, 1.1], n))
+    net.connect(exc, ad, "v", weight=0.5, rule=AllToAll(), delay_ms=0.4)
+    net.connect(ad, exc, "ge", weight=0.7, rule=FixedProbability(p=0.5))
+    if unsorted:  # rows whose targets go down and repeat: each thread scans them
+        net.connect(gen, exc, "ge", weight=2.5, rule=Explicit(i=[0, 0, 0, 1, 1, 3], j=[36, 2, 2, 20, 19, 0]))
+    else:
+        net.connect(gen, exc, "ge", weight=2.5, rule=AllToAll())
+    if blowup:  # exc neurons 30 and 5 (one in each thread's block) overflow in the same step
+        net.connect(gen, exc, "ge", weight=1e308, rule=Explicit(i=[1, 1, 2, 2], j=[30, 30, 5, 5]))
+    net.monitor(exc, "v", indices=[0, 18, 36])
+    net.monitor(ad, "w", indices=[3])
+    return net, [plastic]
+
+
+def _run(unsorted: bool, threads: int, split: bool = True):
+    net, projs = _net(unsorted)
+    if split:  # the thread count may change between runs
+        net.run(20.0, threads=1)
+        res = net.run(30.0, threads=threads)
+    else:
+        res = net.run(50.0, threads=threads)
+    return res, [net.weights(p)[2] for p in projs], net._sim.plan
+
+
+@needs_threads
+@pytest.mark.parametrize("unsorted", [False, True], ids=["sorted_rows", "unsorted_rows"])
+def test_threads_give_the_same_spikes_states_and_weights(unsorted):
+    a, wa, pa = _run(unsorted, 1, split=False)
+    b, wb, pb = _run(unsorted, THREADS)
+    n_spikes = sum(len(t) for t, _ in a.spikes.values())
+    assert n_spikes > 100 and len(a.spikes["ad"][0]) > 0
+    for pop, (t, i) in a.spikes.items():
+        assert np.array_equal(t, b.spikes[pop][0]) and np.array_equal(i, b.spikes[pop][1]), pop
+    for key, (_, v) in a.states.items():
+        assert np.array_equal(v, b.states[key][1]), key
+    assert np.any(wa[0] != wa[0][0]) and np.array_equal(wa[0], wb[0])
+    for field in ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc", "w"):
+        assert np.array_equal(getattr(pa, field), getattr(pb, field)), field
+
+
+@needs_threads
+def test_not_finite_is_reported_alike_on_threads():
+    msgs = []
+    for threads in (1, THREADS):
+        net, _ = _net(False, blowup=True)
+        with pytest.raises(BiosimError) as err:
+            net.run(5.0, threads=threads)
+        msgs.append(str(err.value))
+    assert "of population 'exc' became inf (neuron 5)" in msgs[0] and msgs[0] == msgs[1]
+
+
+def test_bad_thread_counts_are_refused():
+    net, _ = _net(False)
+    for bad, says in ((0, "at least 1"), (1.5, "whole number"), (True, "whole number"),
+                      (numba.config.NUMBA_NUM_THREADS + 1, "NUMBA_NUM_THREADS")):
+        with pytest.raises(BiosimError, match=says):
+            net.run(1.0, threads=bad)
+    other, _ = _net(False)
+    with pytest.raises(BiosimError, match="one thread.*numba-cpu"):
+        other.run(1.0, backend="numpy", threads=2)
+
+
+@needs_threads
+def test_synapse_models_on_threads():
+    """A synapse model's statements run in one thread (its ``on_pre`` may read source neurons);
+    the neurons' update and reset still split."""
+    from biosim.equations import library
+
+    def run(threads):
+        net = Network(dt_ms=0.1, seed=7)
+        inp = net.poisson_group("in", 20, 400.0)
+        exc = net.population("exc", LIF(), 10, init={"v": np.linspace(-56.0, -50.5, 10)})
+        model = library.pair_stdp(STDP(a_plus=0.05, a_minus=0.06, w_max=4.0))
+        proj = net.connect(inp, exc, synapse=model(), init={"w": 3.5}, rule=FixedProbability(p=0.5), delay_ms=0.2)
+        net.connect(exc, exc, "gi", weight=-0.5, rule=AllToAll())
+        res = net.run(30.0, threads=threads)
+        return res, net.weights(proj)[2]
+
+    a, wa = run(1)
+    b, wb = run(THREADS)
+    assert len(a.spikes["exc"][0]) > 20 and np.any(wa != wa[0])
+    assert np.array_equal(a.spikes["exc"][0], b.spikes["exc"][0]) and np.array_equal(a.spikes["exc"][1], b.spikes["exc"][1])
+    assert np.array_equal(wa, wb)
