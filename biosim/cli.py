@@ -31,7 +31,7 @@ from biosim.errors import BiosimError, RunInterrupted, unknown
 from biosim.experiments import get_runner
 from biosim.experiments.registry import (_flat_keys, apply_overrides, as_typed, describe_keys, format_value,
                                          list_models, load_model)
-from biosim.experiments.sweep import MAX_SEEDS, MAX_WORKERS, run_sweep
+from biosim.experiments.sweep import MAX_SEEDS, MAX_WORKERS, max_threads, resolved_config, run_sweep, thread_settings
 from biosim.files import atomic_savefig, atomic_write_json, created_dirs, make_run_dir, remove_unused, run_dir_path
 from biosim.reports.bench_figures import scaling_figure
 from biosim.reports.notebooks import render
@@ -56,7 +56,7 @@ MAX_SEED = 2**32 - 1
 
 #: the numeric options and their ranges, checked before any work: (command, dest) -> (flag, low, high)
 _RANGES = {
-    ("run", "seed"): ("--seed", 0, MAX_SEED),
+    ("run", "seed"): ("--seed", 0, MAX_SEED), ("run", "threads"): ("--threads", 1, max_threads),
     ("sweep", "seeds"): ("--seeds", 1, MAX_SEEDS), ("sweep", "workers"): ("--workers", 1, MAX_WORKERS),
     ("compare", "seeds"): ("--seeds", 1, 100), ("compare", "workers"): ("--workers", 1, MAX_WORKERS),
     ("bench", "repeats"): ("--repeats", 1, 1000), ("bench", "layer"): ("--layer", 1, 100_000),
@@ -74,6 +74,7 @@ def _check_ranges(args) -> None:
         value = getattr(args, dest, None) if args.command == command else None
         if value is None:
             continue
+        high = high() if callable(high) else high  # a bound of this machine (Numba's threads)
         if not math.isfinite(value):
             raise BiosimError(f"{flag} = {value} is not a finite number")
         if not low <= value <= high:
@@ -105,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="let --out name a folder that already holds a run, and replace that run")
     run.add_argument("--resume", default=None, metavar="DIR",
                      help="continue the stopped training run in DIR with the settings of DIR/config.json")
+    run.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="threads, 1 to Numba's NUMBA_NUM_THREADS: a simulation's steps on N threads of the "
+                          "numba-cpu engine (default 1; the same spikes whatever N), or a training run's torch "
+                          "threads (as --set learn.threads=N)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(format_help=run.format_help)
 
@@ -250,21 +255,25 @@ def _cmd_run(args) -> int:
         resolved = _resume_config(args, spec, runner)
         out_dir = Path(args.resume)
         params, seed, backend = resolved["params"], resolved["seed"], resolved["backend"]
+        threads = resolved.get("threads")
     else:
         params = _as_typed(lambda: apply_overrides(spec["params"], args.sets), args.sets)
         seed, backend = (0 if args.seed is None else args.seed), args.backend
     if backend not in BACKENDS:
         raise unknown("backend", backend, BACKENDS)
     if args.resume is None:
+        params, threads = thread_settings(spec, params, args.threads, backend, args.sets)
+    more = {} if threads is None else {"threads": threads}  # for a runner that simulates in the engine
+    if args.resume is None:
         planned = run_dir_path(args.name, args.out)
         created = created_dirs(planned)
         out_dir = make_run_dir(args.name, args.out or str(planned), overwrite=args.overwrite)
-        resolved = {"name": args.name, "runner": spec["runner"], "builder": spec.get("builder", args.name),
-                    "backend": backend, "seed": seed, "params": params}
+        resolved = resolved_config(args.name, spec, params, seed, backend, threads)
         atomic_write_json(out_dir / "config.json", resolved)
         before = set(os.listdir(out_dir))
         try:
-            metrics = _as_typed(lambda: runner(spec, params, seed, backend, out_dir, progress=not args.quiet), args.sets)
+            metrics = _as_typed(lambda: runner(spec, params, seed, backend, out_dir, progress=not args.quiet, **more),
+                                args.sets)
         except KeyboardInterrupt as exc:
             raise _stopped(exc, args.name, out_dir) from None
         except BiosimError as exc:
@@ -277,7 +286,7 @@ def _cmd_run(args) -> int:
             raise
     else:
         try:
-            metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet, resume=True)
+            metrics = runner(spec, params, seed, backend, out_dir, progress=not args.quiet, resume=True, **more)
         except KeyboardInterrupt as exc:
             raise _stopped(exc, args.name, out_dir) from None
     atomic_write_json(out_dir / "metrics.json", metrics)
@@ -330,9 +339,9 @@ def _resume_config(args, spec: dict, runner) -> dict:
 
     if "resume" not in inspect.signature(runner).parameters:
         raise BiosimError(f"run '{args.name}' cannot be resumed (only training runs keep checkpoints)")
-    if args.sets or args.seed is not None or args.out is not None or args.overwrite:
+    if args.sets or args.seed is not None or args.out is not None or args.overwrite or args.threads is not None:
         raise BiosimError("--resume DIR continues the run with the settings saved in DIR/config.json; "
-                          "leave out --set, --seed, --out and --overwrite")
+                          "leave out --set, --seed, --threads, --out and --overwrite")
     folder = Path(args.resume)
     if folder.exists() and not folder.is_dir():
         raise BiosimError(f"--resume {args.resume}: is a file, not a run folder")

@@ -64,15 +64,17 @@ def spec_model(spec: dict):
     return model_from_table(spec["model"], f"models/{spec['name']}.toml")
 
 
-def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True) -> dict:
-    """Run the named simulation; write its plots into ``out_dir``; return its metrics."""
+def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True,
+                   threads: int = 1) -> dict:
+    """Run the named simulation (each step on ``threads`` of Numba's threads, numba-cpu; the same
+    spikes whatever the number); write its plots into ``out_dir``; return its metrics."""
     t0 = time.perf_counter()
     bio_time_s = get(params, "bio_time_s", positive=True)
     model = spec_model(spec)
     if model is not None and progress:
         _log.info(f"{spec['name']}: {model.describe()}")
     net = build(spec.get("builder", spec["name"]), params, seed, model=model)
-    result = run_checked(net, bio_time_s * 1e3, backend, progress)
+    result = run_checked(net, bio_time_s * 1e3, backend, progress, threads=threads)
     n_total = sum(result.sizes.values())
     all_t = [t for t, _ in result.spikes.values()]
     n_spikes = int(sum(len(t) for t in all_t))
@@ -87,6 +89,7 @@ def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: P
         "sim_wall_s": result.loop_s,
         "setup_wall_s": result.setup_s,
         "backend": backend,
+        "threads": threads,
         "seed": seed,
         **({"model": model.describe(), "model_methods": dict(model.methods)} if model is not None else {}),
         "populations": {
@@ -103,8 +106,9 @@ def run_simulation(spec: dict, params: dict, seed: int, backend: str, out_dir: P
     return metrics
 
 
-def run_checked(net, duration_ms: float, backend: str, progress: bool = True):
-    """``net.run(duration_ms)``, refused with an estimate when what it records would not fit in memory.
+def run_checked(net, duration_ms: float, backend: str, progress: bool = True, threads: int = 1):
+    """``net.run(duration_ms)`` on ``threads`` threads, refused with an estimate when what it records
+    would not fit in memory.
 
     Where even a network firing at every step could not fill a quarter of the memory available, it is
     one ``net.run``. Otherwise the first :data:`PROBE_MS` are simulated alone, the spike rate there
@@ -117,8 +121,8 @@ def run_checked(net, duration_ms: float, backend: str, progress: bool = True):
     have = available_bytes()
     probe = min(total, max(1, int(round(PROBE_MS / dt))))
     if n * total * SPIKE_BYTES <= have / 4 or probe >= total:
-        return net.run(duration_ms, backend=backend, progress=progress)
-    net.run(probe * dt, backend=backend, progress=False)
+        return net.run(duration_ms, backend=backend, progress=progress, threads=threads)
+    net.run(probe * dt, backend=backend, progress=False, threads=threads)
     sim = net._sim
     spikes = sim.sp_n * total / probe
     plan = sim.plan

@@ -210,9 +210,10 @@ def _train(net, h, images, cfg: dict, out_dir: Path, progress: bool, resume: boo
 
 
 def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, progress: bool = True,
-             resume: bool = False) -> dict:
+             resume: bool = False, threads: int = 1) -> dict:
     """Train, label and test; write plots and the learned weights and thresholds
-    (``model.safetensors``) into ``out_dir``; return the metrics.
+    (``model.safetensors``) into ``out_dir``; return the metrics. The engine runs each step on
+    ``threads`` of Numba's threads (the same spikes, and so the same weights, whatever the number).
 
     During training the network's whole state is saved every ``checkpoint_every`` images, and when
     SIGINT/SIGTERM asks the run to stop (``checkpoint.safetensors``); ``resume=True`` continues
@@ -228,7 +229,9 @@ def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, p
         x_train, y_train = x_train[:cfg["n_train"]], y_train[:cfg["n_train"]]
     x_test, y_test = (data.x_test[:cfg["n_test"]], data.y_test[:cfg["n_test"]]) if cfg["n_test"] else (data.x_test, data.y_test)
     net, h = build_diehl_cook(cfg["n_exc"], int(np.prod(x_train.shape[1:])), cfg["dt_ms"], seed)
-    net.run(0.0)  # draw the synapses and compile (or load) the kernel before the clock starts
+    # draw the synapses and compile (or load) the kernel before the clock starts; every later
+    # net.run (one per image shown and rest) keeps these threads
+    net.run(0.0, threads=threads)
     train_s, resumed = _train(net, h, x_train, cfg, out_dir, progress, resume,
                               f"biosim run {spec['name']} --resume {out_dir}")
     exc_params = net.populations[h["exc"].index].params
@@ -267,6 +270,7 @@ def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, p
         "neurons_per_class": np.bincount(assignment, minlength=data.n_classes).tolist(),
         "data": cfg["data"],
         "seed": seed,
+        "threads": threads,
         # for `biosim compare` (the same keys as the supervised runs; what is not measured here,
         # synaptic operations and energy, is left out rather than estimated)
         "model_kind": "snn",

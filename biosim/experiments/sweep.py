@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import hashlib
+import inspect
 import io
 import itertools
 import json
@@ -46,7 +47,8 @@ from biosim.experiments.registry import _flat_keys, apply_overrides, as_typed, l
 from biosim.files import atomic_write_json, atomic_write_text, make_dir
 from biosim.reports.sweep_figures import heatmap_figure, save_figure, trend_figure
 
-__all__ = ["DaskExecutor", "finished_run", "parse_grid", "run_sweep", "spread", "one_line", "DEFAULT_METRICS"]
+__all__ = ["DaskExecutor", "finished_run", "parse_grid", "run_sweep", "spread", "one_line", "DEFAULT_METRICS",
+           "max_threads", "resolved_config", "run_point", "thread_settings"]
 
 #: metrics plotted when ``metrics`` is not given, the first ones present (simulations, then classifiers)
 DEFAULT_METRICS = ("mean_rate_hz", "cv_isi", "test_accuracy")
@@ -71,20 +73,76 @@ def _silent(_line: str) -> None:
 
 def finished_run(run_dir: str | Path, resolved: dict) -> dict | None:
     """The metrics of the run folder ``run_dir`` if it holds a finished run (a readable
-    ``metrics.json``) whose ``config.json`` equals ``resolved``; None otherwise."""
+    ``metrics.json``) whose ``config.json`` equals ``resolved``, but for the engine's ``threads``
+    (which do not change a run's results); None otherwise."""
     run_dir = Path(run_dir)
+
+    def same(config) -> dict:
+        return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "threads"}
+
     try:
-        if json.loads((run_dir / "config.json").read_text()) != json.loads(json.dumps(resolved)):
+        config = json.loads((run_dir / "config.json").read_text())
+        if not isinstance(config, dict) or same(config) != same(resolved):
             return None
         return json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
 
 
-def resolved_config(name: str, spec: dict, params: dict, seed: int, backend: str) -> dict:
-    """What ``biosim run NAME`` writes into ``config.json``."""
-    return {"name": name, "runner": spec["runner"], "builder": spec.get("builder", name), "backend": backend,
-            "seed": seed, "params": params}
+def resolved_config(name: str, spec: dict, params: dict, seed: int, backend: str, threads: int | None = None) -> dict:
+    """What ``biosim run NAME`` writes into ``config.json``; for a runner that simulates in the
+    engine also ``threads``, its threads per step (default 1; see :func:`thread_settings`)."""
+    out = {"name": name, "runner": spec["runner"], "builder": spec.get("builder", name), "backend": backend,
+           "seed": seed, "params": params}
+    if threads is None and _takes_threads(get_runner(spec["runner"])):
+        threads = 1
+    if threads is not None:
+        out["threads"] = threads
+    return out
+
+
+def _takes_threads(runner) -> bool:
+    return "threads" in inspect.signature(runner).parameters
+
+
+def max_threads() -> int:
+    """The most threads a run may use: the size of Numba's thread pool (``NUMBA_NUM_THREADS``)."""
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def thread_settings(spec: dict, params: dict, threads: int | None, backend: str,
+                    sets: Sequence[str] = ()) -> tuple[dict, int | None]:
+    """``biosim run NAME --threads N``: the run's parameters and the engine's threads to record and
+    pass to its runner.
+
+    A runner that simulates in the engine (it takes ``threads``: the simulation and STDP runners)
+    runs each step on ``threads`` of Numba's threads (default 1; on numba-cpu only; the results
+    are the same whatever the number); a training run's ``threads`` become its torch threads
+    (``learn.threads``, which ``sets`` must then leave alone). Returns ``(params, threads)``, with
+    ``threads`` None for a runner that does not take it. ``threads`` must be 1 ..
+    :func:`max_threads`; a runner that uses no threads refuses it."""
+    runner = get_runner(spec["runner"])
+    if threads is not None:
+        most = max_threads()
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+            raise BiosimError(f"--threads = {threads!r} is out of range (must be 1..{most}, Numba's "
+                              f"NUMBA_NUM_THREADS on this machine)")
+    if _takes_threads(runner):
+        threads = 1 if threads is None else threads
+        if threads > 1 and backend != "numba-cpu":
+            raise BiosimError(f"--threads {threads} is for the numba-cpu backend, not {backend}")
+        return params, threads
+    if threads is None:
+        return params, None
+    learn = params.get("learn")
+    if isinstance(learn, dict) and "threads" in learn:
+        if any(s.split("=", 1)[0].strip() == "learn.threads" for s in sets):
+            raise BiosimError("give the torch threads once: --threads N or --set learn.threads=N, not both")
+        return apply_overrides(params, [f"learn.threads={threads}"]), None
+    raise BiosimError(f"run '{spec['name']}' does not use --threads (its runner '{spec['runner']}' has no threads "
+                      f"to set)")
 
 
 def run_point(spec: dict, resolved: dict, out_dir: str) -> dict:
@@ -95,7 +153,8 @@ def run_point(spec: dict, resolved: dict, out_dir: str) -> dict:
     (out / "metrics.json").unlink(missing_ok=True)  # a stale result never sits beside a new config
     atomic_write_json(out / "config.json", resolved)
     runner = get_runner(resolved["runner"])
-    metrics = runner(spec, resolved["params"], resolved["seed"], resolved["backend"], out, progress=False)
+    extra = {"threads": resolved["threads"]} if "threads" in resolved and _takes_threads(runner) else {}
+    metrics = runner(spec, resolved["params"], resolved["seed"], resolved["backend"], out, progress=False, **extra)
     atomic_write_json(out / "metrics.json", metrics)
     return json.loads((out / "metrics.json").read_text())
 
