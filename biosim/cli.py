@@ -145,7 +145,10 @@ def _parser() -> argparse.ArgumentParser:
                             "and best reported, default 5)")
     bench.add_argument("--layer", type=int, default=None, metavar="N",
                        help="train only: time one Linear(N,N)+LIF layer, 500 steps, batch 16")
-    bench.add_argument("--threads", type=int, default=None, help="train only: torch threads (default: torch's)")
+    bench.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="train: torch threads (default: torch's); cuba/cobahh (also with --sizes): biosim's steps "
+                            "on N threads (1 to Numba's NUMBA_NUM_THREADS) beside Brian2 standalone with OpenMP on "
+                            "N threads; N > 1 also times both on 1 thread and prints their parallel efficiency")
     bench.add_argument("--batches", type=int, default=None, help="train only: timed batches per repeat")
     bench.add_argument("--model", default="builtin", choices=["builtin", "equations"],
                        help="cuba/cobahh: 'equations' also times the neuron written as equations, beside the "
@@ -164,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--per-neuron", dest="per_neuron", type=float, default=None, metavar="K",
                        help="with --sizes: connection probability K/n at size n (about K synapses per neuron) "
                             "instead of the TOML's p_connect")
+    bench.add_argument("--p-connect", dest="p_connect", type=float, default=None, metavar="P",
+                       help="with --sizes: the fixed connection probability P at every size (synapses grow as n^2; "
+                            "a size that would not fit in memory is refused before anything runs)")
     bench.add_argument("--plot", default=None, metavar="PNG",
                        help="with --sizes: write the log-log plot of cost against size to this file")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -364,8 +370,8 @@ def _resume_config(args, spec: dict, runner) -> dict:
 def _cmd_bench(args) -> int:
     import json
 
-    if (args.per_neuron is not None or args.plot is not None) and args.sizes is None:
-        raise BiosimError("--per-neuron and --plot need --sizes (the scaling bench)")
+    if (args.per_neuron is not None or args.plot is not None or args.p_connect is not None) and args.sizes is None:
+        raise BiosimError("--per-neuron, --p-connect and --plot need --sizes (the scaling bench)")
     if args.name == "sweep":
         return _bench_sweep(args)
     if args.name == "start":
@@ -384,9 +390,13 @@ def _cmd_bench(args) -> int:
             raise BiosimError("--backend/--sizes time the built-in models: leave out --model")
         sizes = _sizes(args.sizes) if args.sizes is not None else [_default_size(args.name, args.sets)]
         against = [a.strip() for a in (args.against or "").split(",") if a.strip()]
+        if args.per_neuron is not None and args.p_connect is not None:
+            raise BiosimError("--per-neuron K and --p-connect P both set the connection probability: give one")
+        if args.p_connect is not None and not 0 < args.p_connect <= 1:
+            raise BiosimError(f"--p-connect = {args.p_connect:g} is out of range (must be a probability in (0, 1])")
         report = run_scaling_bench(args.name, sizes, args.backend or "numba-cpu", args.sets,
                                    repeats=args.repeats or 1, against=against, per_neuron=args.per_neuron,
-                                   log=_progress_line)
+                                   p_connect=args.p_connect, threads=args.threads or 1, log=_progress_line)
         print(json.dumps(report, indent=2) if args.json else format_scaling_table(report))
         if args.plot is not None:
             atomic_savefig(scaling_figure(report), args.plot)
@@ -418,14 +428,15 @@ def _cmd_bench(args) -> int:
                                  log=_progress_line)
         text = format_report
     else:
-        for flag, value in (("--layer", args.layer), ("--threads", args.threads), ("--batches", args.batches)):
+        for flag, value in (("--layer", args.layer), ("--batches", args.batches)):
             if value is not None:
                 raise BiosimError(f"{flag} is for bench train, not {args.name}")
         spec = load_model(args.name)
         apply_overrides(spec["params"], args.sets)  # validate before the long part
         against = args.against if args.against is not None else "brian2"
         report = run_bench(args.name, [a.strip() for a in against.split(",") if a.strip()],
-                           args.sets, repeats=args.repeats or 1, model=args.model, log=_progress_line)
+                           args.sets, repeats=args.repeats or 1, model=args.model, threads=args.threads or 1,
+                           log=_progress_line)
         text = format_table
     print(json.dumps(report, indent=2) if args.json else text(report))
     return 0

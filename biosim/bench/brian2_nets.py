@@ -3,8 +3,9 @@
 Each builder follows Brian2's own example (``examples/CUBA.py``, ``examples/COBAHH.py``), reads the
 same config keys as biosim's builder (``models/<name>.toml``), runs ``bio_time_s`` and returns a dict::
 
-    {"target", "spikes": {pop: (times_ms, indices)}, "n_spikes", "loop_s", "setup_s", "compile_s",
-     "i_j": {(src, tgt): (i, j)}, "sizes": {pop: n}, "duration_ms", "dt_ms"}
+    {"target", "spikes": {pop: (times_ms, indices)}, "n_spikes", "loop_s", "loop_s_all", "setup_s",
+     "compile_s", "peak_rss_mib", "i_j": {(src, tgt): (i, j)}, "n_synapses", "sizes": {pop: n},
+     "duration_ms", "dt_ms"}
 
 ``loop_s`` is Brian2's own measure of its simulation loop: ``device._last_run_time``, which the
 runtime device takes around the time-step loop of ``Network.run`` (after code generation and
@@ -20,14 +21,23 @@ projections hold them) and initial values (``v0`` for CUBA; ``init`` for COBAHH)
 connectivity Brian2 actually used, so the other direction works too (biosim's
 :class:`~biosim.network.connect.Explicit` rule).
 
-Targets: ``"numpy"``/``"cython"`` (runtime) and ``"cpp_standalone"`` (built in a temporary folder,
-one thread; the device is reset to runtime afterwards, so several builds fit in one process).
+Targets: ``"numpy"``/``"cython"`` (runtime) and ``"cpp_standalone"`` (built in a temporary folder
+of its own per call; the device is reset to runtime afterwards, so several builds fit in one
+process). ``threads`` (standalone only): 1 builds the plain serial project (``openmp_threads = 0``),
+N > 1 builds it with OpenMP on N threads (``prefs.devices.cpp_standalone.openmp_threads = N``), a
+separate project and g++ run per thread count. Standalone also reports ``peak_rss_mib``, the peak
+resident memory of its binary (its largest run; measured by a small Python process that starts
+it and reads its ``ru_maxrss``). ``connectivity=False`` leaves ``i_j`` out (None) and reads back
+only the number of synapses, ``n_synapses`` (always in the result): for large networks, where
+reading every synapse's indices back into Python would cost more memory than the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -56,19 +66,43 @@ def _check_repeats(repeats) -> None:
         raise BiosimError(f"repeats = {repeats!r} must be an integer >= 1")
 
 
+def _check_threads(threads, target: str) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise BiosimError(f"threads = {threads!r} must be an integer >= 1")
+    if threads > 1 and target != "cpp_standalone":
+        raise BiosimError(f"Brian2's {target} target runs on one thread; threads = {threads} needs cpp_standalone")
+
+
+#: started by Brian2 in place of ``./main`` (``run_cmd_unix``): runs the binary with the arguments
+#: Brian2 gives, then writes the binary's peak resident memory (KiB, Linux's ru_maxrss) to a file
+_RSS_WRAPPER = ("import resource, subprocess, sys\n"
+                "rc = subprocess.call(sys.argv[2:])\n"
+                "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+                "sys.exit(rc)\n")
+
+
 @contextlib.contextmanager
-def _brian2_session(target: str):
+def _brian2_session(target: str, threads: int = 1):
     """Select ``target`` for one build; afterwards restore the preferences and the device that was
-    active before (standalone: a fresh project in a temporary folder, deleted afterwards)."""
+    active before (standalone: a fresh project in a temporary folder, deleted afterwards, built
+    serial for ``threads == 1`` and with OpenMP on ``threads`` threads otherwise)."""
     import brian2 as b2
     from brian2.devices.device import get_device, reset_device, set_device
 
-    saved = {k: b2.prefs[k] for k in ("codegen.target", "devices.cpp_standalone.openmp_threads")}
+    saved = {k: b2.prefs[k] for k in ("codegen.target", "devices.cpp_standalone.openmp_threads",
+                                      "devices.cpp_standalone.run_cmd_unix")}
     folder = None
     try:
         if target == "cpp_standalone":
             folder = tempfile.mkdtemp(prefix="biosim_brian2_")
-            b2.prefs["devices.cpp_standalone.openmp_threads"] = 0
+            b2.prefs["devices.cpp_standalone.openmp_threads"] = 0 if threads == 1 else int(threads)
+            if threads > 1:  # the bench reports OpenMP's runs as they are; no warning on every build
+                from brian2.utils.logger import BrianLogger
+
+                BrianLogger.suppress_name("openmp")
+            if os.name != "nt":
+                b2.prefs["devices.cpp_standalone.run_cmd_unix"] = [
+                    sys.executable, "-I", "-S", "-c", _RSS_WRAPPER, os.path.join(folder, "peak_rss_kib"), "./main"]
             set_device("cpp_standalone", build_on_run=False, directory=folder)
             get_device().reinit()  # a clean project even if an earlier build failed half-way
             get_device().activate(build_on_run=False, directory=folder)
@@ -96,16 +130,18 @@ def _run_and_time(net, duration, target: str, folder, t_start: float, repeats: i
 
     device = get_device()
     compile_s = None
-    loops = []
+    loops, rss = [], []
     if target == "cpp_standalone":
         net.run(duration, namespace={})
         device.build(directory=folder, compile=True, run=True, with_output=False)
         compile_s = float(device.timers["compile"]["make"])
         loops.append(float(device._last_run_time))
+        rss.append(_peak_rss_kib(folder))
         total = time.perf_counter() - t_start
         for _ in range(repeats - 1):
             device.run(directory=folder, with_output=False)
             loops.append(float(device._last_run_time))
+            rss.append(_peak_rss_kib(folder))
     else:
         if repeats > 1:
             net.store("initial")
@@ -116,8 +152,19 @@ def _run_and_time(net, duration, target: str, folder, t_start: float, repeats: i
             net.restore("initial")
             net.run(duration, namespace={})
             loops.append(float(device._last_run_time))
+    known = [r for r in rss if r is not None]
     return {"loop_s": min(loops), "loop_s_all": loops, "setup_s": max(total - loops[0], 0.0),
-            "compile_s": compile_s}
+            "compile_s": compile_s, "peak_rss_mib": max(known) / 1024 if known else None}
+
+
+def _peak_rss_kib(folder) -> int | None:
+    """The peak resident memory (KiB) of the binary's last run, as the wrapper wrote it (None
+    where it did not: not on Linux, or another ``run_cmd_unix``)."""
+    try:
+        with open(os.path.join(folder, "peak_rss_kib")) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _connect(syn, pathways, i_j, sizes, offsets, p):
@@ -170,18 +217,25 @@ def _full_array(values, n: int, what: str) -> np.ndarray:
     return arr
 
 
-def _result(target, mon, syns, sizes, offsets, timing, duration_ms, dt_ms) -> dict:
+def _result(target, mon, syns, sizes, offsets, timing, duration_ms, dt_ms, connectivity: bool = True) -> dict:
     spikes = _spikes_by_pop(mon, sizes, offsets)
-    i_j = {}
-    for src, syn in syns.items():
-        i_j.update(_split_connectivity(syn, src, sizes, offsets))
+    i_j = None
+    if connectivity:
+        i_j = {}
+        for src, syn in syns.items():
+            i_j.update(_split_connectivity(syn, src, sizes, offsets))
+        i_j = {k: i_j[k] for k in CUBA_PATHWAYS}
+        n_synapses = int(sum(len(i) for i, _ in i_j.values()))
+    else:
+        n_synapses = int(sum(len(syn) for syn in syns.values()))
     return {"target": target, "spikes": spikes, "n_spikes": int(sum(len(t) for t, _ in spikes.values())),
-            "i_j": {k: i_j[k] for k in CUBA_PATHWAYS}, "sizes": dict(sizes),
+            "i_j": i_j, "n_synapses": n_synapses, "sizes": dict(sizes),
             "duration_ms": duration_ms, "dt_ms": dt_ms, **timing}
 
 
 def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | None = None,
-                v0=None, duration_s: float | None = None, repeats: int = 1) -> dict:
+                v0=None, duration_s: float | None = None, repeats: int = 1, threads: int = 1,
+                connectivity: bool = True) -> dict:
     """Brian2's CUBA example with the parameters of ``cfg`` (keys of ``models/cuba.toml``).
 
     Parameters
@@ -200,11 +254,16 @@ def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | 
         Overrides ``cfg["bio_time_s"]``.
     repeats : int
         Timed runs of the same network from the same initial state (``loop_s`` is the best).
+    threads : int
+        cpp_standalone only: OpenMP threads (1: the serial build).
+    connectivity : bool
+        Return the synapses' indices as ``i_j`` (False: None; ``n_synapses`` only).
     """
     from biosim.neurons import LIF
 
     _check_target(target)
     _check_repeats(repeats)
+    _check_threads(threads, target)
     params = params_from(LIF, cfg.get("neuron"), "neuron")
     n_exc, n_inh = get(cfg, "n_exc", int, low=1), get(cfg, "n_inh", int, low=1)
     p = get(cfg, "p_connect", low=0.0, high=1.0)
@@ -216,7 +275,7 @@ def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | 
     sizes, offsets = {"exc": n_exc, "inh": n_inh}, {"exc": 0, "inh": n_exc}
 
     t_start = time.perf_counter()
-    with _brian2_session(target) as folder:
+    with _brian2_session(target, threads) as folder:
         import brian2 as b2
         from brian2 import mV, ms
 
@@ -245,19 +304,22 @@ def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | 
         mon = b2.SpikeMonitor(P, name="spikes")
         net = b2.Network(P, Ce, Ci, mon)
         timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start, repeats)
-        return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms)
+        return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms,
+                       connectivity)
 
 
 def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | None = None,
-                  init: Mapping | None = None, duration_s: float | None = None, repeats: int = 1) -> dict:
+                  init: Mapping | None = None, duration_s: float | None = None, repeats: int = 1,
+                  threads: int = 1, connectivity: bool = True) -> dict:
     """Brian2's COBAHH example with the parameters of ``cfg`` (keys of ``models/cobahh.toml``).
 
     ``init`` maps state variables (``v`` in mV, ``ge``/``gi`` in nS, ``m``/``n``/``h``) to arrays over
     all neurons (exc first); missing ones get the example's random initial values (or 0 for the
-    gates). ``i_j`` as for :func:`brian2_cuba`.
+    gates). ``i_j``, ``threads`` and ``connectivity`` as for :func:`brian2_cuba`.
     """
     _check_target(target)
     _check_repeats(repeats)
+    _check_threads(threads, target)
     from biosim.neurons.hh import HH
 
     hp = params_from(HH, cfg.get("neuron"), "neuron")
@@ -274,7 +336,7 @@ def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping 
     sizes, offsets = {"exc": n_exc, "inh": n_inh}, {"exc": 0, "inh": n_exc}
 
     t_start = time.perf_counter()
-    with _brian2_session(target) as folder:
+    with _brian2_session(target, threads) as folder:
         import brian2 as b2
         from brian2 import cm, mV, ms, msiemens, nS, siemens, ufarad, umetre
 
@@ -321,7 +383,8 @@ def brian2_cobahh(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping 
         mon = b2.SpikeMonitor(P, name="spikes")
         net = b2.Network(P, Ce, Ci, mon)
         timing = _run_and_time(net, bio_s * b2.second, target, folder, t_start, repeats)
-        return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms)
+        return _result(target, mon, {"exc": Ce, "inh": Ci}, sizes, offsets, timing, bio_s * 1e3, dt_ms,
+                       connectivity)
 
 
 def biosim_arrays(net) -> dict:

@@ -19,10 +19,24 @@ equations (:mod:`biosim.equations.library`: ``lif`` for CUBA, ``hh`` for COBAHH)
 and timed the same way, as the simulator ``biosim_equations``; ``ratio_equations_vs_builtin`` is its
 ``loop_s`` over the built-in model's (the goal: within 10 %, i.e. at most 1.10), and
 ``ratio_equations_vs_brian2_standalone`` / ``..._cython`` compare it with Brian2. The start-up time is
-measured for the built-in model only. biosim runs on
-numba-cpu in float64; its kernel is single-threaded, and Brian2 standalone is built with one thread
-(``openmp_threads = 0``). ``start_to_first_step_s`` times a fresh ``python -c`` process (warm Numba
-cache: best of two launches) from its launch to the end of the network's first simulated step.
+measured for the built-in model only. biosim runs on numba-cpu in float64.
+``start_to_first_step_s`` times a fresh ``python -c`` process (warm Numba cache: best of two
+launches) from its launch to the end of the network's first simulated step.
+
+Threads (``threads=N``, ``--threads N``): biosim runs each step on N of Numba's threads
+(``Network.run(threads=N)``), Brian2 standalone is built with OpenMP on N threads
+(``prefs.devices.cpp_standalone.openmp_threads = N``; a project and g++ run of its own); with
+``threads=1`` both run their serial code (biosim's one-thread kernel, standalone's
+``openmp_threads = 0``). For N > 1 both are also timed on one thread (simulators ``biosim_1_thread``,
+``brian2_cpp_standalone_1_thread``, and ``biosim_equations_1_thread`` with ``model="equations"``;
+biosim's runs take turns with its N-thread runs) and the report adds ``parallel_efficiency`` and
+``speedup`` per simulator (``t1 / (N * tN)`` and ``t1 / tN`` of the best loops),
+``same_spikes_as_1_thread`` (biosim: every spike of its N-thread runs equal to its 1-thread run's, the
+same seed) and ``brian2_same_spikes_as_1_thread`` (standalone's; its OpenMP build draws the random
+connectivity and initial values per thread, so it need not hold). Every ratio compares runs on the
+same number of threads: Brian2's runtime targets run on one, so with N > 1 they are compared with
+``biosim_1_thread``; ``ratio_vs_brian2_standalone`` is biosim over standalone at N threads, and
+``ratio_vs_brian2_standalone_1_thread`` the same on one thread.
 
 :func:`run_bench` returns the report as a dict and prints nothing; :func:`format_table` renders it as
 the text table that ``biosim bench`` prints (``--json`` prints the dict instead).
@@ -41,8 +55,10 @@ from biosim.bench import brian2_nets
 from biosim.bench.common import fmt, machine
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.registry import apply_overrides, load_model
+from biosim.experiments.sweep import max_threads
 
-__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "run_bench", "format_table"]
+__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "check_threads", "run_bench", "format_table",
+           "same_spikes"]
 
 #: bench name -> (biosim builder "module:function", Brian2 builder in biosim.bench.brian2_nets)
 BENCHES = {
@@ -71,6 +87,26 @@ _RATIO_FIELDS = {"brian2_cpp_standalone": "ratio_vs_brian2_standalone", "brian2_
 
 def _silent(_line: str) -> None:
     pass
+
+
+def check_threads(threads) -> int:
+    """``threads`` checked for the engine benches: a whole number from 1 to the size of Numba's
+    thread pool (``NUMBA_NUM_THREADS``); one line otherwise."""
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise BiosimError(f"threads = {threads!r} must be a whole number >= 1")
+    most = max_threads()
+    if not 1 <= threads <= most:
+        raise BiosimError(f"--threads = {threads} is out of range (must be 1..{most}, Numba's NUMBA_NUM_THREADS "
+                          f"on this machine)")
+    return threads
+
+
+def same_spikes(a: Mapping, b: Mapping) -> bool:
+    """Whether two ``{population: (times_ms, indices)}`` spike records are equal, spike for spike."""
+    import numpy as np
+
+    return a.keys() == b.keys() and all(
+        np.array_equal(a[k][0], b[k][0]) and np.array_equal(a[k][1], b[k][1]) for k in a)
 
 
 def _load_params(name: str, overrides) -> tuple[dict, dict]:
@@ -112,11 +148,14 @@ def _equation_model(name: str):
     return getattr(library, EQUATION_MODELS[name])()
 
 
-def _run_biosim(name: str, params: dict, seed: int, repeats: int, models: Sequence = (None,)) -> list[dict]:
+def _run_biosim(name: str, params: dict, seed: int, repeats: int, models: Sequence = (None,),
+                threads: Sequence[int] = (1,)) -> list[dict]:
     """Time biosim on the network once per neuron model in ``models`` (None: the built-in one; else an
-    equation-defined :class:`~biosim.equations.Model`). Each kernel is warmed up on a tiny copy of the
-    network first; then the models take turns, ``repeats`` rounds of a fresh build and run each, so
-    that a slow spell of the machine does not fall on one model only. One result per model."""
+    equation-defined :class:`~biosim.equations.Model`) and thread count in ``threads``. Each kernel
+    is warmed up on a tiny copy of the network first; then the runs take turns, ``repeats`` rounds of
+    a fresh build and run each, so that a slow spell of the machine does not fall on one of them
+    only. One result per model and thread count (model-major), each with its ``threads`` and, under
+    ``"spikes"``, the spikes of its first run (``{population: (times_ms, indices)}``)."""
     builder = _builder(name)
 
     def build(cfg, model):
@@ -125,36 +164,42 @@ def _run_biosim(name: str, params: dict, seed: int, repeats: int, models: Sequen
     dt_ms = float(params["dt_ms"])
     duration_ms = float(params["bio_time_s"]) * 1e3
     tiny = dict(params, n_exc=8, n_inh=2)
+    runs = [(model, n) for model in models for n in threads]
     out = []
-    for model in models:
+    for model, n in runs:
         t0 = time.perf_counter()
-        build(tiny, model).run(10 * dt_ms)
+        build(tiny, model).run(10 * dt_ms, threads=n)
         out.append({"compile_s": time.perf_counter() - t0, "loop_s_all": [], "setups": []})
     for _ in range(repeats):
-        for model, o in zip(models, out):
+        for (model, n), o in zip(runs, out):
             t0 = time.perf_counter()
             net = build(params, model)
-            res = net.run(duration_ms)
+            res = net.run(duration_ms, threads=n)
             total = time.perf_counter() - t0
             o["loop_s_all"].append(res.loop_s)
             o["setups"].append(total - res.loop_s)
+            o.setdefault("spikes", res.spikes)
             o["n_spikes"] = int(sum(len(t) for t, _ in res.spikes.values()))
             o["n_neurons"] = int(sum(res.sizes.values()))
             o["n_synapses"] = int(len(net._sim.plan.tgt))
             del net, res
     return [{"loop_s": min(o["loop_s_all"]), "loop_s_all": o["loop_s_all"], "setup_s": o["setups"][0],
-             "compile_s": o["compile_s"], "n_spikes": o["n_spikes"],
+             "compile_s": o["compile_s"], "threads": n, "n_spikes": o["n_spikes"],
              "mean_rate_hz": _rate(o["n_spikes"], o["n_neurons"], duration_ms),
-             "n_neurons": o["n_neurons"], "n_synapses": o["n_synapses"]} for o in out]
+             "n_neurons": o["n_neurons"], "n_synapses": o["n_synapses"], "spikes": o["spikes"]}
+            for (_, n), o in zip(runs, out)]
 
 
-def _run_brian2(name: str, target: str, params: dict, seed: int, repeats: int) -> dict:
-    out = getattr(brian2_nets, BENCHES[name][1])(params, seed, target, repeats=repeats)
+def _run_brian2(name: str, target: str, params: dict, seed: int, repeats: int, threads: int = 1) -> dict:
+    """Brian2 on ``target`` (standalone on ``threads`` OpenMP threads, 1: serial); its spikes under
+    ``"spikes"``."""
+    out = getattr(brian2_nets, BENCHES[name][1])(params, seed, target, repeats=repeats, threads=threads,
+                                                 connectivity=False)
     n_neurons = int(sum(out["sizes"].values()))
     return {"loop_s": out["loop_s"], "loop_s_all": out["loop_s_all"], "setup_s": out["setup_s"],
-            "compile_s": out["compile_s"], "n_spikes": out["n_spikes"],
+            "compile_s": out["compile_s"], "threads": threads, "n_spikes": out["n_spikes"],
             "mean_rate_hz": _rate(out["n_spikes"], n_neurons, out["duration_ms"]), "n_neurons": n_neurons,
-            "n_synapses": int(sum(len(i) for i, _ in out["i_j"].values()))}
+            "n_synapses": out["n_synapses"], "peak_rss_mib": out["peak_rss_mib"], "spikes": out["spikes"]}
 
 
 _START_CODE = r"""
@@ -194,26 +239,54 @@ def _start_to_first_step(name: str, params: dict, seed: int, tries: int = 2) -> 
                                   "first_step_done": best["first_step"]}}
 
 
+def _same_threads_ratio(sims: dict, key: str, threads: int) -> float | None:
+    """biosim's loop over simulator ``key``'s, both on ``key``'s number of threads."""
+    other = sims.get(key)
+    if other is None or other["loop_s"] <= 0:
+        return None
+    bio = sims["biosim"] if other["threads"] == threads else sims.get("biosim_1_thread", sims["biosim"])
+    return bio["loop_s"] / other["loop_s"]
+
+
 def format_table(report: dict) -> str:
     """The report of :func:`run_bench` as a text table (several lines, no final newline)."""
     sims = report["simulators"]
+    threads = report.get("threads", 1)
     lines = []
     add = lines.append
     add(f"{report['name']}: {report['n_neurons']} neurons, {report['n_synapses']} synapses (biosim), "
-        f"{report['bio_time_s']:g} s biological time, dt {report['dt_ms']:g} ms, {report['dtype']}, 1 thread, "
-        f"best loop of {report['repeats']}")
-    head = f"{'simulator':<24}{'setup_s':>10}{'compile_s':>11}{'loop_s':>10}{'biosim/this':>13}{'spikes':>9}{'rate_hz':>9}"
+        f"{report['bio_time_s']:g} s biological time, dt {report['dt_ms']:g} ms, {report['dtype']}, "
+        f"{threads} thread{'s' * (threads != 1)}, best loop of {report['repeats']}")
+    head = (f"{'simulator':<32}{'threads':>8}{'setup_s':>10}{'compile_s':>11}{'loop_s':>10}{'biosim/this':>13}"
+            f"{'spikes':>9}{'rate_hz':>9}")
     add(head)
     add("-" * len(head))
     for key, s in sims.items():
-        ratio = report.get(_RATIO_FIELDS.get(key, ""), 1.0 if key == "biosim" else None)
-        if key == "biosim_equations":
-            ratio = 1.0 / report["ratio_equations_vs_builtin"]
-        add(f"{key:<24}{fmt(s['setup_s']):>10}{fmt(s['compile_s']):>11}{fmt(s['loop_s'], '.4f'):>10}"
-            f"{fmt(ratio, '.2f'):>13}{s['n_spikes']:>9}{fmt(s['mean_rate_hz'], '.2f'):>9}")
+        if key.startswith("biosim_equations"):
+            base = sims["biosim" if s.get("threads", 1) == threads else "biosim_1_thread"]
+            ratio = base["loop_s"] / s["loop_s"] if s["loop_s"] > 0 else None
+        elif key.startswith("biosim"):
+            ratio = 1.0
+        else:
+            ratio = _same_threads_ratio(sims, key, threads)
+        add(f"{key:<32}{s.get('threads', 1):>8}{fmt(s['setup_s']):>10}{fmt(s['compile_s']):>11}"
+            f"{fmt(s['loop_s'], '.4f'):>10}{fmt(ratio, '.2f'):>13}{s['n_spikes']:>9}{fmt(s['mean_rate_hz'], '.2f'):>9}")
+    if threads > 1:
+        eff, speed = report["parallel_efficiency"], report["speedup"]
+        parts = [f"{key} {fmt(eff[key], '.2f')} (speed-up {fmt(speed[key], '.2f')}x)" for key in eff]
+        add(f"parallel efficiency t1/({threads} t{threads}) on {threads} threads: " + "; ".join(parts))
+        r_n, r_1 = report.get("ratio_vs_brian2_standalone"), report.get("ratio_vs_brian2_standalone_1_thread")
+        if r_n is not None:
+            add(f"biosim/brian2_cpp_standalone loop_s: {r_n:.3f} on {threads} threads, {fmt(r_1, '.3f')} on 1")
+        same = "yes" if report["same_spikes_as_1_thread"] else "NO"
+        line = f"biosim's spikes on {threads} threads equal its spikes on 1 thread: {same}"
+        if report.get("brian2_same_spikes_as_1_thread") is not None:
+            line += (f"; brian2_cpp_standalone's: {'yes' if report['brian2_same_spikes_as_1_thread'] else 'no'} "
+                     f"(its OpenMP build draws random numbers per thread)")
+        add(line)
     if report.get("start_to_first_step_s") is not None:
         b = report["start_breakdown_s"]
-        add(f"start to first step (new process, warm cache): {report['start_to_first_step_s']:.2f} s "
+        add(f"start to first step (new process, warm cache, 1 thread): {report['start_to_first_step_s']:.2f} s "
             f"(imports done at {b['imports_done']:.2f} s; the first step draws the synapses)")
     elif report.get("start_to_first_step_error"):
         add(f"start to first step: {report['start_to_first_step_error']}")
@@ -225,12 +298,14 @@ def format_table(report: dict) -> str:
                            ("brian2_cython", "ratio_equations_vs_brian2_cython")):
             if report.get(field) is not None:
                 add(f"equations/{key} loop_s: {report[field]:.3f}")
-    add("loop_s: simulation loop only; biosim/this < 1 means biosim is faster")
+    add("loop_s: simulation loop only; biosim/this: biosim's loop over this one's, both on this row's number of "
+        "threads (< 1: biosim is faster)")
     return "\n".join(lines)
 
 
 def run_bench(name: str, against: Sequence[str], cfg_overrides=None, repeats: int = 1, *, seed: int = 1,
-              start_time: bool = True, model: str = "builtin", log: Callable[[str], None] | None = None) -> dict:
+              start_time: bool = True, model: str = "builtin", threads: int = 1,
+              log: Callable[[str], None] | None = None) -> dict:
     """Benchmark the named network in biosim and the competitors in ``against``; return the report.
 
     Parameters
@@ -252,15 +327,21 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, repeats: in
         ``"equations"`` also times the network with its neuron written as equations (simulator
         ``biosim_equations``) and adds ``ratio_equations_vs_builtin``, ``equation_model`` (its one-line
         description) and ``ratio_equations_vs_brian2_standalone`` / ``..._cython``.
+    threads : int
+        Threads of biosim's steps and of Brian2 standalone's OpenMP build, 1 to Numba's
+        ``NUMBA_NUM_THREADS``; above 1 also timed on one thread (see the module docstring).
     log : callable, optional
         Receives a line as each stage starts (the CLI prints them on stderr); default: silent.
 
     Returns
     -------
     dict
-        ``simulators`` (per simulator ``loop_s``, ``loop_s_all``, ``setup_s``, ``compile_s``, ``n_spikes``,
-        ``mean_rate_hz``, ``n_neurons``, ``n_synapses``), ``ratio_vs_brian2_standalone``,
-        ``ratio_vs_brian2_cython`` (None when not run), the run's parameters and the machine.
+        ``simulators`` (per simulator ``loop_s``, ``loop_s_all``, ``setup_s``, ``compile_s``,
+        ``threads``, ``n_spikes``, ``mean_rate_hz``, ``n_neurons``, ``n_synapses``; standalone also
+        ``peak_rss_mib``), ``ratio_vs_brian2_standalone``, ``ratio_vs_brian2_cython`` (None when not
+        run), ``threads``; for ``threads > 1`` also ``parallel_efficiency``, ``speedup``,
+        ``same_spikes_as_1_thread``, ``brian2_same_spikes_as_1_thread`` and
+        ``ratio_vs_brian2_standalone_1_thread``; the run's parameters and the machine.
     """
     if name not in BENCHES:
         raise unknown("benchmark", name, BENCHES)
@@ -273,6 +354,7 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, repeats: in
         raise BiosimError(f"repeats = {repeats!r} must be an integer >= 1")
     if model not in BENCH_MODELS:
         raise unknown("bench model", model, BENCH_MODELS)
+    threads = check_threads(threads)
     log = log or _silent
     spec, params = _load_params(name, cfg_overrides)
     builder = spec.get("builder", name)
@@ -281,30 +363,58 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, repeats: in
     params.setdefault("bio_time_s", 1.0)
     params["bio_time_s"] = float(params["bio_time_s"])
     targets = list(dict.fromkeys(t for comp in against for t in COMPETITORS[comp]))
+    counts = (threads, 1) if threads > 1 else (1,)
+    on = f" on {threads} and 1 threads, taking turns" if threads > 1 else ""
 
     eq_model = _equation_model(name) if model == "equations" else None
     if eq_model is None:
-        log(f"bench {name}: biosim numba-cpu ...")
-        sims = {"biosim": _run_biosim(name, params, seed, repeats)[0]}
+        log(f"bench {name}: biosim numba-cpu{on} ...")
+        results = _run_biosim(name, params, seed, repeats, threads=counts)
+        keys = ["biosim", "biosim_1_thread"]
     else:
-        log(f"bench {name}: biosim numba-cpu, built-in neuron and {eq_model.describe()}, taking turns ...")
-        builtin, equations = _run_biosim(name, params, seed, repeats, models=(None, eq_model))
-        sims = {"biosim": builtin, "biosim_equations": equations}
+        log(f"bench {name}: biosim numba-cpu, built-in neuron and {eq_model.describe()}{on}, taking turns ...")
+        results = _run_biosim(name, params, seed, repeats, models=(None, eq_model), threads=counts)
+        keys = ["biosim", "biosim_1_thread", "biosim_equations", "biosim_equations_1_thread"]
+    if threads == 1:
+        keys = [k for k in keys if not k.endswith("_1_thread")]
+    sims = dict(zip(keys, results))
     for target in targets:
-        log(f"bench {name}: brian2 {target} ...")
-        sims[f"brian2_{target}"] = _run_brian2(name, target, params, seed, repeats)
+        if target == "cpp_standalone":
+            for n in counts:
+                log(f"bench {name}: brian2 cpp_standalone on {n} thread{'s' * (n != 1)} (code generation and g++) ...")
+                key = "brian2_cpp_standalone" if n == threads else "brian2_cpp_standalone_1_thread"
+                sims[key] = _run_brian2(name, target, params, seed, repeats, threads=n)
+        else:
+            log(f"bench {name}: brian2 {target} (1 thread) ...")
+            sims[f"brian2_{target}"] = _run_brian2(name, target, params, seed, repeats)
+    spikes = {key: s.pop("spikes") for key, s in sims.items()}
 
     bio = sims["biosim"]
     report = {
         "name": name, "seed": seed, "repeats": repeats, "bio_time_s": params["bio_time_s"],
-        "dt_ms": float(params["dt_ms"]), "dtype": params.get("dtype", "float64"), "threads": 1,
+        "dt_ms": float(params["dt_ms"]), "dtype": params.get("dtype", "float64"), "threads": threads,
         "n_neurons": bio["n_neurons"], "n_synapses": bio["n_synapses"], "params": params,
         "simulators": sims,
     }
     for key, field in _RATIO_FIELDS.items():
-        ran = key in sims and sims[key]["loop_s"] > 0
-        if ran or key != "brian2_numpy":  # the standalone and cython fields are always there
-            report[field] = bio["loop_s"] / sims[key]["loop_s"] if ran else None
+        ratio = _same_threads_ratio(sims, key, threads)
+        if ratio is not None or key != "brian2_numpy":  # the standalone and cython fields are always there
+            report[field] = ratio
+    if threads > 1:
+        report["ratio_vs_brian2_standalone_1_thread"] = _same_threads_ratio(
+            sims, "brian2_cpp_standalone_1_thread", threads)
+        report["parallel_efficiency"], report["speedup"] = {}, {}
+        for key in sims:
+            one = sims.get(f"{key}_1_thread")
+            if one is not None:
+                speedup = one["loop_s"] / sims[key]["loop_s"] if sims[key]["loop_s"] > 0 else None
+                report["speedup"][key] = speedup
+                report["parallel_efficiency"][key] = None if speedup is None else speedup / threads
+        report["same_spikes_as_1_thread"] = all(
+            same_spikes(spikes[key], spikes[f"{key}_1_thread"]) for key in sims
+            if key.startswith("biosim") and not key.endswith("_1_thread"))
+        b2_n, b2_1 = spikes.get("brian2_cpp_standalone"), spikes.get("brian2_cpp_standalone_1_thread")
+        report["brian2_same_spikes_as_1_thread"] = None if b2_n is None else same_spikes(b2_n, b2_1)
     if eq_model is not None:
         eq = sims["biosim_equations"]
         report["model"] = model
@@ -312,7 +422,9 @@ def run_bench(name: str, against: Sequence[str], cfg_overrides=None, repeats: in
         report["ratio_equations_vs_builtin"] = eq["loop_s"] / bio["loop_s"]
         for key, field in (("brian2_cpp_standalone", "ratio_equations_vs_brian2_standalone"),
                            ("brian2_cython", "ratio_equations_vs_brian2_cython")):
-            report[field] = eq["loop_s"] / sims[key]["loop_s"] if key in sims and sims[key]["loop_s"] > 0 else None
+            other = sims.get(key)
+            mine = eq if other is None or other["threads"] == threads else sims["biosim_equations_1_thread"]
+            report[field] = mine["loop_s"] / other["loop_s"] if other is not None and other["loop_s"] > 0 else None
     if start_time:
         log(f"bench {name}: start-up time of a new process ...")
         st = _start_to_first_step(name, params, seed)

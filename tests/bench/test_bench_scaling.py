@@ -56,7 +56,7 @@ def test_bad_scaling_options(capsys):
                           (["bench", "cuba", "--sizes", "40", "--against", "brian2:cython"],
                            "unknown competitor of the scaling bench"),
                           (["bench", "cuba", "--sizes", "40", "--per-neuron", "0"], "per_neuron = 0.0 must be"),
-                          (["bench", "cuba", "--per-neuron", "5"], "--per-neuron and --plot need --sizes"),
+                          (["bench", "cuba", "--per-neuron", "5"], "--per-neuron, --p-connect and --plot need --sizes"),
                           (["bench", "cuba", "--sizes", "40", "--model", "equations"], "leave out --model"),
                           (["bench", "cuba", "--backend", "cuda", "--sizes", "40"], "did you mean 'numba-cuda'")):
         assert cli(argv) == 2

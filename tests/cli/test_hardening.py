@@ -147,7 +147,7 @@ def test_sweep_and_compare_out_refusals(tmp_path, monkeypatch, capsys):
     (["compare", "lif_digits", "mlp_digits", "--workers", "0"], "--workers = 0 is out of range"),
     (["bench", "cuba", "--repeats", "0"], "--repeats = 0 is out of range"),
     (["bench", "stdp", "--images", "-1"], "--images = -1 is out of range"),
-    (["bench", "cuba", "--threads", "2"], "--threads is for bench train, not cuba"),
+    (["bench", "cuba", "--threads", "0"], "--threads = 0 is out of range"),  # engine benches take --threads too
     (["nir", "run", "x.nir", "--n", "0"], "--n = 0 is out of range"),
     (["nir", "run", "x.nir", "--steps", "-5"], "--steps = -5 is out of range"),
     (["nir", "run", "x.nir", "--gain", "nan"], "--gain = nan is not a finite number"),
