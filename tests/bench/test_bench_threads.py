@@ -14,19 +14,11 @@ import pytest
 
 from biosim.bench.runner import format_table, run_bench
 from biosim.bench.scaling import format_scaling_table, memory_needed, run_scaling_bench
-from biosim.cli import main as cli
+from cli_helpers import run_cli as _run
 
 TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 of Numba's threads")
 SETS = ["n_exc=160", "n_inh=40", "bio_time_s=0.02"]
 
-
-def _run(capsys, *argv):
-    try:
-        code = cli(list(argv))
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @TWO

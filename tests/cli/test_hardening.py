@@ -10,19 +10,11 @@ import stat
 
 import pytest
 
-from biosim.cli import main
 from biosim.experiments.registry import describe_keys, list_models
+from cli_helpers import run_cli as run
 
 TINY = ["--set", "n_exc=80", "--set", "n_inh=20", "--set", "bio_time_s=0.05", "--set", "p_connect=0.1", "--quiet"]
 
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(err: str) -> bool:

@@ -13,24 +13,16 @@ import numba
 import numpy as np
 import pytest
 
-from biosim.cli import main
 from biosim.experiments.networks import build_cuba
 from biosim.experiments.registry import apply_overrides, load_model
 from biosim.experiments.simulation import run_checked
 from biosim.experiments.sweep import finished_run, resolved_config, thread_settings
+from cli_helpers import run_cli as run
 
 TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 of Numba's threads")
 SETS = ["n_exc=160", "n_inh=40", "bio_time_s=0.02"]
 TINY = [a for s in SETS for a in ("--set", s)]
 
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _same_run(metrics: dict) -> dict:
