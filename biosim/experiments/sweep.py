@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from biosim.backends import BACKENDS
+from biosim.backends.numba_cpu import MAX_THREADS as max_threads  # the engine's own limit, re-exported for the CLI
 from biosim.errors import BiosimError, unknown
 from biosim.experiments import get_runner
 from biosim.experiments.registry import _flat_keys, apply_overrides, as_typed, load_model
@@ -103,13 +104,6 @@ def resolved_config(name: str, spec: dict, params: dict, seed: int, backend: str
 
 def _takes_threads(runner) -> bool:
     return "threads" in inspect.signature(runner).parameters
-
-
-def max_threads() -> int:
-    """The most threads a run may use: the size of Numba's thread pool (``NUMBA_NUM_THREADS``)."""
-    import numba
-
-    return int(numba.config.NUMBA_NUM_THREADS)
 
 
 def thread_settings(spec: dict, params: dict, threads: int | None, backend: str,

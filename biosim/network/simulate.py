@@ -166,9 +166,7 @@ def check_threads(threads, backend, backend_name: str) -> int:
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
         raise BiosimError(f"threads must be a whole number, got {threads!r}")
     threads = int(threads)
-    most = getattr(backend, "MAX_THREADS", 1)
-    if callable(most):
-        most = most()
+    most = backend.MAX_THREADS() if hasattr(backend, "MAX_THREADS") else 1
     if threads < 1:
         raise BiosimError(f"threads must be at least 1, got {threads}")
     if threads > 1 and most == 1:
