@@ -33,7 +33,9 @@ Spike propagation: event-driven, and in the CPU's order so that sums are the CPU
     slot) into the target's column of the event buffer ``ev`` (rows x N; an atomic count per
     target gives the row). Those keys sort into the CPU's order: ``deliver`` (a thread per target)
     sorts its few keys and applies each synapse in turn -- the weight to its row (not while
-    refractory, for gated rows), per-synapse delays into the target's own accumulator row, STDP
+    refractory, for gated rows), per-synapse delays into the target's own accumulator row (a
+    device-only (L, V, N) array: the CPU keeps the spikes in flight instead, and this one is rebuilt
+    from the plan's spike ring whenever the host changes the ring or the weights), STDP
     depression, a synapse model's ``on_pre`` -- the same additions in the same order, where
     atomic adds would add in any order. A target with more events in a step than ``ev`` has rows
     walks the arriving spikes' rows itself (same order, exact, slower) and reports its count; the
@@ -73,12 +75,13 @@ import weakref
 import numpy as np
 
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
+from biosim.backends.numpy_ref import row_synapses
 from biosim.backends.plan import ChunkInput, Outputs
 from biosim.errors import BiosimError
 from biosim.network.compile import compile_network, model_specs, synapse_specs
 
 __all__ = ["BUFFER_FULL", "NOT_FINITE", "OK", "PIP_COMMAND", "check_available", "check_fits", "compile_ptx",
-           "device_bytes", "host_changed", "kernel", "simulator_enabled", "to_host"]
+           "device_bytes", "host_changed", "kernel", "pending_input", "simulator_enabled", "to_host"]
 
 #: How to install the optional dependency.
 PIP_COMMAND = 'pip install -e ".[cuda]"'
@@ -106,10 +109,12 @@ _WARM_UP = 99  # a status that stops every kernel at once
 _PLAN_ARRAYS = ("C", "pop_off", "pop_model", "pop_nvar", "pop_ref", "gate", "grp_off", "pr_grp", "pr_row", "pr_delay",
                 "pr_ptr", "pr_stdp", "pr_syn", "pr_tgt", "pr_c", "pr_rptr", "pi_a", "pi_b", "pi_row", "pi_w", "pi_col",
                 "st_c", "st_proj", "st_pre_off", "st_post_off", "st_tgt_grp", "st_rptr_off", "rec_spikes", "mon_row",
-                "mon_idx", "X", "i_ext", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc", "indptr", "tgt", "w",
+                "mon_idx", "X", "i_ext", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "indptr", "tgt", "w",
                 "dly", "rptr", "rsyn", "rsrc", "S", "s_last")
 #: Plan arrays the kernels change (w only with STDP, S and s_last only with synapse models).
-_CHANGED_ARRAYS = ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc", "w", "S", "s_last")
+_CHANGED_ARRAYS = ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "w", "S", "s_last")
+#: Plan arrays from which the device's accumulator of delayed input is rebuilt when they change.
+_PENDING_FROM = ("hist", "hist_cnt", "w", "dly")
 #: Index arrays kept as int32 on the device (a synapse's by-target entry: 8 bytes, not 16).
 _INT32_ON_DEVICE = ("rsyn", "rsrc")
 
@@ -215,8 +220,8 @@ def host_changed(pl, names=None) -> None:
     if res is None:
         return
     names = _PLAN_ARRAYS if names is None else tuple(names)
-    if res.device_newer and set(names) & set(res.changed):
-        to_host(pl)
+    if res.device_newer and set(names) & (set(res.changed) | set(_PENDING_FROM)):
+        to_host(pl)  # also the ring, from which the accumulator is rebuilt
     res.stale.update(names)
 
 
@@ -233,7 +238,8 @@ def device_bytes(pl, n_steps: int = 2000, n_counts: int = 0) -> dict:
         per_syn += pl.S.shape[0] * item + 8
     syn = n_syn * per_syn + 8 * len(pl.rsyn)
     N = pl.X.shape[1]
-    neurons = (pl.X.nbytes + pl.gate.nbytes + pl.acc.nbytes + pl.i_ext.nbytes + N * (8 + 4 + 1 + 1 + 8 + 8)
+    acc = pl.hist.shape[0] * pl.X.nbytes if len(pl.dly) else 0
+    neurons = (pl.X.nbytes + pl.gate.nbytes + acc + pl.i_ext.nbytes + N * (8 + 4 + 1 + 1 + 8 + 8)
                + pl.hist.nbytes + pl.xpre.nbytes + pl.xpost.nbytes + pl.indptr.nbytes + pl.rptr.nbytes)
     events = N * (8 * min(_EVENT_ROWS, max(n_syn, 1)) + 4)
     spikes = max(_SPIKE_BUF_MIN, 4 * N) * 12
@@ -345,7 +351,7 @@ class _Backend:
         elif sp_n + N > cap:
             return BUFFER_FULL, 0, sp_n, rec_n, -1, -1, -1
         res = _resident(pl) if self.launches is None else _Resident(pl)
-        d = self._upload(pl, res, inp, n_steps)
+        d = self._upload(pl, res, inp, step0, n_steps)
         L, P, M = pl.hist.shape[0], len(pl.pop_model), len(pl.mon_row)
         every = int(pl.mon_every)
         rec_steps = [kk for kk in range(n_steps) if M and (step0 + kk) % every == 0]
@@ -411,10 +417,12 @@ class _Backend:
             return
         res.ev_rows = rows
 
-    def _upload(self, pl, res, inp, n_steps) -> dict:
+    def _upload(self, pl, res, inp, step0, n_steps) -> dict:
         """Device arrays of one call: the plan's arrays (copied when the host changed them, else
         the device's own), this call's inputs and the work arrays."""
         dev = res.dev
+        if res.stale & set(_PENDING_FROM) or "acc" not in dev:
+            dev["acc"] = self._to(pending_input(pl, step0))
         for name in sorted(res.stale):
             a = getattr(pl, name)
             dev[name] = self._to(a.astype(np.int32) if name in _INT32_ON_DEVICE else a)
@@ -493,6 +501,28 @@ class _Backend:
                      P, and_reset)
         if not and_reset or self.launches is not None:
             self._launch("reset", N, ctl, d["X"], d["C"], d["pop_of"], d["pop_model"], d["spiked"])
+
+
+def pending_input(pl, step0: int) -> np.ndarray:
+    """The device's accumulator of delayed input at step ``step0``: ``(L, V, N)`` (``(1, 1, 1)``
+    without per-synapse delays), slot ``t % L`` holding what reaches each target variable at step
+    ``t``, summed in the order the spikes were sent -- from the spikes in the plan's ring, with the
+    weights now, as the CPU backends deliver them."""
+    if not len(pl.dly):
+        return np.zeros((1, 1, 1), pl.X.dtype)
+    L = pl.hist.shape[0]
+    acc = np.zeros((L,) + pl.X.shape, pl.X.dtype)
+    for age in range(L - 1, 0, -1):
+        birth = step0 - age
+        if birth < 0:
+            continue
+        for r in np.flatnonzero(pl.pr_delay < 0):
+            g = pl.pr_grp[r]
+            g0 = pl.grp_off[g]
+            syn = row_synapses(pl, r, pl.hist[birth % L, g0:g0 + pl.hist_cnt[birth % L, g]].astype(np.int64) - g0)
+            syn = syn[pl.dly[syn] >= age]
+            np.add.at(acc, ((birth + pl.dly[syn].astype(np.int64)) % L, pl.pr_row[r], pl.tgt[syn]), pl.w[syn])
+    return acc
 
 
 def _raise_if_no_compiler(exc: Exception) -> None:

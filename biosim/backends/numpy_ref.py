@@ -16,7 +16,7 @@ import numpy as np
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE, OK
 from biosim.synapses.stdp import A_MINUS, A_PLUS, DECAY_POST, DECAY_PRE, MULTIPLICATIVE, W_MAX, W_MIN
 
-__all__ = ["kernel", "run_chunk"]
+__all__ = ["kernel", "row_synapses", "run_chunk"]
 
 
 def kernel(specs, syn_specs=()):
@@ -29,6 +29,40 @@ def _deliver(X, gate, ref_until, s, row, j, w):
     """``X[row, j] += w`` in order, skipping targets whose variable is gated while refractory."""
     live = ~((gate[row, j] != 0) & (s < ref_until[j]))
     np.add.at(X[row], j[live], w[live])
+
+
+def row_synapses(pl, r, loc):
+    """The synapse ids of the CSR rows of sources ``loc`` (local) of projection ``r``, in order."""
+    starts, stops = pl.indptr[pl.pr_ptr[r] + loc], pl.indptr[pl.pr_ptr[r] + loc + 1]
+    return np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)] or [np.zeros(0, np.int64)])
+
+
+def _deliver_delayed(pl, s):
+    """Input through per-synapse delays due at step ``s``: every synapse whose delay is the age
+    of a spike still in the ring, summed per target in the order the spikes were sent (oldest
+    step first, then projection, ring entry and row), then delivered."""
+    L = pl.hist.shape[0]
+    rows, cols, vals = [], [], []
+    for age in range(L - 1, 0, -1):
+        if s - age < 0:
+            continue
+        ss = (s - age) % L
+        for r in np.flatnonzero(pl.pr_delay < 0):
+            g0 = pl.grp_off[pl.pr_grp[r]]
+            loc = pl.hist[ss, g0:g0 + pl.hist_cnt[ss, pl.pr_grp[r]]].astype(np.int64) - g0
+            syn = row_synapses(pl, r, loc)
+            syn = syn[pl.dly[syn] == age]
+            rows.append(np.full(len(syn), pl.pr_row[r]))
+            cols.append(pl.tgt[syn].astype(np.int64))
+            vals.append(pl.w[syn])
+    if not rows:
+        return
+    due = np.zeros_like(pl.X)
+    np.add.at(due, (np.concatenate(rows), np.concatenate(cols)), np.concatenate(vals))
+    nz_rows, nz_cols = np.nonzero(due)
+    for r in np.unique(nz_rows):
+        j = nz_cols[nz_rows == r]
+        _deliver(pl.X, pl.gate, pl.ref_until, s, r, j, due[r, j])
 
 
 def _stdp_update(pl, z, syn, xp, sign):
@@ -65,7 +99,7 @@ def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
     N = X.shape[1]
     L = pl.hist.shape[0]
     P = len(pl.pop_model)
-    use_acc = len(pl.dly) > 0
+    use_dly = len(pl.dly) > 0
     for k in range(n_steps):
         s = step0 + k
         if sp_n + N > len(out.sp_idx):
@@ -117,13 +151,8 @@ def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
             n = inp.counts[k, pl.pi_col[q]:pl.pi_col[q] + b - a]
             j = np.arange(a, b)[n != 0]
             _deliver(X, pl.gate, pl.ref_until, s, pl.pi_row[q], j, n[n != 0] * pl.pi_w[q])
-        if use_acc:
-            due = pl.acc[slot]
-            rows, cols = np.nonzero(due)
-            for r in np.unique(rows):
-                j = cols[rows == r]
-                _deliver(X, pl.gate, pl.ref_until, s, r, j, due[r, j])
-            pl.acc[slot] = 0
+        if use_dly:
+            _deliver_delayed(pl, s)
         for r in range(len(pl.pr_grp)):
             d = pl.pr_delay[r]
             if d >= 0 and s < d:
@@ -132,17 +161,16 @@ def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
             g = pl.pr_grp[r]
             g0 = pl.grp_off[g]
             loc = pl.hist[ss, g0:g0 + pl.hist_cnt[ss, g]].astype(np.int64) - g0
-            starts, stops = pl.indptr[pl.pr_ptr[r] + loc], pl.indptr[pl.pr_ptr[r] + loc + 1]
-            syn = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)] or [np.zeros(0, np.int64)])
+            syn = row_synapses(pl, r, loc)
             j = pl.tgt[syn].astype(np.int64)
             if pl.pr_syn[r] >= 0:
+                stops, starts = pl.indptr[pl.pr_ptr[r] + loc + 1], pl.indptr[pl.pr_ptr[r] + loc]
                 pre = np.repeat(g0 + loc if g < P else np.full(len(loc), -1), stops - starts)
                 _synapse_events(syn_specs[pl.pr_syn[r]].on_pre, pl, r, syn, pre, j, s)
                 continue
-            if d < 0:
-                later = pl.dly[syn] > 0
-                np.add.at(pl.acc, ((s + pl.dly[syn][later].astype(np.int64)) % L, pl.pr_row[r], j[later]), pl.w[syn][later])
-                syn, j = syn[~later], j[~later]
+            if d < 0:  # per-synapse delays: only those of 0 steps now (the others: _deliver_delayed)
+                now = pl.dly[syn] == 0
+                syn, j = syn[now], j[now]
             _deliver(X, pl.gate, pl.ref_until, s, pl.pr_row[r], j, pl.w[syn])
             z = pl.pr_stdp[r]
             if z >= 0:

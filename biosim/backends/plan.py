@@ -40,8 +40,8 @@ class Plan(NamedTuple):
     indptr: np.ndarray     # (sum n_src+1,) int64 absolute synapse offsets
     tgt: np.ndarray        # (n_syn,) int32 global target neuron
     w: np.ndarray          # (n_syn,) weights, state dtype
-    dly: np.ndarray        # (n_syn,) uint16 per-synapse delay steps (empty when unused)
-    acc: np.ndarray        # (L, V, N) delayed input accumulator ((1, 1, 1) when unused)
+    dly: np.ndarray        # (n_syn,) uint16 per-synapse delay steps (empty when unused); the synapses of a
+                           # projection with per-synapse delays are ordered by delay within each CSR row
     pi_a: np.ndarray       # (Q,) int64 first target neuron
     pi_b: np.ndarray       # (Q,) int64 one past the last target neuron
     pi_row: np.ndarray     # (Q,) int64 target state row

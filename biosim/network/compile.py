@@ -124,7 +124,12 @@ def _draw_synapses(net, proj):
     if np.any(d < 0):
         raise BiosimError("delay_ms must be >= 0")
     steps = (d / net.dt_ms + 0.5).astype(np.int64)
-    if n_syn and np.any(np.diff(i) < 0):
+    if n_syn and (np.size(proj.delay_ms) > 1 or callable(proj.delay_ms)):
+        # per-synapse delays: each row by delay (stably), so that the spike in flight delivers the
+        # synapses due at a step as one run of its row (biosim.backends.kernel_body)
+        order = np.lexsort((steps, i))
+        i, j, w, steps = i[order], j[order], w[order], steps[order]
+    elif n_syn and np.any(np.diff(i) < 0):
         order = np.argsort(i, kind="stable")
         i, j, w, steps = i[order], j[order], w[order], steps[order]
     proj.i, proj.j, proj.w, proj.delay_steps = i, j, np.array(w, dtype=net.dtype), steps
@@ -263,7 +268,6 @@ def compile_network(net) -> Plan:
         pr_grp=i64(pr["grp"]), pr_row=i64(pr["row"]), pr_delay=i64(pr["delay"]), pr_ptr=i64(pr["ptr"]),
         pr_stdp=i64(pr["stdp"]), indptr=cat(indptr, np.int64), tgt=cat(tgt, np.int32), w=cat(w, dtype),
         dly=cat(dly, np.uint16) if any_hetero else np.zeros(0, np.uint16),
-        acc=np.zeros((L, V, N) if any_hetero else (1, 1, 1), dtype=dtype),
         pi_a=i64([pop_off[q.tgt.index] for q in pi]), pi_b=i64([pop_off[q.tgt.index + 1] for q in pi]),
         pi_row=i64([q.tgt.spec.var_index(q.var) for q in pi]), pi_w=np.array([q.weight for q in pi], dtype=dtype),
         pi_col=pi_col[:-1].copy(),

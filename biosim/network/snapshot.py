@@ -28,11 +28,12 @@ from biosim.files import atomic_binary
 __all__ = ["Snapshot", "take", "put", "save", "load"]
 
 FORMAT = "biosim-network-snapshot"
+#: 3: no delayed-input accumulator (spikes in flight through per-synapse delays are the ring's);
 #: 2: no random-stream states (counter-based inputs); version 1 files held numpy Generator states
-VERSION = 2
+VERSION = 3
 
 #: Fields of the plan that running changes.
-_PLAN_FIELDS = ("X", "ref_until", "hist", "hist_cnt", "w", "acc", "xpre", "xpost", "S", "s_last")
+_PLAN_FIELDS = ("X", "ref_until", "hist", "hist_cnt", "w", "xpre", "xpost", "S", "s_last")
 
 
 class Snapshot(NamedTuple):
@@ -142,6 +143,10 @@ def load(path) -> tuple[Snapshot, dict]:
         raise BiosimError(f"snapshot {path} has format version 1, whose random inputs were numpy streams; this "
                           f"biosim draws them from counters (version {VERSION}) and cannot continue it: start the "
                           "run over")
+    if blob.get("version") == 2:
+        raise BiosimError(f"snapshot {path} has format version 2, which kept delayed input in an accumulator; this "
+                          f"biosim (version {VERSION}) keeps the spikes in flight instead and cannot continue it: "
+                          "start the run over")
     if blob.get("version") != VERSION:
         raise BiosimError(f"snapshot {path} has format version {blob.get('version')}; this biosim reads {VERSION}")
     if _digest(arrays) != blob.get("sha256"):

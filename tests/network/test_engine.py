@@ -481,7 +481,54 @@ def test_static_synapse_storage_is_at_most_8_bytes_in_float32():
     per_synapse = (plan.tgt.nbytes + plan.w.nbytes + plan.dly.nbytes) / n_syn
     assert per_synapse <= 8.0
     assert plan.indptr.nbytes <= 8 * (1000 + 1) + 8  # per source, not per synapse
-    assert plan.acc.size == 1  # no per-step accumulator without per-synapse delays
+
+
+def _plan_bytes(plan) -> int:
+    return sum(getattr(plan, f).nbytes for f in plan._fields if isinstance(getattr(plan, f), np.ndarray))
+
+
+def test_per_synapse_delays_add_2_bytes_per_synapse_and_nothing_per_step():
+    """The plan of a network with per-synapse delays is that of the same network with one delay
+    (the longest) plus 2 bytes per synapse: no accumulator of L x V x N values; each row is ordered
+    by delay, and weights() still pairs every synapse with its own weight."""
+    i, j = np.repeat(np.arange(20), 20), np.tile(np.arange(20), 20)
+    delays = np.tile([0.0, 3.0, 1.0, 2.0, 0.5], 80)
+    built = []
+    for delay in (delays, 3.0):
+        net = Network(dt_ms=0.1, seed=1)
+        a = net.population("a", LIF(), 20)
+        proj = net.connect(a, a, "ge", weight=(i * 100 + j) * 1e-3, rule=Explicit(i, j), delay_ms=delay)
+        net.run(0.1)
+        built.append((net, proj))
+    (net, proj), (net_one, _) = built
+    hetero = net._sim.plan
+    assert _plan_bytes(hetero) - _plan_bytes(net_one._sim.plan) == 2 * 400 == hetero.dly.nbytes
+    for row in range(20):
+        d = hetero.dly[hetero.indptr[row]:hetero.indptr[row + 1]]
+        assert np.all(np.diff(d.astype(int)) >= 0) and len(set(d)) == 5
+    si, sj, sw = net.weights(proj)
+    assert np.array_equal(sw, (si * 100 + sj) * 1e-3)
+
+
+@pytest.mark.parametrize("backend", ["numba-cpu", "numpy"])
+def test_spikes_in_flight_arrive_with_the_weights_of_their_arrival(backend):
+    """As in Brian2 (``on_pre`` runs when the spike arrives): weights changed while a spike is in
+    flight through per-synapse delays are the ones it delivers."""
+    def build(w):
+        net = Network(dt_ms=0.1, seed=2)
+        src = net.spike_generator("src", 1, [0], [0.5])
+        tgt = net.population("tgt", LIF(tau_mem_ms=1e6), 2, init={"v": -70.0})
+        proj = net.connect(src, tgt, "v", weight=w, rule=Explicit([0, 0], [0, 1]), delay_ms=[2.0, 4.0])
+        return net, tgt, proj
+
+    late, tgt, proj = build([1.0, 1.5])
+    late.run(1.5, backend=backend)  # sent at 0.5 ms, arrives at 2.5 and 4.5 ms
+    late.normalize(proj, [2.0, 3.0])
+    late.run(5.0)
+    early, tgt_e, _ = build([2.0, 3.0])
+    early.run(6.5, backend=backend)
+    assert np.array_equal(late.state(tgt, "v"), early.state(tgt_e, "v"))
+    assert np.all(late.state(tgt, "v") > -70.0)
 
 
 def test_per_synapse_delays_cost_2_bytes_and_are_bounded():

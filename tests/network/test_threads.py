@@ -68,7 +68,7 @@ def test_threads_give_the_same_spikes_states_and_weights(unsorted):
     for key, (_, v) in a.states.items():
         assert np.array_equal(v, b.states[key][1]), key
     assert np.any(wa[0] != wa[0][0]) and np.array_equal(wa[0], wb[0])
-    for field in ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "acc", "w"):
+    for field in ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "w"):
         assert np.array_equal(getattr(pa, field), getattr(pb, field)), field
 
 
