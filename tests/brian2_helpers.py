@@ -88,7 +88,7 @@ def brian2_feedforward(n_in: int, gen_idx, gen_times_ms, sizes: dict, projection
 
     ``sizes`` maps layer name -> size; ``v0_mv`` layer name -> initial v (mV, array);
     ``projections`` is a list of ``(src, tgt, var, i, j, w_mv, delay_ms)`` with ``src`` ``"in"``
-    or a layer name, ``var`` ``"ge"`` or ``"gi"`` and one homogeneous delay per projection.
+    or a layer name, ``var`` ``"ge"`` or ``"gi"`` and one delay per projection or one per synapse.
     Brian2 runs Synapses objects of one slot in name order: they are named ``syn00``, ``syn01``...
     in list order, which is biosim's order too. Returns layer name -> (steps, idx).
     """
@@ -105,10 +105,13 @@ def brian2_feedforward(n_in: int, gen_idx, gen_times_ms, sizes: dict, projection
         groups[name].v = np.asarray(v0_mv[name]) * mV
     objs = list(groups.values())
     for k, (src, tgt, var, ci, cj, w, d) in enumerate(projections):
+        one = np.ndim(d) == 0
         S = b2.Synapses(groups[src], groups[tgt], "w : volt", on_pre=f"{var}_post += w",
-                        delay=d * ms, name=f"syn{k:02d}")
+                        name=f"syn{k:02d}", **({"delay": d * ms} if one else {}))
         S.connect(i=np.asarray(ci), j=np.asarray(cj))
         S.w = np.asarray(w) * mV
+        if not one:
+            S.delay = np.asarray(d) * ms
         objs.append(S)
     mons = {name: b2.SpikeMonitor(groups[name]) for name in sizes}
     net = b2.Network(*objs, *mons.values())

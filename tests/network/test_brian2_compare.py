@@ -1,8 +1,8 @@
 """biosim against Brian2 2.9 (the reference), float64, Brian2's "numpy" code-generation target.
 
 (a) a feed-forward network driven by fixed input spike times (spike generator -> LIF layer ->
-    second layer, homogeneous delays, exc and inh projections, feedback, input straight into v,
-    which ignores it while refractory in both): identical spike trains;
+    second layer, homogeneous and per-synapse delays, exc and inh projections, feedback, input
+    straight into v, which ignores it while refractory in both): identical spike trains;
 (b) CUBA (DESIGN.md section 5, 4000 neurons) rebuilt from Brian2's own synapse indices and initial
     v: identical spike trains (1 s here, 10 s per seed in the slow test) and v traces equal to
     ~1e-12 mV — they differ only by rounding (Brian2 works in volts with its own closed form);
@@ -78,10 +78,15 @@ def test_feedforward_with_delays_matches_brian2():
         # straight into v, which is "unless refractory": Brian2 drops writes while refractory
         ("in", "l2", "v", 0.05, (2.0, 8.0), 0.0),
         ("l1", "l1", "v", 0.05, (0.5, 3.0), 0.5),
+        # per-synapse delays (whole steps, 0 to 6 ms): spikes in flight, several due at a step
+        ("in", "l1", "ge", 0.1, (1.0, 4.0), "per synapse"),
+        ("l2", "l1", "gi", 0.2, (-2.0, -0.5), "per synapse"),
     ):
         n_src = n_in if src == "in" else sizes[src]
         i, j = pairs(n_src, sizes[tgt], p)
         w = lo + (hi - lo) * rng.random(len(i))
+        if delay == "per synapse":
+            delay = np.round(rng.integers(0, 61, len(i)) * DT, 10)
         projections.append((src, tgt, var, i, j, w, delay))
     v0 = {name: -60.0 + 10.0 * rng.random(n) for name, n in sizes.items()}
 
