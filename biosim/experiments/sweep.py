@@ -234,8 +234,10 @@ class DaskExecutor:
 
         try:
             if self.address is None:
+                # no dashboard, and the scheduler's HTTP server on a free port: its default, 8787,
+                # is taken when two clusters start at once (two pytest workers, two sweeps)
                 self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None,
+                                            dashboard_address=":0", scheduler_kwargs={"dashboard": False},
                                             env={var: "1" for var in _THREAD_VARIABLES})
                 self.client = Client(self.cluster)
             else:
