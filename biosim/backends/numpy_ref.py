@@ -31,15 +31,28 @@ def _deliver(X, gate, ref_until, s, row, j, w):
     np.add.at(X[row], j[live], w[live])
 
 
+def _weights(pl, r, syn):
+    """The weights of synapses ``syn`` of projection ``r``: its one weight, or theirs in ``w``."""
+    if pl.pr_woff[r] < 0:
+        return np.full(len(syn), pl.pr_w[r], dtype=pl.pr_w.dtype)
+    return pl.w[_w_index(pl, r, syn)]
+
+
+def _w_index(pl, r, syn):
+    """Where the weights of synapses ``syn`` of projection ``r`` (one with per-synapse weights) are in ``w``."""
+    return syn - pl.indptr[pl.pr_ptr[r]] + pl.pr_woff[r]
+
+
 def _stdp_update(pl, z, syn, xp, sign):
     a = pl.st_c[z, A_PLUS] if sign > 0 else pl.st_c[z, A_MINUS]
     lo, hi, mult = pl.st_c[z, W_MIN], pl.st_c[z, W_MAX], pl.st_c[z, MULTIPLICATIVE]
-    wv = pl.w[syn]
+    k = _w_index(pl, pl.st_proj[z], syn)
+    wv = pl.w[k]
     if mult:
         wv = wv + a * xp * (hi - wv) if sign > 0 else wv - a * xp * (wv - lo)
     else:
         wv = wv + sign * a * xp
-    pl.w[syn] = np.clip(wv, lo, hi)
+    pl.w[k] = np.clip(wv, lo, hi)
 
 
 def run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n, syn_specs=()):
@@ -139,11 +152,12 @@ def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
                 pre = np.repeat(g0 + loc if g < P else np.full(len(loc), -1), stops - starts)
                 _synapse_events(syn_specs[pl.pr_syn[r]].on_pre, pl, r, syn, pre, j, s)
                 continue
+            wv = _weights(pl, r, syn)
             if d < 0:
                 later = pl.dly[syn] > 0
-                np.add.at(pl.acc, ((s + pl.dly[syn][later].astype(np.int64)) % L, pl.pr_row[r], j[later]), pl.w[syn][later])
-                syn, j = syn[~later], j[~later]
-            _deliver(X, pl.gate, pl.ref_until, s, pl.pr_row[r], j, pl.w[syn])
+                np.add.at(pl.acc, ((s + pl.dly[syn][later].astype(np.int64)) % L, pl.pr_row[r], j[later]), wv[later])
+                syn, j, wv = syn[~later], j[~later], wv[~later]
+            _deliver(X, pl.gate, pl.ref_until, s, pl.pr_row[r], j, wv)
             z = pl.pr_stdp[r]
             if z >= 0:
                 tp = pl.st_tgt_grp[z]
