@@ -315,11 +315,13 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
 
     @cuda.jit(device=True)
     def apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc, pr_grp, pr_row, pr_delay,
-                    pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P):
-        """One spike's effect through synapse ``syn`` (source ``loc`` of projection ``r``) on its
-        target ``j``: a synapse model's ``on_pre``, or a per-synapse delay into the accumulator, or
-        the weight added to the target row (not while refractory, for gated rows) and STDP
-        depression -- the CPU kernel's statements."""
+                    pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, pr_w, pr_woff,
+                    syn0):
+        """One spike's effect through synapse ``syn`` (source ``loc`` of projection ``r``, whose
+        first synapse is ``syn0``) on its target ``j``: a synapse model's ``on_pre``, or a
+        per-synapse delay into the accumulator, or the weight (the projection's one weight
+        ``pr_w[r]``, or the synapse's own in ``w``) added to the target row (not while refractory,
+        for gated rows) and STDP depression -- the CPU kernel's statements."""
         kind = pr_syn[r]
         if kind >= 0:
             g = pr_grp[r]
@@ -328,26 +330,28 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             s_last[syn] = s
             return
         row = pr_row[r]
+        ws = pr_woff[r] + syn - syn0  # the synapse's weight in w (when pr_woff[r] >= 0)
+        wv = pr_w[r] if pr_woff[r] < 0 else w[ws]
         if pr_delay[r] < 0 and dly[syn] > 0:
             L = acc.shape[0]
-            acc[(s + dly[syn]) % L, row, j] += w[syn]
+            acc[(s + dly[syn]) % L, row, j] += wv
             return
         if not (gate[row, j] and s < ref_until[j]):
-            X[row, j] += w[syn]
+            X[row, j] += wv
         z = pr_stdp[r]
-        if z >= 0:
+        if z >= 0:  # plastic synapses have their own weights
             xp = xpost[st_post_off[z] + j - pop_off[st_tgt_grp[z]]]
-            wv = w[syn]
             if st_c[z, MULTIPLICATIVE] != 0:
                 wv = wv - st_c[z, A_MINUS] * xp * (wv - st_c[z, W_MIN])
             else:
                 wv = wv - st_c[z, A_MINUS] * xp
-            w[syn] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
+            w[ws] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
 
     @cuda.jit
     def k_deliver(ctl, k, s, slot, X, gate, ref_until, pop_of, pop_off, grp_off, hist, hist_cnt, counts, pi_a, pi_b,
                   pi_row, pi_w, pi_col, acc, use_acc, pr_grp, pr_tgt, pr_row, pr_delay, pr_ptr, pr_stdp, pr_syn, pr_c,
-                  indptr, tgt, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, ev, ev_cnt, E, D):
+                  indptr, tgt, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, ev, ev_cnt, E, D, pr_w,
+                  pr_woff):
         """Thread ``j``: everything that reaches neuron ``j`` this step, in the CPU's order: Poisson
         input, delayed input due now, then its events filed by ``scatter``, sorted by key (each
         projection in creation order, each by the order of its spikes, each along the CSR row).
@@ -397,7 +401,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                 loc = hist[ss, g0 + e] - g0
                 apply_event(r, indptr[pr_ptr[r] + loc] + pos, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc,
                             pr_grp, pr_row, pr_delay, pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp,
-                            xpost, S, s_last, P)
+                            xpost, S, s_last, P, pr_w, pr_woff, indptr[pr_ptr[r]])
             return
         cuda.atomic.max(ctl, EV_MAX, n)
         p = pop_of[j]
@@ -414,7 +418,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                     if tgt[syn] == j:
                         apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc, pr_grp, pr_row,
                                     pr_delay, pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S,
-                                    s_last, P)
+                                    s_last, P, pr_w, pr_woff, indptr[pr_ptr[r]])
 
     @cuda.jit(device=True)
     def reset_one(X, C, pop_of, pop_model, i):
@@ -424,7 +428,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
     @cuda.jit
     def k_post(ctl, s, X, C, gate, ref_until, spiked, pop_of, pop_off, pop_model, grp_off, pr_grp, pr_tgt, pr_syn,
                pr_c, pr_rptr, rptr, rsyn, rsrc, w, st_c, st_tgt_grp, st_rptr_off, st_pre_off, st_post_off, xpre,
-               xpost, S, s_last, P, and_reset):
+               xpost, S, s_last, P, and_reset, st_proj, pr_ptr, indptr, pr_woff):
         """Thread ``j`` of a neuron that spiked: STDP potentiation of its incoming plastic synapses
         (the plan's by-target index) and its target trace, then synapse models' ``on_post``; and
         its reset when ``and_reset`` (no synapse model has ``on_post`` statements, which may read
@@ -440,8 +444,9 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             if st_tgt_grp[z] != p:
                 continue
             b = st_rptr_off[z] + jl
+            ws = indptr[pr_ptr[st_proj[z]]] - pr_woff[st_proj[z]]  # synapse syn's weight: w[syn - ws]
             for kk in range(rptr[b], rptr[b + 1]):
-                syn = rsyn[kk]
+                syn = rsyn[kk] - ws
                 xp = xpre[st_pre_off[z] + rsrc[kk]]
                 wv = w[syn]
                 if st_c[z, MULTIPLICATIVE] != 0:

@@ -358,11 +358,13 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                     if d_n != 0 and not (pl.gate[d_row, d_j] and s < pl.ref_until[d_j]):
                         X[d_row, d_j] += d_n * pl.pi_w[d_q]
             for f_e in range(fl_n):  # delayed input due now: summed per target, then added
-                f_row = pl.pr_row[fl[FL_PROJ, f_e]]
+                f_r = fl[FL_PROJ, f_e]
+                f_row = pl.pr_row[f_r]
+                f_ws = -1 if pl.pr_woff[f_r] < 0 else pl.indptr[pl.pr_ptr[f_r]] - pl.pr_woff[f_r]
                 for f_syn in range(fl[FL_LO, f_e], fl[FL_NEXT, f_e]):
                     f_j = pl.tgt[f_syn]
                     if d_full or d_lo <= f_j < d_hi:
-                        pend[f_row, f_j] += w[f_syn]
+                        pend[f_row, f_j] += pl.pr_w[f_r] if f_ws < 0 else w[f_syn - f_ws]
             for f_e in range(fl_n):
                 f_row = pl.pr_row[fl[FL_PROJ, f_e]]
                 for f_syn in range(fl[FL_LO, f_e], fl[FL_NEXT, f_e]):
@@ -386,6 +388,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                 if d_z >= 0:
                     d_t0 = pl.pop_off[pl.st_tgt_grp[d_z]] - pl.st_post_off[d_z]
                 d_kind = pl.pr_syn[d_r]
+                d_wc = pl.pr_w[d_r]  # the projection's one weight, or (d_ws >= 0) synapse d_syn's is w[d_syn - d_ws]
+                d_ws = -1 if pl.pr_woff[d_r] < 0 else pl.indptr[d_base] - pl.pr_woff[d_r]
                 for d_e in range(pl.hist_cnt[d_ss, d_g]):
                     d_loc = pl.hist[d_ss, d_g0 + d_e] - d_g0
                     sa = pl.indptr[d_base + d_loc]
@@ -408,33 +412,35 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                             continue
                         if dd < 0 and dly[d_syn] > 0:  # the rest of the row is delayed: in flight
                             break
+                        d_wv = d_wc if d_ws < 0 else w[d_syn - d_ws]
                         if not (pl.gate[d_row, d_j] and s < pl.ref_until[d_j]):
-                            X[d_row, d_j] += w[d_syn]
-                        if d_z >= 0:  # STDP depression
+                            X[d_row, d_j] += d_wv
+                        if d_z >= 0:  # STDP depression (plastic synapses have their own weights)
                             d_xp = xpost[d_j - d_t0]
-                            d_wv = w[d_syn]
                             if pl.st_c[d_z, MULTIPLICATIVE] != 0:
                                 d_wv = d_wv - pl.st_c[d_z, A_MINUS] * d_xp * (d_wv - pl.st_c[d_z, W_MIN])
                             else:
                                 d_wv = d_wv - pl.st_c[d_z, A_MINUS] * d_xp
-                            w[d_syn] = _clip(d_wv, pl.st_c[d_z, W_MIN], pl.st_c[d_z, W_MAX])
+                            w[d_syn - d_ws] = _clip(d_wv, pl.st_c[d_z, W_MIN], pl.st_c[d_z, W_MAX])
             for p_z in range(Z):
                 d_tp = pl.st_tgt_grp[p_z]
                 p_t0 = pl.pop_off[d_tp]
                 d_rb = pl.st_rptr_off[p_z]
+                p_r = pl.st_proj[p_z]
+                p_ws = pl.indptr[pl.pr_ptr[p_r]] - pl.pr_woff[p_r]  # the weight of synapse k is w[k - p_ws]
                 for p_e in range(pl.hist_cnt[slot, d_tp]):
                     p_j = pl.hist[slot, p_t0 + p_e]
                     if d_lo <= p_j < d_hi:
                         d_jl = p_j - p_t0
                         for d_kk in range(pl.rptr[d_rb + d_jl], pl.rptr[d_rb + d_jl + 1]):
-                            d_syn = pl.rsyn[d_kk]
+                            p_k = pl.rsyn[d_kk] - p_ws
                             d_xp = pl.xpre[pl.st_pre_off[p_z] + pl.rsrc[d_kk]]
-                            d_wv = w[d_syn]
+                            d_wv = w[p_k]
                             if pl.st_c[p_z, MULTIPLICATIVE] != 0:
                                 d_wv = d_wv + pl.st_c[p_z, A_PLUS] * d_xp * (pl.st_c[p_z, W_MAX] - d_wv)
                             else:
                                 d_wv = d_wv + pl.st_c[p_z, A_PLUS] * d_xp
-                            w[d_syn] = _clip(d_wv, pl.st_c[p_z, W_MIN], pl.st_c[p_z, W_MAX])
+                            w[p_k] = _clip(d_wv, pl.st_c[p_z, W_MIN], pl.st_c[p_z, W_MAX])
                         xpost[pl.st_post_off[p_z] + d_jl] += 1
             if plain:
                 _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], d_lo, d_hi)

@@ -43,10 +43,11 @@ Spike propagation: event-driven, and in the CPU's order so that sums are the CPU
     Potentiation and ``on_post`` use the plan's by-target index (plastic projections only).
 
 Memory
-    On the device a synapse is its target (int32) and weight (state dtype), in the plan's CSR
-    order: 8 bytes in float32 networks, 12 in float64 ones; per-synapse delays add 2 bytes, a
-    synapse model its variables and an int64 last-event step, a plastic synapse 8 bytes of
-    by-target index. :func:`device_bytes` estimates a plan's footprint; a network that does not fit
+    On the device a synapse is its target (int32), in the plan's CSR order, and, in a projection
+    with per-synapse weights or STDP, its weight (state dtype): 4 bytes in a projection built with
+    one weight (kept once, ``Plan.pr_w``), else 8 in float32 networks and 12 in float64 ones;
+    per-synapse delays add 2 bytes, a synapse model its variables and an int64 last-event step, a
+    plastic synapse 8 bytes of by-target index. :func:`device_bytes` estimates a plan's footprint; a network that does not fit
     in the GPU's free memory is refused with that estimate.
 
 Host and device
@@ -75,7 +76,7 @@ import weakref
 import numpy as np
 
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
-from biosim.backends.numpy_ref import row_synapses
+from biosim.backends.numpy_ref import row_synapses, weights
 from biosim.backends.plan import ChunkInput, Outputs
 from biosim.errors import BiosimError
 from biosim.network.compile import compile_network, model_specs, synapse_specs
@@ -110,11 +111,11 @@ _PLAN_ARRAYS = ("C", "pop_off", "pop_model", "pop_nvar", "pop_ref", "gate", "grp
                 "pr_ptr", "pr_stdp", "pr_syn", "pr_tgt", "pr_c", "pr_rptr", "pi_a", "pi_b", "pi_row", "pi_w", "pi_col",
                 "st_c", "st_proj", "st_pre_off", "st_post_off", "st_tgt_grp", "st_rptr_off", "rec_spikes", "mon_row",
                 "mon_idx", "X", "i_ext", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "indptr", "tgt", "w",
-                "dly", "rptr", "rsyn", "rsrc", "S", "s_last")
+                "dly", "rptr", "rsyn", "rsrc", "S", "s_last", "pr_w", "pr_woff")
 #: Plan arrays the kernels change (w only with STDP, S and s_last only with synapse models).
 _CHANGED_ARRAYS = ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "w", "S", "s_last")
 #: Plan arrays from which the device's accumulator of delayed input is rebuilt when they change.
-_PENDING_FROM = ("hist", "hist_cnt", "w", "dly")
+_PENDING_FROM = ("hist", "hist_cnt", "w", "pr_w", "dly")
 #: Index arrays kept as int32 on the device (a synapse's by-target entry: 8 bytes, not 16).
 _INT32_ON_DEVICE = ("rsyn", "rsrc")
 
@@ -227,16 +228,18 @@ def host_changed(pl, names=None) -> None:
 
 def device_bytes(pl, n_steps: int = 2000, n_counts: int = 0) -> dict:
     """Estimated GPU memory of plan ``pl`` in bytes: ``{"synapses": ..., "total": ...,
-    "per_synapse": ...}``. ``per_synapse`` is a static synapse's cost (its target, int32, and its
-    weight; per-synapse delays add 2 bytes, a synapse model its variables and an int64 last-event
-    step); plastic synapses add 8 bytes for the by-target index. ``n_steps``/``n_counts``: the
-    largest chunk of input it will be given."""
+    "per_synapse": ...}``. ``synapses`` is what the synapses take: a target each (int32), a weight
+    each (state dtype) in projections with per-synapse weights or STDP (one built with a single
+    weight keeps it once), 2 bytes each for per-synapse delays, a synapse model's variables and an
+    int64 last-event step, 8 bytes of by-target index per plastic synapse; ``per_synapse`` is that
+    over the number of synapses. ``n_steps``/``n_counts``: the largest chunk of input it will be
+    given."""
     item = pl.X.dtype.itemsize
     n_syn = len(pl.tgt)
-    per_syn = 4 + item + (2 if len(pl.dly) else 0)
+    syn = 4 * n_syn + item * len(pl.w) + 2 * len(pl.dly) + 8 * len(pl.rsyn)
     if np.any(pl.pr_syn >= 0):
-        per_syn += pl.S.shape[0] * item + 8
-    syn = n_syn * per_syn + 8 * len(pl.rsyn)
+        syn += pl.S.nbytes + pl.s_last.nbytes
+    per_syn = syn / n_syn if n_syn else 0.0
     N = pl.X.shape[1]
     acc = pl.hist.shape[0] * pl.X.nbytes if len(pl.dly) else 0
     neurons = (pl.X.nbytes + pl.gate.nbytes + acc + pl.i_ext.nbytes + N * (8 + 4 + 1 + 1 + 8 + 8)
@@ -255,7 +258,7 @@ def check_fits(pl, free_bytes: int, n_steps: int = 2000, n_counts: int = 0) -> d
     if need["total"] > free_bytes:
         raise BiosimError(
             f"network too big for the GPU: needs about {need['total'] / 2**30:.2f} GiB "
-            f"({len(pl.tgt)} synapses x {need['per_synapse']} bytes = {need['synapses'] / 2**30:.2f} GiB), "
+            f"({len(pl.tgt)} synapses x {need['per_synapse']:.4g} bytes = {need['synapses'] / 2**30:.2f} GiB), "
             f"{free_bytes / 2**30:.2f} GiB free")
     return need
 
@@ -492,13 +495,13 @@ class _Backend:
                      d["pi_col"], d["acc"], d["use_acc"], d["pr_grp"], d["pr_tgt"], d["pr_row"], d["pr_delay"],
                      d["pr_ptr"], d["pr_stdp"], d["pr_syn"], d["pr_c"], d["indptr"], d["tgt"], d["w"], d["dly"],
                      d["st_c"], d["st_post_off"], d["st_tgt_grp"], d["xpost"], d["S"], d["s_last"], P, d["ev"],
-                     d["ev_cnt"], res.E, res.D)
+                     d["ev_cnt"], res.E, res.D, d["pr_w"], d["pr_woff"])
         and_reset = not d["on_post"]
         self._launch("post", N, ctl, s, d["X"], d["C"], d["gate"], d["ref_until"], d["spiked"], d["pop_of"],
                      d["pop_off"], d["pop_model"], d["grp_off"], d["pr_grp"], d["pr_tgt"], d["pr_syn"], d["pr_c"],
                      d["pr_rptr"], d["rptr"], d["rsyn"], d["rsrc"], d["w"], d["st_c"], d["st_tgt_grp"],
                      d["st_rptr_off"], d["st_pre_off"], d["st_post_off"], d["xpre"], d["xpost"], d["S"], d["s_last"],
-                     P, and_reset)
+                     P, and_reset, d["st_proj"], d["pr_ptr"], d["indptr"], d["pr_woff"])
         if not and_reset or self.launches is not None:
             self._launch("reset", N, ctl, d["X"], d["C"], d["pop_of"], d["pop_model"], d["spiked"])
 
@@ -521,7 +524,7 @@ def pending_input(pl, step0: int) -> np.ndarray:
             g0 = pl.grp_off[g]
             syn = row_synapses(pl, r, pl.hist[birth % L, g0:g0 + pl.hist_cnt[birth % L, g]].astype(np.int64) - g0)
             syn = syn[pl.dly[syn] >= age]
-            np.add.at(acc, ((birth + pl.dly[syn].astype(np.int64)) % L, pl.pr_row[r], pl.tgt[syn]), pl.w[syn])
+            np.add.at(acc, ((birth + pl.dly[syn].astype(np.int64)) % L, pl.pr_row[r], pl.tgt[syn]), weights(pl, r, syn))
     return acc
 
 

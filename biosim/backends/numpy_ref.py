@@ -16,7 +16,7 @@ import numpy as np
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE, OK
 from biosim.synapses.stdp import A_MINUS, A_PLUS, DECAY_POST, DECAY_PRE, MULTIPLICATIVE, W_MAX, W_MIN
 
-__all__ = ["kernel", "row_synapses", "run_chunk"]
+__all__ = ["kernel", "row_synapses", "run_chunk", "weights"]
 
 
 def kernel(specs, syn_specs=()):
@@ -54,7 +54,7 @@ def _deliver_delayed(pl, s):
             syn = syn[pl.dly[syn] == age]
             rows.append(np.full(len(syn), pl.pr_row[r]))
             cols.append(pl.tgt[syn].astype(np.int64))
-            vals.append(pl.w[syn])
+            vals.append(weights(pl, r, syn))
     if not rows:
         return
     due = np.zeros_like(pl.X)
@@ -65,15 +65,28 @@ def _deliver_delayed(pl, s):
         _deliver(pl.X, pl.gate, pl.ref_until, s, r, j, due[r, j])
 
 
+def weights(pl, r, syn):
+    """The weights of synapses ``syn`` of projection ``r``: its one weight, or theirs in ``w``."""
+    if pl.pr_woff[r] < 0:
+        return np.full(len(syn), pl.pr_w[r], dtype=pl.pr_w.dtype)
+    return pl.w[_w_index(pl, r, syn)]
+
+
+def _w_index(pl, r, syn):
+    """Where the weights of synapses ``syn`` of projection ``r`` (one with per-synapse weights) are in ``w``."""
+    return syn - pl.indptr[pl.pr_ptr[r]] + pl.pr_woff[r]
+
+
 def _stdp_update(pl, z, syn, xp, sign):
     a = pl.st_c[z, A_PLUS] if sign > 0 else pl.st_c[z, A_MINUS]
     lo, hi, mult = pl.st_c[z, W_MIN], pl.st_c[z, W_MAX], pl.st_c[z, MULTIPLICATIVE]
-    wv = pl.w[syn]
+    k = _w_index(pl, pl.st_proj[z], syn)
+    wv = pl.w[k]
     if mult:
         wv = wv + a * xp * (hi - wv) if sign > 0 else wv - a * xp * (wv - lo)
     else:
         wv = wv + sign * a * xp
-    pl.w[syn] = np.clip(wv, lo, hi)
+    pl.w[k] = np.clip(wv, lo, hi)
 
 
 def run_chunk(specs, pl, inp, out, step0, n_steps, sp_n, rec_n, syn_specs=()):
@@ -171,7 +184,7 @@ def _run_chunk(specs, syn_specs, pl, inp, out, step0, n_steps, sp_n, rec_n):
             if d < 0:  # per-synapse delays: only those of 0 steps now (the others: _deliver_delayed)
                 now = pl.dly[syn] == 0
                 syn, j = syn[now], j[now]
-            _deliver(X, pl.gate, pl.ref_until, s, pl.pr_row[r], j, pl.w[syn])
+            _deliver(X, pl.gate, pl.ref_until, s, pl.pr_row[r], j, weights(pl, r, syn))
             z = pl.pr_stdp[r]
             if z >= 0:
                 tp = pl.st_tgt_grp[z]

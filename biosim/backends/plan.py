@@ -18,7 +18,15 @@ __all__ = ["Plan", "ChunkInput", "Outputs"]
 class Plan(NamedTuple):
     """Network state and structure. Shapes: N neurons, V state rows, P populations, G source
     groups (P populations then the input groups), S sources, L delay-ring slots, R projections,
-    Q Poisson inputs, Z plastic projections, M recorded state traces."""
+    Q Poisson inputs, Z plastic projections, M recorded state traces.
+
+    Weights: a projection built with one number as its weight, without STDP, keeps that number
+    once (``pr_w[r]``, ``pr_woff[r] = -1``): its synapses cost their 4-byte target only. One with
+    per-synapse weights (an array or ``f(rng, n)``) or STDP keeps a weight per synapse: synapse
+    ``syn`` (an id in ``tgt``'s order) of projection ``r`` has weight
+    ``w[pr_woff[r] + syn - indptr[pr_ptr[r]]]``, so ``w`` holds only those projections' synapses,
+    in projection order. A projection with a synapse model has none (``pr_woff[r] = -1``,
+    ``pr_w[r] = 0``): its weights are the model's variables in ``S``."""
 
     X: np.ndarray          # (V, N) state, float32/float64
     C: np.ndarray          # (P, K) model constants per population
@@ -39,7 +47,7 @@ class Plan(NamedTuple):
     pr_stdp: np.ndarray    # (R,) int64 plastic index or -1
     indptr: np.ndarray     # (sum n_src+1,) int64 absolute synapse offsets
     tgt: np.ndarray        # (n_syn,) int32 global target neuron
-    w: np.ndarray          # (n_syn,) weights, state dtype
+    w: np.ndarray          # (n_w,) per-synapse weights, state dtype: only of the projections with pr_woff >= 0
     dly: np.ndarray        # (n_syn,) uint16 per-synapse delay steps (empty when unused); the synapses of a
                            # projection with per-synapse delays are ordered by delay within each CSR row
     pi_a: np.ndarray       # (Q,) int64 first target neuron
@@ -68,6 +76,8 @@ class Plan(NamedTuple):
     pr_rptr: np.ndarray    # (R,) int64 offset of the projection's by-target CSR block in rptr for on_post, or -1
     S: np.ndarray          # (VS, n_syn) per-synapse variables of synapse models ((1, 1) when unused)
     s_last: np.ndarray     # (n_syn,) int64 step of each synapse's last event ((1,) when unused)
+    pr_w: np.ndarray       # (R,) the one weight of every synapse of a projection with pr_woff = -1, state dtype
+    pr_woff: np.ndarray    # (R,) int64 where a projection's per-synapse weights start in w, or -1 (see below)
 
 
 class ChunkInput(NamedTuple):

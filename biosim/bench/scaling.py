@@ -44,8 +44,10 @@ __all__ = ["run_scaling_bench", "format_scaling_table", "memory_needed", "BIOSIM
 #: biosim's peak memory per synapse while it draws a network's synapses (measured: the peak
 #: resident memory of a process building CUBA with 40000 and 80000 neurons at p = 0.02, 32 and
 #: 128 million synapses, grew by 48 bytes per synapse -- indices and values are drawn in 8-byte arrays and sorted before the plan
-#: keeps 12 bytes per synapse). :func:`biosim.network.compile.estimate_bytes` counts what the
-#: plan keeps (about 22 bytes per synapse here), so the bench takes the larger of the two.
+#: keeps 12 bytes per synapse; since CUBA's projections keep their one weight once, the plan keeps 4
+#: and the drawing no longer makes a weight per synapse, so this is an upper bound).
+#: :func:`biosim.network.compile.estimate_bytes` counts what the plan keeps, so the bench takes the
+#: larger of the two.
 BIOSIM_PEAK_BYTES_PER_SYNAPSE = 48
 
 #: Brian2 standalone's peak resident memory per synapse (measured: its binary for CUBA with 40000

@@ -13,7 +13,7 @@ from biosim.errors import BiosimError
 from biosim.neurons.base import refractory_steps
 from biosim.synapses.stdp import StdpConstants
 
-__all__ = ["compile_network", "model_specs", "synapse_specs", "estimate_bytes", "available_bytes"]
+__all__ = ["compile_network", "model_specs", "synapse_specs", "estimate_bytes", "available_bytes", "per_synapse_weights"]
 
 
 def available_bytes() -> int:
@@ -38,24 +38,32 @@ def _max_delay_steps(net) -> int:
     return int(longest / net.dt_ms + 0.5)
 
 
+def per_synapse_weights(proj) -> bool:
+    """Whether ``proj`` keeps a weight per synapse (``Plan.w``): its weight is an array or
+    ``f(rng, n)``, or it learns with STDP. A projection built with one number and no plasticity
+    keeps that number once (``Plan.pr_w``); one with a synapse model keeps none (its weights are
+    the model's variables)."""
+    if proj.synapse is not None:
+        return False
+    return proj.stdp is not None or callable(proj.weight) or np.ndim(proj.weight) > 0
+
+
 def estimate_bytes(net) -> int:
     """Bytes the compiled network will need, estimated before any synapse is drawn."""
     item = np.dtype(net.dtype).itemsize
     n = net.n_neurons
     s = n + sum(g.n for g in net.inputs)
-    n_syn = 0.0
-    per_syn = 4 + item
+    syn_bytes = 0.0
     for proj in net.projections:
-        k = proj.rule.expected(proj.src.n, proj.tgt.n)
-        n_syn += k
-        per_syn_extra = (4 if np.size(proj.delay_ms) > 1 or callable(proj.delay_ms) else 0)
-        per_syn_extra += 16 if proj.stdp else 0
-        per_syn_extra += (8 + item * len(proj.syn_spec.var_names)) if proj.syn_spec is not None else 0
-        n_syn += k * per_syn_extra / per_syn
+        per_syn = 4 + (item if per_synapse_weights(proj) else 0)
+        per_syn += (4 if np.size(proj.delay_ms) > 1 or callable(proj.delay_ms) else 0)
+        per_syn += 16 if proj.stdp else 0
+        per_syn += (8 + item * len(proj.syn_spec.var_names)) if proj.syn_spec is not None else 0
+        syn_bytes += proj.rule.expected(proj.src.n, proj.tgt.n) * per_syn
     building = 2 * 8 * max((p.rule.expected(p.src.n, p.tgt.n) for p in net.projections), default=0)
     slots = max(_max_delay_steps(net), 0) + 1
     state = 8 * item * n + slots * 4 * s
-    return int(n_syn * per_syn + building + state)
+    return int(syn_bytes + building + state)
 
 
 def _per_element(value, n: int, not_numbers: str, wrong_shape: str) -> np.ndarray:
@@ -119,7 +127,8 @@ def _draw_synapses(net, proj):
     src, tgt = proj.src, proj.tgt
     i, j = proj.rule.build(src.n, tgt.n, src is tgt, net.rng)
     n_syn = len(i)
-    w = _initial(proj.weight, net.rng, n_syn, "weight", net.dtype)
+    per_synapse = per_synapse_weights(proj)
+    w = _initial(proj.weight, net.rng, n_syn if per_synapse else 1, "weight", net.dtype)
     d = _initial(proj.delay_ms, net.rng, n_syn, "delay_ms")
     if np.any(d < 0):
         raise BiosimError("delay_ms must be >= 0")
@@ -128,11 +137,17 @@ def _draw_synapses(net, proj):
         # per-synapse delays: each row by delay (stably), so that the spike in flight delivers the
         # synapses due at a step as one run of its row (biosim.backends.kernel_body)
         order = np.lexsort((steps, i))
-        i, j, w, steps = i[order], j[order], w[order], steps[order]
     elif n_syn and np.any(np.diff(i) < 0):
         order = np.argsort(i, kind="stable")
-        i, j, w, steps = i[order], j[order], w[order], steps[order]
-    proj.i, proj.j, proj.w, proj.delay_steps = i, j, np.array(w, dtype=net.dtype), steps
+    else:
+        order = None
+    if order is not None:
+        i, j, steps = i[order], j[order], steps[order]
+        w = w[order] if per_synapse else w
+    w = np.array(w, dtype=net.dtype)
+    if not per_synapse:  # one weight for all (Plan.pr_w): per synapse only as a read-only view
+        w = np.broadcast_to(w[:1], (n_syn,))
+    proj.i, proj.j, proj.w, proj.delay_steps = i, j, w, steps
 
 
 def model_specs(net) -> tuple:
@@ -203,16 +218,23 @@ def compile_network(net) -> Plan:
     S = np.zeros((VS, n_total) if syn_proj else (1, 1), dtype=dtype)
 
     indptr, tgt, w, dly = [], [], [], []
-    pr = {k: [] for k in ("grp", "row", "delay", "ptr", "stdp", "syn", "rptr")}
+    pr = {k: [] for k in ("grp", "row", "delay", "ptr", "stdp", "syn", "rptr", "w", "woff")}
     st = {k: [] for k in ("c", "proj", "pre_off", "post_off", "tgt_grp", "rptr_off")}
     rptr, rsyn, rsrc = [], [], []
-    n_syn = ptr_len = pre_len = post_len = rptr_len = n_rev = 0
+    n_syn = n_w = ptr_len = pre_len = post_len = rptr_len = n_rev = 0
     for r, (proj, is_hetero) in enumerate(zip(net.projections, hetero)):
         n_src = proj.src.n
         counts = np.bincount(proj.i, minlength=n_src)
         indptr.append(n_syn + np.concatenate([[0], np.cumsum(counts)]))
         tgt.append((proj.j + pop_off[proj.tgt.index]).astype(np.int32))
-        w.append(proj.w)
+        if per_synapse_weights(proj):
+            pr["woff"].append(n_w)
+            pr["w"].append(0.0)
+            w.append(proj.w)
+            n_w += len(proj.w)
+        else:
+            pr["woff"].append(-1)
+            pr["w"].append(0.0 if proj.synapse is not None else float(_initial(proj.weight, None, 1, "weight", dtype)[0]))
         pr["grp"].append(proj.src.index)
         pr["row"].append(proj.tgt.spec.var_index(proj.var) if proj.synapse is None else 0)
         pr["syn"].append(next((q for q, sp_ in enumerate(syn_specs) if sp_ is proj.syn_spec), -1))
@@ -279,6 +301,7 @@ def compile_network(net) -> Plan:
         mon_every=probes[0].every if probes else 1,
         pr_syn=i64(pr["syn"]), pr_tgt=i64([p.tgt.index for p in net.projections]), pr_c=pr_c,
         pr_rptr=i64(pr["rptr"]), S=S, s_last=np.zeros(n_total if syn_proj else 1, dtype=np.int64),
+        pr_w=np.array(pr["w"], dtype=dtype), pr_woff=i64(pr["woff"]),
     )
 
 

@@ -289,13 +289,34 @@ class Network:
     def weights(self, proj: Projection, var: str = "w") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(i, j, w)`` of ``proj`` now (after any plasticity): source index, target index and
         weight of each synapse, in the projection's synapse order (for a synapse model, the values
-        of its variable ``var``). Available once the network has run."""
+        of its variable ``var``; for a projection built with one weight, that weight, kept once, for
+        each synapse). Available once the network has run."""
         if self._sim is None:
             raise BiosimError("synapses are drawn when the network first runs; call run() first")
         if proj not in self.projections:
             raise BiosimError("this projection does not belong to this network")
-        values, n_syn, start = self._synapse_values(self._sim.plan, proj, var)
-        return proj.i.copy(), proj.j.copy(), values[start:start + n_syn].copy()
+        return proj.i.copy(), proj.j.copy(), self._get_synapse_values(self._sim.plan, proj, var)
+
+    def set_weights(self, proj: Projection, values, var: str = "w") -> None:
+        """Give the synapses of ``proj`` new weights (for a synapse model, new values of its
+        variable ``var``), from the next step run: ``values`` is one number, one per synapse (in
+        the order of :meth:`weights`) or ``f(rng, n_syn)``.
+
+        A projection built with one number as its weight (no STDP) keeps that weight once for all
+        its synapses: it takes one new value (the same for all), and refuses different ones.
+
+        Raises
+        ------
+        BiosimError
+            Before the first run (``run(0)`` lays the network out), for a projection of another
+            network, values of the wrong count, not finite or out of the state dtype's range, or
+            different values for a projection built with one weight.
+        """
+        self._own(proj, "projection", "set_weights")
+        plan = self._plan_or_error("set_weights")
+        what = f"set_weights values of {proj.src.name} -> {proj.tgt.name}"
+        arr = _initial(values, self.rng, len(proj.i), what, plan.X.dtype)
+        self._put_synapse_values(plan, proj, var, arr, "set_weights")
 
     # --- between runs ---------------------------------------------------------------------
     # These change a network that has run without rebuilding or recompiling it: they write into the
@@ -379,7 +400,7 @@ class Network:
             target.stdp = params
         else:
             raise BiosimError(f"set_params: {what} have fixed weights and no parameters (no synapse model, "
-                              f"no STDP); set their weights' sum with normalize()")
+                              f"no STDP); set their weights with set_weights() or their sum with normalize()")
 
     def set_rates(self, group: InputGroup, rate_hz) -> None:
         """New rates for a Poisson group: ``rate_hz`` in Hz, a scalar or one per source (checked as
@@ -420,14 +441,13 @@ class Network:
         """
         self._own(proj, "projection", "normalize")
         plan = self._plan_or_error("normalize")
-        vals, n_syn, start = self._synapse_values(plan, proj, var)
+        v = self._get_synapse_values(plan, proj, var).astype(np.float64)
         n_tgt = proj.tgt.n
         shape_msg = f"normalize total must be one finite number or {n_tgt} of them (one per target neuron)"
         tot = _per_element(total, n_tgt, lambda: f"normalize total = {total!r} must be a number or one per target neuron",
                            shape_msg)
         if not np.all(np.isfinite(tot)):
             raise BiosimError(shape_msg)
-        v = vals[start:start + n_syn].astype(np.float64)
         sums = np.bincount(proj.j, weights=v, minlength=n_tgt)
         nonzero = sums != 0
         factor = np.ones(n_tgt)
@@ -436,23 +456,51 @@ class Network:
         if not np.all(np.isfinite(new)):
             raise BiosimError(f"normalize: scaling {var} to sum {total} gives non-finite values")
         _check_fits(new, plan.X.dtype, f"normalize: {var} scaled to sum {total}")
-        vals[start:start + n_syn] = new
+        self._put_synapse_values(plan, proj, var, new, "normalize")
 
     def _projection_index(self, proj: Projection) -> int:
         """Index of ``proj`` among this network's projections (its row in the plan's ``pr_*``)."""
         return next(k for k, p in enumerate(self.projections) if p is proj)
 
     def _synapse_values(self, plan, proj: Projection, var: str):
-        """``(array, n_syn, start)``: the plan's row holding ``var`` of ``proj`` (a row of ``S``, or
-        ``w``), its number of synapses and its first synapse in that row."""
-        start = int(plan.indptr[plan.pr_ptr[self._projection_index(proj)]])
+        """``(array, start)``: the plan's row holding ``var`` of each synapse of ``proj`` (a row of
+        ``S``, or ``w``) and the first synapse's place in it; ``(None, r)`` for the weights of a
+        projection ``r`` built with one weight (kept once, in ``plan.pr_w[r]``)."""
+        r = self._projection_index(proj)
         if proj.syn_spec is not None:
             if var not in proj.syn_spec.var_names:
                 raise unknown(f"variable of synapse model '{proj.syn_spec.name}'", var, proj.syn_spec.var_names)
-            return plan.S[proj.syn_spec.var_names.index(var)], len(proj.i), start
+            return plan.S[proj.syn_spec.var_names.index(var)], int(plan.indptr[plan.pr_ptr[r]])
         if var != "w":
             raise unknown(f"variable of the synapses {proj.src.name} -> {proj.tgt.name} (no synapse model)", var, ["w"])
-        return plan.w, len(proj.i), start
+        if plan.pr_woff[r] < 0:
+            return None, r
+        return plan.w, int(plan.pr_woff[r])
+
+    def _get_synapse_values(self, plan, proj: Projection, var: str) -> np.ndarray:
+        """A copy of ``var`` of each synapse of ``proj`` (in its synapse order), in the state dtype."""
+        row, start = self._synapse_values(plan, proj, var)
+        if row is None:
+            return np.full(len(proj.i), plan.pr_w[start], dtype=plan.pr_w.dtype)
+        return row[start:start + len(proj.i)].copy()
+
+    def _put_synapse_values(self, plan, proj: Projection, var: str, values: np.ndarray, caller: str) -> None:
+        """Write ``values`` (one per synapse, checked) as ``var`` of the synapses of ``proj``; a
+        :class:`BiosimError` for different weights in a projection built with one weight."""
+        row, start = self._synapse_values(plan, proj, var)
+        if row is not None:
+            row[start:start + len(proj.i)] = values
+            return
+        vals = np.asarray(values).astype(plan.pr_w.dtype)
+        if len(vals) == 0:
+            return
+        if np.any(vals != vals[0]):
+            raise BiosimError(
+                f"{caller}: the synapses {proj.src.name} -> {proj.tgt.name} were built with one weight "
+                f"({float(plan.pr_w[start]):g}), kept once for all of them, so they cannot take different weights; "
+                f"to set them one by one, connect them with a weight per synapse, e.g. "
+                f"weight=lambda rng, n: np.full(n, {float(plan.pr_w[start]):g})")
+        plan.pr_w[start] = vals[0]
 
     def set_state(self, pop: Population, var: str, values) -> None:
         """Set state variable ``var`` of every neuron of ``pop`` (e.g. reset ``v`` between inputs).

@@ -28,12 +28,15 @@ from biosim.files import atomic_binary
 __all__ = ["Snapshot", "take", "put", "save", "load"]
 
 FORMAT = "biosim-network-snapshot"
-#: 3: no delayed-input accumulator (spikes in flight through per-synapse delays are the ring's);
-#: 2: no random-stream states (counter-based inputs); version 1 files held numpy Generator states
+#: 3: a projection built with one weight keeps it once (``plan.pr_w``), ``plan.w`` only the weights
+#: of projections with per-synapse weights, and no delayed-input accumulator (spikes in flight
+#: through per-synapse delays are the ring's); version 2 files held a weight per synapse of every
+#: projection and the accumulator; 2: no random-stream states (counter-based inputs); version 1
+#: files held numpy Generator states
 VERSION = 3
 
-#: Fields of the plan that running changes.
-_PLAN_FIELDS = ("X", "ref_until", "hist", "hist_cnt", "w", "xpre", "xpost", "S", "s_last")
+#: Fields of the plan that running (or ``Network.set_weights``/``normalize``) changes.
+_PLAN_FIELDS = ("X", "ref_until", "hist", "hist_cnt", "w", "pr_w", "xpre", "xpost", "S", "s_last")
 
 
 class Snapshot(NamedTuple):
@@ -144,9 +147,10 @@ def load(path) -> tuple[Snapshot, dict]:
                           f"biosim draws them from counters (version {VERSION}) and cannot continue it: start the "
                           "run over")
     if blob.get("version") == 2:
-        raise BiosimError(f"snapshot {path} has format version 2, which kept delayed input in an accumulator; this "
-                          f"biosim (version {VERSION}) keeps the spikes in flight instead and cannot continue it: "
-                          "start the run over")
+        raise BiosimError(f"snapshot {path} has format version 2, which kept a weight per synapse for every "
+                          f"projection and delayed input in an accumulator; this biosim (version {VERSION}) keeps one "
+                          "weight per projection built with a single weight and the spikes in flight instead, and "
+                          "cannot continue it: start the run over")
     if blob.get("version") != VERSION:
         raise BiosimError(f"snapshot {path} has format version {blob.get('version')}; this biosim reads {VERSION}")
     if _digest(arrays) != blob.get("sha256"):

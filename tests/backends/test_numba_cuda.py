@@ -456,8 +456,15 @@ def test_memory_estimate_and_refusal():
     from biosim.backends.numba_cuda import check_fits, device_bytes
     from biosim.network.compile import compile_network
 
-    for dtype, per_syn in (("float32", 8), ("float64", 12)):
+    def per_synapse_cuba(dtype):  # cuba's network with a weight per synapse (the same values)
         net = cuba(dtype)[0]
+        for p in net.projections:
+            p.weight = lambda rng, n, w=p.weight: np.full(n, w)
+        return net
+
+    for make, dtype, per_syn in ((cuba, "float32", 4), (cuba, "float64", 4),  # one weight per projection
+                                 (per_synapse_cuba, "float32", 8), (per_synapse_cuba, "float64", 12)):
+        net = make(dtype) if make is per_synapse_cuba else make(dtype)[0]
         pl = compile_network(net)
         est = device_bytes(pl)
         assert est["per_synapse"] == per_syn
@@ -467,7 +474,7 @@ def test_memory_estimate_and_refusal():
                                               rf"\({len(pl.tgt)} synapses x {per_syn} bytes") as e:
             check_fits(pl, 1000)
         assert "\n" not in str(e.value)
-    assert device_bytes(compile_network(brunel()[0]))["per_synapse"] == 14  # per-synapse delays: 2 more
+    assert device_bytes(compile_network(brunel()[0]))["per_synapse"] == 6  # per-synapse delays: 2 more
 
 
 @needs_numba_cuda
@@ -478,7 +485,7 @@ def test_bench_sizes_on_numba_cuda():
     assert rep["backend"] == "numba-cuda" and [s["n_neurons"] for s in rep["sizes"]] == [20, 30]
     for row in rep["sizes"]:
         s = row["biosim"]
-        assert s["bytes_per_synapse"] == 12.0 and s["synapse_bytes"] == 12 * s["n_synapses"]
+        assert s["bytes_per_synapse"] == 4.0 and s["synapse_bytes"] == 4 * s["n_synapses"]  # one weight per projection
         assert s["device_bytes"] > s["synapse_bytes"] and s["loop_s"] > 0
         assert s["wall_per_bio_s"] == pytest.approx(s["loop_s"] / 0.0005)
         assert s["realtime_factor"] == pytest.approx(0.0005 / s["loop_s"])

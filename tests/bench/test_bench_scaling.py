@@ -18,7 +18,7 @@ def test_sizes_on_numba_cpu_with_synapses_per_neuron(tmp_path):
     assert [r["p_connect"] for r in rep["sizes"]] == [0.25, 0.125]
     for r in rep["sizes"]:
         b = r["biosim"]
-        assert b["bytes_per_synapse"] == 12.0 and b["synapse_bytes"] == 12 * b["n_synapses"]
+        assert b["bytes_per_synapse"] == 4.0 and b["synapse_bytes"] == 4 * b["n_synapses"]  # one weight per projection
         assert 0 < b["n_synapses"] < r["n_neurons"] * 20  # about 5 per neuron, not p * n**2 of the TOML's p
         assert b["setup_s"] > 0 and b["loop_s"] > 0 and b["peak_mib"] > 0
         assert "brian2_cpp_standalone" not in r

@@ -123,12 +123,7 @@ def n_spikes(result):
 
 def synapse_weights(net, proj):
     """Current weights of ``proj`` (in the order of ``proj.i``/``proj.j``)."""
-    off = 0
-    for q in net.projections:
-        if q is proj:
-            return net._sim.plan.w[off:off + len(q.i)].copy()
-        off += len(q.i)
-    raise KeyError(proj)
+    return net.weights(proj)[2]
 
 
 # ------------------------------------------------------------------------------------------

@@ -92,17 +92,6 @@ def test_a_format_version_1_file_is_refused_with_one_line(tmp_path):
         snapshot.load(path)
 
 
-def test_a_format_version_2_file_is_refused_with_one_line(tmp_path):
-    """Version 2 kept delayed input in a dense accumulator, which the plan no longer has."""
-    from safetensors.numpy import save as st_save
-
-    path = tmp_path / "v2.safetensors"
-    blob = {"format": snapshot.FORMAT, "version": 2, "meta": {}, "extra": {}, "sha256": ""}
-    path.write_bytes(st_save({"x": np.zeros(1)}, metadata={"biosim": json.dumps(blob)}))
-    with pytest.raises(BiosimError, match="format version 2, which kept delayed input.*start the run over"):
-        snapshot.load(path)
-
-
 def test_a_snapshot_of_another_network_is_refused():
     net, *_ = _build()
     net.run(1.0)

@@ -193,12 +193,7 @@ def test_lif_f_i_curve(t_ref, dtype):
 # ------------------------------------------------------------------------------------------
 def _plastic_weights(net, proj):
     """Current weights of projection ``proj`` (synapse order of ``proj.i``/``proj.j``)."""
-    off = 0
-    for q in net.projections:
-        if q is proj:
-            return net._sim.plan.w[off:off + len(q.i)].astype(np.float64)
-        off += len(q.i)
-    raise KeyError(proj)
+    return net.weights(proj)[2].astype(np.float64)
 
 
 def _pair_network(dt, t_pre_list, t_post_list, stdp, w0, backend, dtype="float64", n_pairs=1):
