@@ -22,6 +22,7 @@ import inspect
 import marshal
 import sys
 from pathlib import Path
+from types import FunctionType
 
 from biosim._generated import load_source
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
@@ -34,6 +35,14 @@ _SOURCE_BEGINS = "# biosim-kernel: source begins\n"
 _DISPATCH_BEGINS = "# biosim-kernel: dispatch begins\n"
 _DISPATCH_ENDS = "# biosim-kernel: dispatch ends\n"
 _ROLES = ("step", "threshold", "reset")
+
+#: Numba's error model for the models' maths (compiled into ``pop_step``/``pop_threshold``/
+#: ``pop_reset``): "numpy", so that a ``/`` is a plain IEEE divide, without the zero-divisor check
+#: (a branch that raises ``ZeroDivisionError``) of the default "python", which stops LLVM from
+#: vectorising a model's loop over neurons. A division by zero gives inf or NaN instead, which
+#: the kernel reports as ``NOT_FINITE`` of the variable it reaches (or, divided into a finite
+#: result, e.g. ``exp(-1/0)``, goes unreported, as in C).
+_ERROR_MODEL = "numpy"
 
 #: Kernel modules built in this process, by the models they were generated for.
 _KERNELS: dict = {}
@@ -149,7 +158,9 @@ def _functions(spec) -> tuple:
 
 def _source_hashes(fns) -> list[tuple[str, str]]:
     """``(module, hash of its source)`` for the modules of ``fns`` and of the njit functions they
-    call through module globals (transitively), sorted by module name."""
+    call through module globals (transitively), sorted by module name. Plain Python functions among
+    those globals count too: in compiled code they are Numba overloads (e.g.
+    :func:`biosim.neurons.fastmath_exp.exp`), whose implementation is in their module."""
     seen_fns: set[int] = set()
     mods: dict[str, list] = {}
     todo = list(fns)
@@ -158,11 +169,11 @@ def _source_hashes(fns) -> list[tuple[str, str]]:
         if id(fn) in seen_fns:
             continue
         seen_fns.add(id(fn))
-        py = fn.py_func
+        py = getattr(fn, "py_func", fn)
         mods.setdefault(py.__module__, []).append(py)
         for name in _global_names(py.__code__):
             value = py.__globals__.get(name)
-            if hasattr(value, "py_func") and hasattr(value, "signatures"):
+            if (hasattr(value, "py_func") and hasattr(value, "signatures")) or isinstance(value, FunctionType):
                 todo.append(value)
     return [(m, hashlib.sha256(_module_text(m, pys)).hexdigest()[:16]) for m, pys in sorted(mods.items())]
 
@@ -205,7 +216,7 @@ def _dispatch_source(specs) -> str:
         return out
 
     step = [
-        "@njit(cache=True)",
+        f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
         "def pop_step(model, X, a, b, c, i_ext, ref_until, s):",
         '    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step."""',
         "    e = i_ext[a:b]",
@@ -213,7 +224,7 @@ def _dispatch_source(specs) -> str:
         *branches(lambda k, rows: f"_step_all(m{k}_step, {rows}, c, e, r, s)"),
     ]
     threshold = [
-        "@njit(cache=True)",
+        f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
         "def pop_threshold(model, X, a, b, c, ref_until, s, out):",
         '    """Write the (global) indices of neurons ``a..b-1`` that spike at step ``s`` into ``out[0:]``',
         '    in ascending order; return how many."""',
@@ -222,7 +233,7 @@ def _dispatch_source(specs) -> str:
         "    return 0",
     ]
     reset = [
-        "@njit(cache=True)",
+        f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
         "def pop_reset(model, X, a, b, c, spiking):",
         '    """Reset the neurons whose global indices are in ``spiking`` (all within ``a..b-1``)."""',
         *branches(lambda k, rows: f"_reset_all(m{k}_reset, {rows}, c, spiking, a)"),

@@ -34,12 +34,15 @@ machine code of glibc 2.36's ``__exp_fma`` and ``__expm1_fma`` (Debian 12's ``li
   Q5 z^5``; then ``2^k (expm1(r) + 1) - 1`` rearranged per range of ``k`` to avoid cancellation;
   ``|x| < 2^-54`` gives ``x``, ``x < -56 ln2`` gives ``-1``, ``x > 709.78...`` gives ``+inf``.
 
-Status: not yet called by :mod:`biosim.neurons.hh`. Put into ``hh_step`` (A/B in one process,
-same spikes), the COBAHH loop got slower, 1.3x: the neuron loop still does not vectorise (Numba's
-default error model puts a zero-divisor check, a branch out of the loop, on every ``/`` of the step,
-and with those removed LLVM's cost model for this CPU still declines; forced to 4 lanes the neuron
-update took 0.7x the time of glibc's calls), and computed one neuron at a time, the branch-free
-code below costs more than glibc's branchy code. The functions are for loops that do vectorise.
+Used by :func:`biosim.neurons.hh.hh_step` (seven ``exp`` and three ``expm1`` per neuron and step),
+written without a branch (:func:`where`) so that the kernel's loop over neurons vectorises: 4 neurons
+at a time with AVX2 (the kernel compiles models with Numba's ``error_model="numpy"``, so a ``/``
+has no zero-divisor branch either; :func:`prefer_gathers` keeps LLVM's cost model from scalarising
+the table loads, and most of the loop with them, on CPUs it thinks have slow gathers, such as AMD's). Computed one at a time, the branch-free code here costs more
+than glibc's branchy code: it pays only in a loop that vectorises.
+
+Called from Python (the NumPy reference backend runs models' maths as Python), :func:`exp` and
+:func:`expm1` are ``math.exp`` and ``math.expm1``; only Numba-compiled code gets the overloads.
 
 Both work on float64 only: any other argument type (a float32 in a float32 network) is passed to
 ``math.exp``/``math.expm1`` as before. The replica is used only where it was checked to be exact:
@@ -61,7 +64,7 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
-__all__ = ["REPLICATES_LIBM", "exp", "expm1"]
+__all__ = ["REPLICATES_LIBM", "exp", "expm1", "prefer_gathers", "where"]
 
 
 def _glibc_fma_variant() -> bool:
@@ -486,60 +489,128 @@ def _expm1_f64(x):
 
 # --- public functions ---------------------------------------------------------------------------
 
-def _exp_dispatch(x):  # pragma: no cover - typed by the overload below
-    raise NotImplementedError
-
-
-def _expm1_dispatch(x):  # pragma: no cover - typed by the overload below
-    raise NotImplementedError
-
-
-@overload(_exp_dispatch, inline="always")
-def _exp_dispatch_ol(x):
-    if REPLICATES_LIBM and isinstance(x, types.Float) and x.bitwidth == 64:
-        return lambda x: _exp_f64(x)
-    return lambda x: math.exp(x)
-
-
-@overload(_expm1_dispatch, inline="always")
-def _expm1_dispatch_ol(x):
-    if REPLICATES_LIBM and isinstance(x, types.Float) and x.bitwidth == 64:
-        return lambda x: _expm1_f64(x)
-    return lambda x: math.expm1(x)
-
-
-@njit(cache=True, inline="always")
 def exp(x):
     """``e^x``, bit for bit ``math.exp(x)`` of Numba-compiled code (glibc's ``exp``).
+
+    Called from Python, this is ``math.exp(x)`` (the NumPy reference backend runs models' maths as
+    Python); in Numba-compiled code, an overload: for a float64, glibc's algorithm inline (where
+    :data:`REPLICATES_LIBM`), for any other number type ``math.exp(x)``.
 
     Parameters
     ----------
     x : float
-        float64: computed inline by glibc's algorithm (where :data:`REPLICATES_LIBM`); any other
-        number type: ``math.exp(x)``.
 
     Returns
     -------
     float
         ``e^x``, of the type ``math.exp`` gives for ``x``.
     """
-    return _exp_dispatch(x)
+    return math.exp(x)
 
 
-@njit(cache=True, inline="always")
 def expm1(x):
     """``e^x - 1``, accurate for small ``x``; bit for bit ``math.expm1(x)`` of Numba-compiled code
     (glibc's ``expm1``).
 
+    Called from Python, this is ``math.expm1(x)``; in Numba-compiled code, an overload: for a
+    float64, fdlibm's algorithm inline (where :data:`REPLICATES_LIBM`), for any other number type
+    ``math.expm1(x)``.
+
     Parameters
     ----------
     x : float
-        float64: computed inline by fdlibm's algorithm (where :data:`REPLICATES_LIBM`); any other
-        number type: ``math.expm1(x)``.
 
     Returns
     -------
     float
         ``e^x - 1``, of the type ``math.expm1`` gives for ``x``.
     """
-    return _expm1_dispatch(x)
+    return math.expm1(x)
+
+
+# The replica is for the CPU (target "cpu"); on another target (numba-cuda compiling the same model
+# functions for a GPU) math.exp/math.expm1 are that target's own (the "generic" overloads).
+@overload(exp, inline="always")
+def _exp_generic_ol(x):
+    return lambda x: math.exp(x)
+
+
+@overload(expm1, inline="always")
+def _expm1_generic_ol(x):
+    return lambda x: math.expm1(x)
+
+
+@overload(exp, inline="always", target="cpu")
+def _exp_ol(x):
+    if REPLICATES_LIBM and isinstance(x, types.Float) and x.bitwidth == 64:
+        return lambda x: _exp_f64(x)
+    return lambda x: math.exp(x)
+
+
+@overload(expm1, inline="always", target="cpu")
+def _expm1_ol(x):
+    if REPLICATES_LIBM and isinstance(x, types.Float) and x.bitwidth == 64:
+        return lambda x: _expm1_f64(x)
+    return lambda x: math.expm1(x)
+
+
+def where(cond, a, b):
+    """``a if cond else b``: in Python exactly that; in Numba-compiled code one LLVM ``select``
+    of two float64 (or two int64), both computed, so that a loop around it stays branch-free and
+    can vectorise (a ``/`` in ``a`` or ``b`` must then not divide by zero in Python: guard the
+    divisor with another ``where``)."""
+    return a if cond else b
+
+
+@intrinsic
+def _select_unified(typingctx, cond, a, b):
+    """``a if cond else b`` as one LLVM ``select``, in the type Numba unifies ``a`` and ``b`` to
+    (a float32 stays a float32)."""
+    kind = typingctx.unify_types(a, b) if isinstance(cond, types.Boolean) else None
+    if not isinstance(kind, (types.Integer, types.Float)):
+        raise TypingError("where takes a boolean and two numbers")
+
+    def codegen(context, builder, signature, args):
+        c, x, y = args
+        _, tx, ty = signature.args
+        return builder.select(c, context.cast(builder, x, tx, kind), context.cast(builder, y, ty, kind))
+
+    return kind(cond, a, b), codegen
+
+
+@overload(where, inline="always")
+def _where_ol(cond, a, b):
+    return lambda cond, a, b: _select_unified(cond, a, b)
+
+
+def prefer_gathers():
+    """Nothing in Python. In Numba-compiled code for the CPU, marks the function being compiled
+    (the kernel's ``pop_step``, into which a model's step is inlined) as running on a CPU whose
+    vector gathers are fast ("+fast-gather"): LLVM's cost model then loads :func:`exp`'s table
+    entries for 4 lanes with one ``vgatherqpd`` instead of scalarising the loads -- and, with them,
+    most of the loop body around them (an ``exp`` of a value computed from another ``exp``, as in
+    the HH gates, ended up scalar in each lane). A cost-model hint only: no result changes."""
+
+
+@overload(prefer_gathers, inline="always")
+def _prefer_gathers_generic_ol():
+    return lambda: None
+
+
+@intrinsic
+def _mark_fast_gather(typingctx):
+    def codegen(context, builder, signature, args):
+        features = getattr(context.codegen(), "_tm_features", "")
+        if features and "+avx2" in features.split(","):
+            attrs = builder.function.attributes
+            # llvmlite's FunctionAttributes accepts only its known keywords: add the string
+            # attribute to the underlying set (it is printed as written).
+            set.add(attrs, f'"target-features"="{features},+fast-gather"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@overload(prefer_gathers, inline="always", target="cpu")
+def _prefer_gathers_ol():
+    return lambda: _mark_fast_gather()

@@ -44,10 +44,20 @@ import numpy as np
 from numba import njit
 
 from biosim.neurons.base import ModelSpec, check_finite, check_positive, exprel
+from biosim.neurons.fastmath_exp import exp, expm1, prefer_gathers, where
 
 __all__ = ["HH", "HHConstants", "HH_SPEC", "hh_rates"]
 
-_exprel = njit(cache=True)(exprel)
+#: 1 in float32 (``where`` keeps a float32 divisor a float32; with float64 it unifies to 1.0).
+_ONE32 = np.float32(1.0)
+
+
+@njit(inline="always")
+def _exprel(x):
+    """:func:`biosim.neurons.base.exprel`, bit for bit, without a branch: ``expm1(x) / x``, and 1
+    where ``x == 0`` (the divisor there is 1, so Python does not raise and nothing traps)."""
+    nonzero = x != 0.0
+    return where(nonzero, expm1(x) / where(nonzero, x, _ONE32), 1.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,10 +159,19 @@ def _hh_initial(p: HH) -> dict:
 
 
 # Not cache=True: Numba keys a function's cache on its own file, and this one compiles in
-# base.exprel (through _exprel), whose edits it would not notice. The generated kernel that inlines
+# fastmath_exp's exp/expm1/where, whose edits it would not notice. The generated kernel that inlines
 # it is cached under a name that hashes both files (biosim.backends.numba_cpu).
+#
+# Written so that the kernel's loop over neurons vectorises (4 neurons at a time with AVX2): exp
+# and expm1 are biosim.neurons.fastmath_exp's (bit for bit glibc's, inlined, no call), there is no
+# branch (``where`` is a select; the kernel compiles model steps with Numba's error_model="numpy",
+# so ``/`` has no zero-divisor check), ``prefer_gathers()`` lets LLVM load exp's table entries with
+# vector gathers (else it scalarises most of the loop), and every value is what the branchy form
+# gave, bit for bit.
+# In Python (the NumPy reference), exp/expm1 are math's and ``where`` is ``a if cond else b``.
 @njit
 def hh_step(X, i, c, i_ext, refractory):
+    prefer_gathers()
     v = X[0][i]
     m = X[1][i]
     h = X[2][i]
@@ -164,30 +183,29 @@ def hh_step(X, i, c, i_ext, refractory):
     # gates: dx/dt = alpha (1 - x) - beta x
     am = 1.28 / _exprel((13.0 - v + vt) / 4.0)
     bm = 1.4 / _exprel((v - vt - 40.0) / 5.0)
-    ah = 0.128 * math.exp((17.0 - v + vt) / 18.0)
-    bh = 4.0 / (1.0 + math.exp((40.0 - v + vt) / 5.0))
+    ah = 0.128 * exp((17.0 - v + vt) / 18.0)
+    bh = 4.0 / (1.0 + exp((40.0 - v + vt) / 5.0))
     an = 0.16 / _exprel((15.0 - v + vt) / 5.0)
-    bn = 0.5 * math.exp((10.0 - v + vt) / 40.0)
+    bn = 0.5 * exp((10.0 - v + vt) / 40.0)
     s = am + bm
     x_inf = am / s
-    X[1][i] = x_inf + (m - x_inf) * math.exp(-s * dt)
+    X[1][i] = x_inf + (m - x_inf) * exp(-s * dt)
     s = ah + bh
     x_inf = ah / s
-    X[2][i] = x_inf + (h - x_inf) * math.exp(-s * dt)
+    X[2][i] = x_inf + (h - x_inf) * exp(-s * dt)
     s = an + bn
     x_inf = an / s
-    X[3][i] = x_inf + (n - x_inf) * math.exp(-s * dt)
+    X[3][i] = x_inf + (n - x_inf) * exp(-s * dt)
     # membrane: C dv/dt = sum_k g_k (E_k - v) + i_ext
     g_leak = c[G_LEAK]
     g_na = c[G_NA] * (m * m * m) * h
     g_kd = c[G_KD] * (n * n * n * n)
     g = g_leak + ge + gi + g_na + g_kd
     drive = g_leak * c[E_LEAK] + ge * c[E_EXC] + gi * c[E_INH] + g_na * c[E_NA] + g_kd * c[E_K] + i_ext
-    if g != 0.0:
-        v_inf = drive / g
-        X[0][i] = v_inf + (v - v_inf) * math.exp(-g * c[DT_OVER_C])
-    else:
-        X[0][i] = v + c[DT_OVER_C] * drive
+    # g == 0 (a negative gi cancelling the rest): the Euler step, the limit of the formula
+    nonzero = g != 0.0
+    v_inf = drive / where(nonzero, g, dt)
+    X[0][i] = where(nonzero, v_inf + (v - v_inf) * exp(-g * c[DT_OVER_C]), v + c[DT_OVER_C] * drive)
     X[4][i] = ge * c[DECAY_EXC]
     X[5][i] = gi * c[DECAY_INH]
 

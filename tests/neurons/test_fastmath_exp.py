@@ -122,3 +122,44 @@ def test_loop_vectorises(name):
     llvm = fast.inspect_llvm(fast.signatures[0])
     assert not re.search(r"call [^\n]*@(exp|expm1)\(", llvm)
     assert "<4 x double>" in llvm or "<8 x double>" in llvm
+
+
+def test_where_is_a_conditional_in_python_and_a_select_in_numba():
+    from biosim.neurons.fastmath_exp import where
+
+    @njit(error_model="numpy")
+    def f(a, b, out):
+        for i in range(a.shape[0]):
+            out[i] = where(b[i] != 0.0, a[i] / where(b[i] != 0.0, b[i], 1.0), -1.0)
+
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.0, -4.0])
+    out = np.empty(3)
+    f(a, b, out)
+    assert out.tolist() == [0.5, -1.0, -0.75]
+    assert [where(x != 0.0, 1.0 / where(x != 0.0, x, 1.0), -1.0) for x in b.tolist()] == [0.5, -1.0, -0.25]
+    keep32 = njit(lambda x: where(x > 0, x, np.float32(0)))
+    assert keep32(np.float32(2)) == 2.0 and str(keep32.nopython_signatures[0].return_type) == "float32"
+
+
+@pytest.mark.skipif(not REPLICATES_LIBM, reason="exp/expm1 call the C library on this machine")
+def test_hh_loop_vectorises_fully():
+    """The HH step in a loop like the kernel's (error_model="numpy"): no call into the C library,
+    and the exps' table loads are gathers, so the FMAs are vector FMAs, not 4 scalar ones per lane
+    (LLVM's cost model for AMD CPUs scalarises gathers, and most of the loop with them, unless
+    hh_step's prefer_gathers() marks the function)."""
+    from biosim.neurons.hh import HH, _hh_constants, hh_step
+
+    step = njit(inline="always")(hh_step.py_func)
+
+    @njit(error_model="numpy")
+    def loop(R, c, e):
+        for i in range(e.shape[0]):
+            step(R, i, c, e[i], False)
+
+    X = np.zeros((6, 64))
+    X[0] = np.linspace(-80.0, 40.0, 64)
+    loop(tuple(X[k] for k in range(6)), _hh_constants(HH(), 0.1), np.zeros(64))
+    llvm = loop.inspect_llvm(loop.signatures[0])
+    assert not re.search(r"call [^\n]*@(exp|expm1)\(", llvm)
+    vector, scalar = llvm.count("@llvm.fma.v4f64("), llvm.count("call double @llvm.fma.f64(")
+    assert vector >= scalar > 0  # scalar ones: the remainder loop only
