@@ -248,7 +248,7 @@ def run_stdp(spec: dict, params: dict, seed: int, backend: str, out_dir: Path, p
     accuracy = float(np.mean(pred == y_test)) if len(y_test) else float("nan")
     theta = net.state(h["exc"], "theta")
     matrix = confusion_matrix(y_test, pred, data.n_classes)
-    n_syn = sum(len(p.i) for p in net.projections)
+    n_syn = sum(p.n_syn for p in net.projections)
     _save_model(out_dir / MODEL, _weight_matrix(net, h), theta, cfg)
     title = f"{spec['name']} (n_exc {cfg['n_exc']}, seed {seed})"
     atomic_savefig(receptive_fields_figure(_weight_matrix(net, h), x_train.shape[1:], title),

@@ -49,18 +49,23 @@ def per_synapse_weights(proj) -> bool:
 
 
 def estimate_bytes(net) -> int:
-    """Bytes the compiled network will need, estimated before any synapse is drawn."""
+    """Bytes the network will need at the peak of its layout, estimated before any synapse is
+    drawn: every projection's drawn synapses (int64 source and target, a weight per synapse where
+    kept, int64 delays where per synapse) while the plan's arrays are made from them (an int32
+    target, weights, 2-byte delays, STDP's by-target index, a synapse model's variables), plus the
+    largest projection's drawing and layout temporaries, plus the neurons' state and spike ring."""
     item = np.dtype(net.dtype).itemsize
     n = net.n_neurons
     s = n + sum(g.n for g in net.inputs)
     syn_bytes = 0.0
     for proj in net.projections:
-        per_syn = 4 + (item if per_synapse_weights(proj) else 0)
-        per_syn += (4 if np.size(proj.delay_ms) > 1 or callable(proj.delay_ms) else 0)
-        per_syn += 16 if proj.stdp else 0
-        per_syn += (8 + item * len(proj.syn_spec.var_names)) if proj.syn_spec is not None else 0
-        syn_bytes += proj.rule.expected(proj.src.n, proj.tgt.n) * per_syn
-    building = 2 * 8 * max((p.rule.expected(p.src.n, p.tgt.n) for p in net.projections), default=0)
+        hetero = np.size(proj.delay_ms) > 1 or callable(proj.delay_ms)
+        weights = item if per_synapse_weights(proj) else 0
+        drawn = 16 + weights + (8 if hetero else 0)
+        kept = 4 + weights + (2 if hetero else 0) + (16 if proj.stdp else 0)
+        kept += (8 + item * len(proj.syn_spec.var_names)) if proj.syn_spec is not None else 0
+        syn_bytes += proj.rule.expected(proj.src.n, proj.tgt.n) * (drawn + kept)
+    building = 24 * max((p.rule.expected(p.src.n, p.tgt.n) for p in net.projections), default=0)
     slots = max(_max_delay_steps(net), 0) + 1
     state = 8 * item * n + slots * 4 * s
     return int(syn_bytes + building + state)
@@ -129,11 +134,14 @@ def _draw_synapses(net, proj):
     n_syn = len(i)
     per_synapse = per_synapse_weights(proj)
     w = _initial(proj.weight, net.rng, n_syn if per_synapse else 1, "weight", net.dtype)
-    d = _initial(proj.delay_ms, net.rng, n_syn, "delay_ms")
+    hetero = np.size(proj.delay_ms) > 1 or callable(proj.delay_ms)
+    d = _initial(proj.delay_ms, net.rng, n_syn if hetero else 1, "delay_ms")
     if np.any(d < 0):
         raise BiosimError("delay_ms must be >= 0")
     steps = (d / net.dt_ms + 0.5).astype(np.int64)
-    if n_syn and (np.size(proj.delay_ms) > 1 or callable(proj.delay_ms)):
+    if not hetero:  # one delay: per synapse only as a read-only view
+        steps = np.broadcast_to(steps, (n_syn,))
+    if n_syn and hetero:
         # per-synapse delays: each row by delay (stably), so that the spike in flight delivers the
         # synapses due at a step as one run of its row (biosim.backends.kernel_body)
         order = np.lexsort((steps, i))
@@ -142,7 +150,8 @@ def _draw_synapses(net, proj):
     else:
         order = None
     if order is not None:
-        i, j, steps = i[order], j[order], steps[order]
+        i, j = i[order], j[order]
+        steps = steps[order] if hetero else steps
         w = w[order] if per_synapse else w
     w = np.array(w, dtype=net.dtype)
     if not per_synapse:  # one weight for all (Plan.pr_w): per synapse only as a read-only view
@@ -251,7 +260,7 @@ def compile_network(net) -> Plan:
         pr["ptr"].append(ptr_len)
         pr["stdp"].append(len(st["proj"]) if proj.stdp else -1)
         if any_hetero:
-            dly.append(proj.delay_steps if is_hetero else np.zeros(len(proj.i), np.int64))
+            dly.append(proj.delay_steps.astype(np.uint16) if is_hetero else np.zeros(len(proj.i), np.uint16))
         if proj.stdp:
             st["rptr_off"].append(rptr_len)
             n_rev = _by_target(proj, n_syn, n_rev, rptr, rsyn, rsrc)
@@ -265,6 +274,7 @@ def compile_network(net) -> Plan:
             rptr_len += proj.tgt.n + 1
         n_syn += len(proj.i)
         ptr_len += n_src + 1
+        proj.i = proj.j = proj.delay_steps = None  # laid out: read from the plan from now on (keep_in_plan)
     i64 = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
     cat = lambda xs, dt_: np.concatenate(xs).astype(dt_, copy=False) if xs else np.zeros(0, dt_)  # noqa: E731
 
@@ -280,7 +290,7 @@ def compile_network(net) -> Plan:
     probes = net.probes
     mon_row = cat([np.full(len(pr_.indices), pr_.pop.spec.var_index(pr_.var)) for pr_ in probes], np.int64)
     mon_idx = cat([pr_.indices + pop_off[pr_.pop.index] for pr_ in probes], np.int64)
-    return Plan(
+    plan = Plan(
         X=X, C=C, pop_off=pop_off, pop_model=i64([next(k for k, s in enumerate(specs) if s is p.spec) for p in pops]),
         pop_nvar=i64([len(p.spec.var_names) for p in pops]),
         pop_ref=i64([_refractory_steps(p.spec, p.params, dt, f"population '{p.name}'") for p in pops]),
@@ -303,6 +313,11 @@ def compile_network(net) -> Plan:
         pr_rptr=i64(pr["rptr"]), S=S, s_last=np.zeros(n_total if syn_proj else 1, dtype=np.int64),
         pr_w=np.array(pr["w"], dtype=dtype), pr_woff=i64(pr["woff"]),
     )
+    for r, proj in enumerate(net.projections):  # no drawn i, j beside the plan's CSR
+        base = int(plan.pr_ptr[r])
+        first, last = int(plan.indptr[base]), int(plan.indptr[base + proj.src.n])
+        proj.keep_in_plan(plan.indptr[base:base + proj.src.n + 1], plan.tgt[first:last], int(pop_off[proj.tgt.index]))
+    return plan
 
 
 def _by_target(proj, n_syn: int, n_rev: int, rptr: list, rsyn: list, rsrc: list) -> int:

@@ -295,7 +295,7 @@ class Network:
             raise BiosimError("synapses are drawn when the network first runs; call run() first")
         if proj not in self.projections:
             raise BiosimError("this projection does not belong to this network")
-        return proj.i.copy(), proj.j.copy(), self._get_synapse_values(self._sim.plan, proj, var)
+        return proj.i, proj.j, self._get_synapse_values(self._sim.plan, proj, var)
 
     def set_weights(self, proj: Projection, values, var: str = "w") -> None:
         """Give the synapses of ``proj`` new weights (for a synapse model, new values of its
@@ -315,7 +315,7 @@ class Network:
         self._own(proj, "projection", "set_weights")
         plan = self._plan_or_error("set_weights")
         what = f"set_weights values of {proj.src.name} -> {proj.tgt.name}"
-        arr = _initial(values, self.rng, len(proj.i), what, plan.X.dtype)
+        arr = _initial(values, self.rng, proj.n_syn, what, plan.X.dtype)
         self._put_synapse_values(plan, proj, var, arr, "set_weights")
 
     # --- between runs ---------------------------------------------------------------------
@@ -448,11 +448,12 @@ class Network:
                            shape_msg)
         if not np.all(np.isfinite(tot)):
             raise BiosimError(shape_msg)
-        sums = np.bincount(proj.j, weights=v, minlength=n_tgt)
+        j = proj.j
+        sums = np.bincount(j, weights=v, minlength=n_tgt)
         nonzero = sums != 0
         factor = np.ones(n_tgt)
         factor[nonzero] = tot[nonzero] / sums[nonzero]
-        new = v * factor[proj.j]
+        new = v * factor[j]
         if not np.all(np.isfinite(new)):
             raise BiosimError(f"normalize: scaling {var} to sum {total} gives non-finite values")
         _check_fits(new, plan.X.dtype, f"normalize: {var} scaled to sum {total}")
@@ -481,15 +482,15 @@ class Network:
         """A copy of ``var`` of each synapse of ``proj`` (in its synapse order), in the state dtype."""
         row, start = self._synapse_values(plan, proj, var)
         if row is None:
-            return np.full(len(proj.i), plan.pr_w[start], dtype=plan.pr_w.dtype)
-        return row[start:start + len(proj.i)].copy()
+            return np.full(proj.n_syn, plan.pr_w[start], dtype=plan.pr_w.dtype)
+        return row[start:start + proj.n_syn].copy()
 
     def _put_synapse_values(self, plan, proj: Projection, var: str, values: np.ndarray, caller: str) -> None:
         """Write ``values`` (one per synapse, checked) as ``var`` of the synapses of ``proj``; a
         :class:`BiosimError` for different weights in a projection built with one weight."""
         row, start = self._synapse_values(plan, proj, var)
         if row is not None:
-            row[start:start + len(proj.i)] = values
+            row[start:start + proj.n_syn] = values
             return
         vals = np.asarray(values).astype(plan.pr_w.dtype)
         if len(vals) == 0:

@@ -3,6 +3,7 @@ show progress, and stop with a clear message when a state variable stops being f
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -328,6 +329,8 @@ class Simulation:
             # passes the total, as float sums of seconds could, so the time left is never negative
             bar = tqdm(total=n_total, unit="s", unit_scale=net.dt_ms * 1e-3, desc="simulating (bio time)",
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} s [{elapsed}<{remaining}, {rate_fmt}]")
+        gc_was_on = gc.isenabled()
+        gc.disable()  # the loop makes few objects: no collector pauses between chunks (about 3 % of COBAHH's loop)
         t_start = time.perf_counter()
         try:
             while self.step < end:
@@ -355,9 +358,11 @@ class Simulation:
                 if bar is not None:
                     bar.update(n)
         finally:
+            self.loop_s += time.perf_counter() - t_start
+            if gc_was_on:
+                gc.enable()
             if bar is not None:
                 bar.close()
-            self.loop_s += time.perf_counter() - t_start
         return self.result(start)
 
     def _raise_not_finite(self, p, r, i):

@@ -51,7 +51,7 @@ def _layout(net) -> dict:
     return {"dt_ms": net.dt_ms, "seed": net.seed, "dtype": np.dtype(net.dtype).name,
             "populations": [[p.name, p.spec.name, p.n] for p in net.populations],
             "inputs": [[g.name, g.kind, g.n] for g in net.inputs],
-            "projections": [[p.src.name, p.tgt.name, int(len(p.i))] for p in net.projections],
+            "projections": [[p.src.name, p.tgt.name, p.n_syn] for p in net.projections],
             "shapes": {f: list(getattr(plan, f).shape) for f in _PLAN_FIELDS}}
 
 

@@ -482,6 +482,38 @@ def _plan_bytes(plan) -> int:
     return sum(getattr(plan, f).nbytes for f in plan._fields if isinstance(getattr(plan, f), np.ndarray))
 
 
+def test_a_network_of_static_synapses_keeps_4_bytes_per_synapse_in_memory():
+    """What stays allocated per synapse once a network with one weight per projection is laid out
+    (the slope between two connection probabilities, fixed buffers aside): the plan's int32 target,
+    and no drawn index arrays beside it (i and j come from the plan)."""
+    def build(p):
+        net = Network(dt_ms=0.1, seed=4)
+        a = net.population("a", LIF(), 2000)
+        b = net.population("b", LIF(), 500)
+        net.connect(a, b, "ge", weight=0.5, rule=FixedProbability(p=p))
+        net.connect(b, a, "gi", weight=-1.0, rule=FixedProbability(p=p))
+        return net
+
+    build(0.01).run(0)  # the kernel loaded once, outside the measurement
+    kept = {}
+    for p in (0.1, 0.3):
+        tracemalloc.start()
+        try:
+            net = build(p)
+            net.run(0)
+            kept[p] = (tracemalloc.get_traced_memory()[0], sum(pr.n_syn for pr in net.projections))
+        finally:
+            tracemalloc.stop()
+    per_synapse = (kept[0.3][0] - kept[0.1][0]) / (kept[0.3][1] - kept[0.1][1])
+    assert 3.9 < per_synapse < 4.5, per_synapse
+    proj = net.projections[0]
+    assert proj._i is None and proj._j is None
+    i, j, w = net.weights(proj)
+    plan = net._sim.plan
+    assert np.array_equal(np.diff(plan.indptr[:2001]), np.bincount(i, minlength=2000))
+    assert np.array_equal(plan.tgt[:proj.n_syn], j + 2000) and np.all(w == 0.5)
+
+
 def test_per_synapse_delays_add_2_bytes_per_synapse_and_nothing_per_step():
     """The plan of a network with per-synapse delays is that of the same network with one delay
     (the longest) plus 2 bytes per synapse: no accumulator of L x V x N values; each row is ordered
