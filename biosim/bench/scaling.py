@@ -42,13 +42,13 @@ __all__ = ["run_scaling_bench", "format_scaling_table", "memory_needed", "BIOSIM
            "BRIAN2_PEAK_BYTES_PER_SYNAPSE"]
 
 #: biosim's peak memory per synapse while it draws a network's synapses (measured: the peak
-#: resident memory of a process building CUBA with 40000 and 80000 neurons at p = 0.02, 32 and
-#: 128 million synapses, grew by 48 bytes per synapse -- indices and values are drawn in 8-byte arrays and sorted before the plan
-#: keeps 12 bytes per synapse; since CUBA's projections keep their one weight once, the plan keeps 4
-#: and the drawing no longer makes a weight per synapse, so this is an upper bound).
-#: :func:`biosim.network.compile.estimate_bytes` counts what the plan keeps, so the bench takes the
-#: larger of the two.
-BIOSIM_PEAK_BYTES_PER_SYNAPSE = 48
+#: resident memory of a process building CUBA at p = 0.02 with 4000, 40000 and 80000 neurons --
+#: 0.32, 32 and 128 million synapses -- grew by 24.7-25.5 bytes per synapse: the drawn int64
+#: sources and targets and their drawing's temporaries, beside the plan's 4 bytes a synapse; 48
+#: before one weight per projection was kept once and the drawn indices dropped after the layout).
+#: :func:`biosim.network.compile.estimate_bytes` estimates the same peak from the network's
+#: description; the bench takes the larger of the two.
+BIOSIM_PEAK_BYTES_PER_SYNAPSE = 26
 
 #: Brian2 standalone's peak resident memory per synapse (measured: its binary for CUBA with 40000
 #: neurons at p = 0.02, 32 million synapses, peaked at 783 MiB, 25.7 bytes per synapse).
