@@ -13,7 +13,8 @@ import numba
 import pytest
 
 from biosim.bench.runner import format_table, run_bench
-from biosim.bench.scaling import format_scaling_table, memory_needed, run_scaling_bench
+from biosim.bench.scaling import (BIOSIM_PEAK_BYTES_PER_SYNAPSE, BRIAN2_PEAK_BYTES_PER_SYNAPSE, format_scaling_table,
+                                  memory_needed, run_scaling_bench)
 from cli_helpers import run_cli as _run
 
 TWO = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 of Numba's threads")
@@ -73,7 +74,8 @@ def test_memory_estimate_grows_with_the_synapses():
     small, big = (memory_needed(build_cuba(dict(params, n_exc=n, n_inh=n // 4, p_connect=0.02), 1))
                   for n in (800, 8000))
     assert big["synapses"] == pytest.approx(100 * small["synapses"])
-    assert big["biosim"] >= 48 * big["synapses"] and big["brian2_cpp_standalone"] >= 26 * big["synapses"]
+    assert big["biosim"] >= BIOSIM_PEAK_BYTES_PER_SYNAPSE * big["synapses"]
+    assert big["brian2_cpp_standalone"] >= BRIAN2_PEAK_BYTES_PER_SYNAPSE * big["synapses"]
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -158,6 +158,7 @@ def test_same_spikes_states_and_weights_as_per_synapse_weights(backend):
     assert shared._sim.plan.w.size < per._sim.plan.w.size
 
 
+@pytest.mark.slow  # its own threaded kernel (about 40 s cold); tests/network/test_threads.py covers threads
 def test_same_results_on_two_threads():
     _, _, a, b = _run_both("numba-cpu", 12.0, threads=2)
     _, _, c, _ = _run_both("numba-cpu", 12.0)
@@ -179,6 +180,7 @@ def cuda_comparison() -> dict:
             "n_spikes": _n_spikes(a)}
 
 
+@pytest.mark.slow  # about 60 s; tests/backends/test_numba_cuda.py runs shared-weight networks on the simulator too
 @pytest.mark.skipif(not HAS_NUMBA_CUDA, reason='numba-cuda is not installed (pip install -e ".[dev]")')
 def test_numba_cuda_simulator_same_as_per_synapse_weights():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
