@@ -38,6 +38,12 @@ def _max_delay_steps(net) -> int:
     return int(longest / net.dt_ms + 0.5)
 
 
+def per_synapse_delays(proj) -> bool:
+    """Whether ``proj`` has a delay per synapse (``Plan.dly``): its delay is an array of more than
+    one value or ``f(rng, n)``; otherwise one delay serves the whole projection."""
+    return np.size(proj.delay_ms) > 1 or callable(proj.delay_ms)
+
+
 def per_synapse_weights(proj) -> bool:
     """Whether ``proj`` keeps a weight per synapse (``Plan.w``): its weight is an array or
     ``f(rng, n)``, or it learns with STDP. A projection built with one number and no plasticity
@@ -59,7 +65,7 @@ def estimate_bytes(net) -> int:
     s = n + sum(g.n for g in net.inputs)
     syn_bytes = 0.0
     for proj in net.projections:
-        hetero = np.size(proj.delay_ms) > 1 or callable(proj.delay_ms)
+        hetero = per_synapse_delays(proj)
         weights = item if per_synapse_weights(proj) else 0
         drawn = 16 + weights + (8 if hetero else 0)
         kept = 4 + weights + (2 if hetero else 0) + (16 if proj.stdp else 0)
@@ -134,7 +140,7 @@ def _draw_synapses(net, proj):
     n_syn = len(i)
     per_synapse = per_synapse_weights(proj)
     w = _initial(proj.weight, net.rng, n_syn if per_synapse else 1, "weight", net.dtype)
-    hetero = np.size(proj.delay_ms) > 1 or callable(proj.delay_ms)
+    hetero = per_synapse_delays(proj)
     d = _initial(proj.delay_ms, net.rng, n_syn if hetero else 1, "delay_ms")
     if np.any(d < 0):
         raise BiosimError("delay_ms must be >= 0")
@@ -200,7 +206,7 @@ def compile_network(net) -> Plan:
 
     for proj in net.projections:
         _draw_synapses(net, proj)
-    hetero = [np.size(p.delay_ms) > 1 or callable(p.delay_ms) for p in net.projections]
+    hetero = [per_synapse_delays(p) for p in net.projections]
     any_hetero = any(hetero)
     if any(h and p.stdp is not None for h, p in zip(hetero, net.projections)):
         raise BiosimError("STDP needs one delay for the whole projection (per-synapse delays are not supported with STDP)")
