@@ -18,7 +18,9 @@ public behaviour only, with two rules:
    (:mod:`biosim._generated`); the kernel's text names the hash of every module whose code it
    compiles in, an equation model's key the hash of the generator's sources. Numba's cache beside
    such a file can never be stale, and a second process imports the same file and loads the
-   compiled code instead of compiling. The kernel template (:mod:`biosim.backends.kernel_body`)
+   compiled code instead of compiling. The kernel also calls model-independent helpers compiled
+   and cached once in their own module (:mod:`biosim.backends.in_flight`), and its text names the
+   hash of that module too. The kernel template (:mod:`biosim.backends.kernel_body`)
    is the one exception to rule 1: it reads the STDP constants by the names of
    :mod:`biosim.synapses.stdp`, and imports them all, in index order, so that a new layout is a new
    text (``tests/neurons/test_named_constants.py`` checks the order).

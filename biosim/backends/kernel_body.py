@@ -27,17 +27,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from biosim.backends import in_flight
 from biosim.synapses.stdp import DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE  # noqa: I001
 
 #: Status codes of run_chunk.
 OK, BUFFER_FULL, NOT_FINITE = 0, 1, 2
-
-#: Rows of the table of spikes in flight through projections with per-synapse delays (one column
-#: per spike): its projection, the next synapse of its row not yet delivered, the row's end, the
-#: first synapse delivered in the current step, and the step of the spike.
-FL_PROJ, FL_NEXT, FL_END, FL_LO, FL_BIRTH = 0, 1, 2, 3, 4
-FL_ROWS = 5
-
 
 @njit(inline="always")
 def _step_all(step, R, c, e, r, s):
@@ -135,47 +129,6 @@ def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
 
 
 @njit(cache=True)
-def _fl_push(fl, n, r, a, b, birth):
-    """Append a spike in flight (projection ``r``, row ``a..b-1``, step ``birth``) to the table
-    ``fl`` holding ``n``; returns the table (a larger copy when it was full)."""
-    if n == fl.shape[1]:
-        bigger = np.empty((FL_ROWS, 2 * fl.shape[1]), np.int64)
-        bigger[:, :n] = fl[:, :n]
-        fl = bigger
-    fl[FL_PROJ, n] = r
-    fl[FL_NEXT, n] = a
-    fl[FL_END, n] = b
-    fl[FL_LO, n] = a
-    fl[FL_BIRTH, n] = birth
-    return fl
-
-
-@njit(cache=True)
-def _fl_due(fl, n, dly, s):
-    """Advance the spikes in flight to step ``s``: drop those whose rows are all delivered, and
-    set each one's synapses due now (delay ``s - birth``; rows are ordered by delay) to
-    ``FL_LO..FL_NEXT-1``, keeping the table's order. Returns the new count."""
-    keep = 0
-    for e in range(n):
-        c = fl[FL_NEXT, e]
-        end = fl[FL_END, e]
-        if c >= end:
-            continue
-        age = s - fl[FL_BIRTH, e]
-        while c < end and dly[c] < age:
-            c += 1
-        lo = c
-        while c < end and dly[c] == age:
-            c += 1
-        for f in range(FL_ROWS):
-            fl[f, keep] = fl[f, e]
-        fl[FL_LO, keep] = lo
-        fl[FL_NEXT, keep] = c
-        keep += 1
-    return keep
-
-
-@njit(cache=True)
 def _targets_sorted(indptr, tgt):
     """Whether every CSR row's targets are in ascending order."""
     for row in range(indptr.shape[0] - 1):
@@ -200,7 +153,7 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
 
     Per-synapse delays: a spike of a projection with per-synapse delays delivers its row's
     synapses of delay 0 at once (the row is ordered by delay) and stays in a table of spikes in
-    flight (``FL_*`` rows) until its row is delivered: at each later step, the run of its row whose
+    flight (:mod:`biosim.backends.in_flight`, compiled once for all kernels) until its row is delivered: at each later step, the run of its row whose
     delay equals its age. That table grows with the spikes in flight, not with the network, and is
     rebuilt from the spike ring at the start of every call (it is no state of the plan). The due
     weights are summed per target in a (V, N) scratch, in the order the spikes were sent
@@ -226,20 +179,11 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     dly = pl.dly
     use_fl = dly.shape[0] > 0
     pend = np.zeros((V, N) if use_fl else (1, 1), X.dtype)  # due delayed input per target, summed
-    fl = np.empty((FL_ROWS, 64), np.int64)
+    fl = np.empty((in_flight.FL_ROWS, 1), np.int64)
     fl_n = 0
-    if use_fl:  # the spikes in flight, oldest first, from the ring (ages L-1 .. 1)
-        for age in range(L - 1, 0, -1):
-            if step0 - age < 0:
-                continue
-            ss = (step0 - age) % L
-            for r in range(R):
-                if pl.pr_delay[r] < 0:
-                    g0 = pl.grp_off[pl.pr_grp[r]]
-                    for e in range(pl.hist_cnt[ss, pl.pr_grp[r]]):
-                        row = pl.pr_ptr[r] + pl.hist[ss, g0 + e] - g0
-                        fl = _fl_push(fl, fl_n, r, pl.indptr[row], pl.indptr[row + 1], step0 - age)
-                        fl_n += 1
+    if use_fl:
+        fl, fl_n = in_flight.rebuild(pl.hist, pl.hist_cnt, step0, pl.pr_delay, pl.pr_grp, pl.grp_off, pl.pr_ptr,
+                                     pl.indptr)
     cap = out.sp_idx.shape[0]
     err = np.zeros((T, 3), np.int64)  # population + 1 (0: no error), row, neuron
     cnt = np.zeros((T, P), np.int64)
@@ -326,14 +270,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
         # spikes in flight: the synapses due now; this step's spikes join (their delay-0 synapses
         # are delivered below)
         if use_fl:
-            fl_n = _fl_due(fl, fl_n, dly, s)
-            for r in range(R):
-                if pl.pr_delay[r] < 0:
-                    g0 = pl.grp_off[pl.pr_grp[r]]
-                    for e in range(pl.hist_cnt[slot, pl.pr_grp[r]]):
-                        row = pl.pr_ptr[r] + pl.hist[slot, g0 + e] - g0
-                        fl = _fl_push(fl, fl_n, r, pl.indptr[row], pl.indptr[row + 1], s)
-                        fl_n += 1
+            fl, fl_n = in_flight.advance(fl, fl_n, dly, s, pl.hist[slot], pl.hist_cnt[slot], pl.pr_delay, pl.pr_grp,
+                                         pl.grp_off, pl.pr_ptr, pl.indptr)
         # STDP source traces of the spikes arriving now (nothing reads them before step 4)
         for r in range(R):
             z = pl.pr_stdp[r]
@@ -357,23 +295,9 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                     d_n = inp.counts[k, d_col + d_j]
                     if d_n != 0 and not (pl.gate[d_row, d_j] and s < pl.ref_until[d_j]):
                         X[d_row, d_j] += d_n * pl.pi_w[d_q]
-            for f_e in range(fl_n):  # delayed input due now: summed per target, then added
-                f_r = fl[FL_PROJ, f_e]
-                f_row = pl.pr_row[f_r]
-                f_ws = -1 if pl.pr_woff[f_r] < 0 else pl.indptr[pl.pr_ptr[f_r]] - pl.pr_woff[f_r]
-                for f_syn in range(fl[FL_LO, f_e], fl[FL_NEXT, f_e]):
-                    f_j = pl.tgt[f_syn]
-                    if d_full or d_lo <= f_j < d_hi:
-                        pend[f_row, f_j] += pl.pr_w[f_r] if f_ws < 0 else w[f_syn - f_ws]
-            for f_e in range(fl_n):
-                f_row = pl.pr_row[fl[FL_PROJ, f_e]]
-                for f_syn in range(fl[FL_LO, f_e], fl[FL_NEXT, f_e]):
-                    f_j = pl.tgt[f_syn]
-                    f_x = pend[f_row, f_j]
-                    if f_x != 0 and (d_full or d_lo <= f_j < d_hi):
-                        if not (pl.gate[f_row, f_j] and s < pl.ref_until[f_j]):
-                            X[f_row, f_j] += f_x
-                        pend[f_row, f_j] = 0
+            if use_fl:  # delayed input due now
+                in_flight.deliver(fl, fl_n, s, d_lo, d_hi, pend, X, w, pl.gate, pl.ref_until, pl.tgt, pl.pr_row,
+                                  pl.pr_w, pl.pr_woff, pl.pr_ptr, pl.indptr)
             for d_r in range(R):
                 dd = pl.pr_delay[d_r]
                 if dd >= 0 and s < dd:
