@@ -11,6 +11,7 @@ import json
 import os
 
 import dask
+import distributed  # noqa: F401 (its config defaults must exist before any dask.config.set below, see _note)
 import pytest
 
 from biosim.cli import main
@@ -19,6 +20,11 @@ from biosim.experiments.sweep import DaskExecutor, _split_values, one_line, run_
 TINY = ["--set", "bio_time_s=0.02", "--set", "n_exc=400", "--set", "n_inh=100"]
 TINY_SETS = [s for s in TINY if s != "--set"]
 WALL = ("sim_wall_s", "setup_wall_s", "total_wall_s")
+
+# _note: ``dask.config.set({"distributed.x": ...})`` before ``distributed`` is imported creates the
+# ``distributed`` section and, on exit, deletes the whole section -- the defaults that importing
+# ``distributed`` meanwhile put there included. Every later Client or LocalCluster in the process
+# then failed with KeyError 'comm' (seen when the one-line-error test ran first in its xdist worker).
 
 
 @pytest.fixture(scope="module")
