@@ -268,21 +268,79 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
         ss = arrival_slot(r, s, slot, L, pr_delay)
         return 0 if ss < 0 else hist_cnt[ss, pr_grp[r]]
 
+    @cuda.jit(device=True)
+    def bisect(a, lo, hi, x):
+        """The first index of ``lo..hi-1`` where the ascending ``a`` is at least ``x`` (``hi``: none)."""
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if a[mid] < x:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    @cuda.jit(device=True)
+    def file_event(ev, ev_cnt, j, key):
+        """File event ``key`` in target ``j``'s column of ``ev`` (counted in ``ev_cnt[j]`` even when
+        the column is full)."""
+        pos = cuda.atomic.add(ev_cnt, j, 1)
+        if pos < ev.shape[0]:
+            ev[pos, j] = key
+
+    @cuda.jit(device=True)
+    def scatter_in_flight(s, grp_off, hist, hist_cnt, pr_grp, pr_row, pr_delay, pr_ptr, indptr, tgt, dly, ev, ev_cnt,
+                          E, D, KR, V):
+        """The spikes in flight through projections with per-synapse delays: a spike of age ``a``
+        (emitted at step ``s - a``, entry ``e`` of its ring slot, ``0 < a < L``) files, for each
+        synapse of the run of its row whose delay is ``a`` (found by bisection: a row is ordered by
+        delay), the key ``row*KR + (((L-1-a)*R + r)*E + e)*D + position - V*KR``. These keys are
+        negative, so they sort before the direct events, by target row, then oldest spike first,
+        projection, entry and position: the CPU's order of summing delayed input. A grid-stride
+        loop over (age, projection, entry, lane), each thread walking the (age, projection) pairs
+        once."""
+        L = hist.shape[0]
+        R = pr_grp.shape[0]
+        t = int64(cuda.grid(1))
+        stride = int64(cuda.gridsize(1))
+        base = int64(0)
+        for age in range(1, L):
+            if s < age:
+                break
+            ss = (s - age) % L
+            for r in range(R):
+                if pr_delay[r] >= 0:
+                    continue
+                g0 = grp_off[pr_grp[r]]
+                n = hist_cnt[ss, pr_grp[r]] * LANES
+                key0 = pr_row[r] * KR + ((L - 1 - age) * R + r) * E * D - V * KR
+                while t < base + n:
+                    e = (t - base) // LANES
+                    lane = t - base - e * LANES
+                    loc = hist[ss, g0 + e] - g0
+                    a = indptr[pr_ptr[r] + loc]
+                    b = indptr[pr_ptr[r] + loc + 1]
+                    lo = bisect(dly, a, b, age)
+                    hi = bisect(dly, lo, b, age + 1)
+                    for syn in range(lo + lane, hi, LANES):
+                        file_event(ev, ev_cnt, tgt[syn], key0 + e * D + syn - a)
+                    t += stride
+                base += n
+
     @cuda.jit
-    def k_scatter(ctl, s, slot, grp_off, hist, hist_cnt, pr_grp, pr_delay, pr_ptr, pr_stdp, pr_syn, indptr, tgt,
-                  st_pre_off, xpre, ev, ev_cnt, E, D):
+    def k_scatter(ctl, s, slot, grp_off, hist, hist_cnt, pr_grp, pr_row, pr_delay, pr_ptr, pr_stdp, pr_syn, indptr,
+                  tgt, dly, st_pre_off, xpre, ev, ev_cnt, E, D, KR, V):
         """The event-driven half of spike propagation: each spike arriving now through projection
-        ``r`` (entry ``e`` of its ring slot) visits only its own outgoing synapses (a CSR row) and
-        files, for each target ``j``, the event's key ``(r*E + e)*D + position in the row`` in
-        ``ev[:, j]`` (``ev_cnt[j]`` counts them; a target with more events than ``ev`` has rows is
-        handled by ``deliver`` without them). The keys sort into the CPU's order of additions. A
-        grid-stride loop over the arriving spikes (``LANES`` threads share a row); STDP source
-        traces count their arrivals here."""
+        ``r`` (entry ``e`` of its ring slot) visits only its own outgoing synapses (a CSR row; with
+        per-synapse delays, the row's synapses of delay 0) and files, for each target ``j``, the
+        event's key ``(r*E + e)*D + position in the row`` in ``ev[:, j]`` (``ev_cnt[j]`` counts them;
+        a target with more events than ``ev`` has rows is handled by ``deliver`` without them). The
+        keys sort into the CPU's order of additions. A grid-stride loop over the arriving spikes
+        (``LANES`` threads share a row); STDP source traces count their arrivals here. Then the
+        spikes in flight file the synapses due now (:func:`scatter_in_flight`)."""
         if stopped(ctl):
             return
         L = hist.shape[0]
         R = pr_grp.shape[0]
-        K = ev.shape[0]
         total = int64(0)
         for r in range(R):
             total += arrivals(r, s, slot, L, pr_delay, pr_grp, hist_cnt)
@@ -302,26 +360,100 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             loc = hist[ss, g0 + rem] - g0
             a = indptr[pr_ptr[r] + loc]
             b = indptr[pr_ptr[r] + loc + 1]
+            if pr_delay[r] < 0:  # the synapses of delay 0; the rest of the row is in flight
+                b = bisect(dly, a, b, 1)
             key0 = (int64(r) * E + rem) * D
             for syn in range(a + lane, b, LANES):
-                j = tgt[syn]
-                pos = cuda.atomic.add(ev_cnt, j, 1)
-                if pos < K:
-                    ev[pos, j] = key0 + syn - a
+                file_event(ev, ev_cnt, tgt[syn], key0 + syn - a)
             z = pr_stdp[r]
             if lane == 0 and z >= 0 and pr_syn[r] < 0:
                 cuda.atomic.add(xpre, st_pre_off[z] + loc, 1.0)
             t += stride
+        if dly.shape[0] > 0:
+            scatter_in_flight(s, grp_off, hist, hist_cnt, pr_grp, pr_row, pr_delay, pr_ptr, indptr, tgt, dly, ev,
+                              ev_cnt, E, D, KR, V)
 
     @cuda.jit(device=True)
-    def apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc, pr_grp, pr_row, pr_delay,
-                    pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, pr_w, pr_woff,
-                    syn0):
+    def weight(r, syn, w, pr_w, pr_woff, pr_ptr, indptr):
+        """The weight of synapse ``syn`` of projection ``r`` now: the projection's one weight
+        ``pr_w[r]``, or the synapse's own in ``w``."""
+        if pr_woff[r] < 0:
+            return pr_w[r]
+        return w[pr_woff[r] + syn - indptr[pr_ptr[r]]]
+
+    @cuda.jit(device=True)
+    def in_flight_synapse(key, s, L, E, D, KR, V, grp_off, hist, pr_grp, pr_ptr, indptr):
+        """The projection and synapse of an in-flight event's key (:func:`scatter_in_flight`)."""
+        R = pr_grp.shape[0]
+        k = (key + V * KR) % KR
+        pos = k % D
+        k //= D
+        e = k % E
+        k //= E
+        r = k % R
+        age = L - 1 - k // R
+        ss = (s - age) % L
+        g0 = grp_off[pr_grp[r]]
+        loc = hist[ss, g0 + e] - g0
+        return r, indptr[pr_ptr[r] + loc] + pos
+
+    @cuda.jit(device=True)
+    def deliver_in_flight(j, n, s, refr, zero, X, gate, ev, grp_off, hist, pr_grp, pr_ptr, indptr, w, pr_w, pr_woff,
+                          E, D, KR):
+        """The delayed input due now at target ``j``, from the in-flight events among its ``n``
+        sorted keys (the negative ones, first): per target row, the weights (read now) summed from
+        ``zero`` in the CPU's order, and each nonzero sum added to its row (not while refractory,
+        for gated rows). Returns the index of the first direct event."""
+        L = hist.shape[0]
+        V = X.shape[0]
+        q = 0
+        while q < n and ev[q, j] < 0:
+            row = (ev[q, j] + V * KR) // KR
+            x = zero
+            while q < n and ev[q, j] < 0 and (ev[q, j] + V * KR) // KR == row:
+                r, syn = in_flight_synapse(ev[q, j], s, L, E, D, KR, V, grp_off, hist, pr_grp, pr_ptr, indptr)
+                x += weight(r, syn, w, pr_w, pr_woff, pr_ptr, indptr)
+                q += 1
+            if x != 0 and not (gate[row, j] and refr):
+                X[row, j] += x
+        return q
+
+    @cuda.jit(device=True)
+    def walk_in_flight(j, s, refr, zero, X, gate, pop_of, grp_off, hist, hist_cnt, pr_grp, pr_tgt, pr_row, pr_delay,
+                       pr_ptr, indptr, tgt, dly, w, pr_w, pr_woff):
+        """:func:`deliver_in_flight` for a target whose events did not fit in ``ev``: it walks the
+        spikes in flight itself, row by row, in the same order."""
+        L = hist.shape[0]
+        p = pop_of[j]
+        for row in range(X.shape[0]):
+            x = zero
+            for age in range(L - 1, 0, -1):
+                if s < age:
+                    continue
+                ss = (s - age) % L
+                for r in range(pr_grp.shape[0]):
+                    if pr_delay[r] >= 0 or pr_tgt[r] != p or pr_row[r] != row:
+                        continue
+                    g0 = grp_off[pr_grp[r]]
+                    for e in range(hist_cnt[ss, pr_grp[r]]):
+                        loc = hist[ss, g0 + e] - g0
+                        a = indptr[pr_ptr[r] + loc]
+                        b = indptr[pr_ptr[r] + loc + 1]
+                        lo = bisect(dly, a, b, age)
+                        for syn in range(lo, bisect(dly, lo, b, age + 1)):
+                            if tgt[syn] == j:
+                                x += weight(r, syn, w, pr_w, pr_woff, pr_ptr, indptr)
+            if x != 0 and not (gate[row, j] and refr):
+                X[row, j] += x
+
+    @cuda.jit(device=True)
+    def apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, pr_grp, pr_row, pr_stdp, pr_syn, pr_c, w,
+                    st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, pr_w, pr_woff, syn0):
         """One spike's effect through synapse ``syn`` (source ``loc`` of projection ``r``, whose
-        first synapse is ``syn0``) on its target ``j``: a synapse model's ``on_pre``, or a
-        per-synapse delay into the accumulator, or the weight (the projection's one weight
-        ``pr_w[r]``, or the synapse's own in ``w``) added to the target row (not while refractory,
-        for gated rows) and STDP depression -- the CPU kernel's statements."""
+        first synapse is ``syn0``) on its target ``j``: a synapse model's ``on_pre``, or the weight
+        (the projection's one weight ``pr_w[r]``, or the synapse's own in ``w``) added to the target
+        row (not while refractory, for gated rows) and STDP depression -- the CPU kernel's
+        statements."""
         kind = pr_syn[r]
         if kind >= 0:
             g = pr_grp[r]
@@ -332,10 +464,6 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
         row = pr_row[r]
         ws = pr_woff[r] + syn - syn0  # the synapse's weight in w (when pr_woff[r] >= 0)
         wv = pr_w[r] if pr_woff[r] < 0 else w[ws]
-        if pr_delay[r] < 0 and dly[syn] > 0:
-            L = acc.shape[0]
-            acc[(s + dly[syn]) % L, row, j] += wv
-            return
         if not (gate[row, j] and s < ref_until[j]):
             X[row, j] += wv
         z = pr_stdp[r]
@@ -349,14 +477,14 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
 
     @cuda.jit
     def k_deliver(ctl, k, s, slot, X, gate, ref_until, pop_of, pop_off, grp_off, hist, hist_cnt, counts, pi_a, pi_b,
-                  pi_row, pi_w, pi_col, acc, use_acc, pr_grp, pr_tgt, pr_row, pr_delay, pr_ptr, pr_stdp, pr_syn, pr_c,
-                  indptr, tgt, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, ev, ev_cnt, E, D, pr_w,
-                  pr_woff):
+                  pi_row, pi_w, pi_col, zero, pr_grp, pr_tgt, pr_row, pr_delay, pr_ptr, pr_stdp, pr_syn, pr_c, indptr,
+                  tgt, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, ev, ev_cnt, E, D, KR, pr_w, pr_woff):
         """Thread ``j``: everything that reaches neuron ``j`` this step, in the CPU's order: Poisson
-        input, delayed input due now, then its events filed by ``scatter``, sorted by key (each
-        projection in creation order, each by the order of its spikes, each along the CSR row).
-        A target with more events than ``ev`` holds (``ev_cnt[j]`` > its rows) walks the arriving
-        spikes' rows itself, in the same order, and reports its count for the host to grow ``ev``."""
+        input, delayed input due now (:func:`deliver_in_flight`), then its direct events, sorted by
+        key (each projection in creation order, each by the order of its spikes, each along the CSR
+        row). A target with more events than ``ev`` holds (``ev_cnt[j]`` > its rows) walks the
+        spikes' rows itself, in the same order, and reports its count for the host to grow ``ev``.
+        ``zero`` is 0 in the state's dtype."""
         j = cuda.grid(1)
         if stopped(ctl):
             return
@@ -370,13 +498,6 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                 n = counts[k, pi_col[q] - a + j]
                 if n != 0 and not (gate[row, j] and refr):
                     X[row, j] += n * pi_w[q]
-        if use_acc:
-            for r in range(X.shape[0]):
-                x = acc[slot, r, j]
-                if x != 0:
-                    if not (gate[r, j] and refr):
-                        X[r, j] += x
-                    acc[slot, r, j] = 0
         n = ev_cnt[j]
         if n == 0:
             return
@@ -390,7 +511,9 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                     ev[m + 1, j] = ev[m, j]
                     m -= 1
                 ev[m + 1, j] = key
-            for q in range(n):
+            q0 = deliver_in_flight(j, n, s, refr, zero, X, gate, ev, grp_off, hist, pr_grp, pr_ptr, indptr, w, pr_w,
+                                   pr_woff, E, D, KR)
+            for q in range(q0, n):
                 key = ev[q, j]
                 re = key // D
                 pos = key - re * D
@@ -399,11 +522,14 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                 ss = arrival_slot(r, s, slot, L, pr_delay)
                 g0 = grp_off[pr_grp[r]]
                 loc = hist[ss, g0 + e] - g0
-                apply_event(r, indptr[pr_ptr[r] + loc] + pos, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc,
-                            pr_grp, pr_row, pr_delay, pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp,
-                            xpost, S, s_last, P, pr_w, pr_woff, indptr[pr_ptr[r]])
+                apply_event(r, indptr[pr_ptr[r] + loc] + pos, loc, j, s, X, gate, ref_until, pop_off, grp_off, pr_grp,
+                            pr_row, pr_stdp, pr_syn, pr_c, w, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, pr_w,
+                            pr_woff, indptr[pr_ptr[r]])
             return
         cuda.atomic.max(ctl, EV_MAX, n)
+        if dly.shape[0] > 0:
+            walk_in_flight(j, s, refr, zero, X, gate, pop_of, grp_off, hist, hist_cnt, pr_grp, pr_tgt, pr_row,
+                           pr_delay, pr_ptr, indptr, tgt, dly, w, pr_w, pr_woff)
         p = pop_of[j]
         for r in range(pr_grp.shape[0]):
             if pr_tgt[r] != p:
@@ -414,11 +540,15 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             g0 = grp_off[pr_grp[r]]
             for e in range(hist_cnt[ss, pr_grp[r]]):
                 loc = hist[ss, g0 + e] - g0
-                for syn in range(indptr[pr_ptr[r] + loc], indptr[pr_ptr[r] + loc + 1]):
+                a = indptr[pr_ptr[r] + loc]
+                b = indptr[pr_ptr[r] + loc + 1]
+                if pr_delay[r] < 0:  # the synapses of delay 0
+                    b = bisect(dly, a, b, 1)
+                for syn in range(a, b):
                     if tgt[syn] == j:
-                        apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, acc, pr_grp, pr_row,
-                                    pr_delay, pr_stdp, pr_syn, pr_c, w, dly, st_c, st_post_off, st_tgt_grp, xpost, S,
-                                    s_last, P, pr_w, pr_woff, indptr[pr_ptr[r]])
+                        apply_event(r, syn, loc, j, s, X, gate, ref_until, pop_off, grp_off, pr_grp, pr_row, pr_stdp,
+                                    pr_syn, pr_c, w, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, pr_w, pr_woff,
+                                    indptr[pr_ptr[r]])
 
     @cuda.jit(device=True)
     def reset_one(X, C, pop_of, pop_model, i):

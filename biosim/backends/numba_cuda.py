@@ -33,14 +33,29 @@ Spike propagation: event-driven, and in the CPU's order so that sums are the CPU
     slot) into the target's column of the event buffer ``ev`` (rows x N; an atomic count per
     target gives the row). Those keys sort into the CPU's order: ``deliver`` (a thread per target)
     sorts its few keys and applies each synapse in turn -- the weight to its row (not while
-    refractory, for gated rows), per-synapse delays into the target's own accumulator row (a
-    device-only (L, V, N) array: the CPU keeps the spikes in flight instead, and this one is rebuilt
-    from the plan's spike ring whenever the host changes the ring or the weights), STDP
-    depression, a synapse model's ``on_pre`` -- the same additions in the same order, where
-    atomic adds would add in any order. A target with more events in a step than ``ev`` has rows
-    walks the arriving spikes' rows itself (same order, exact, slower) and reports its count; the
-    host then grows ``ev`` to the next power of two, up to the largest in-degree and 1 GiB.
-    Potentiation and ``on_post`` use the plan's by-target index (plastic projections only).
+    refractory, for gated rows), STDP depression, a synapse model's ``on_pre`` -- the same
+    additions in the same order, where atomic adds would add in any order. A target with more
+    events in a step than ``ev`` has rows walks the spikes' rows itself (same order, exact,
+    slower) and reports its count; the host then grows ``ev`` to the next power of two, up to the
+    largest in-degree and 1 GiB. Potentiation and ``on_post`` use the plan's by-target index
+    (plastic projections only).
+
+Per-synapse delays: the spikes in flight are the spike ring, nothing more
+    A projection with per-synapse delays (``Plan.pr_delay[r] < 0``; each CSR row ordered by delay)
+    sends, in a spike's own step, the row's synapses of delay 0 with the other direct events. Its
+    spikes of age ``a`` (``0 < a < L``, still in the ring ``hist``) are in flight: in every step,
+    ``scatter`` also finds by bisection the run of each one's row whose delay is ``a`` and files
+    negative keys for those synapses, which sort before the direct events by target row, then
+    oldest spike first, projection, entry and position. ``deliver`` sums each row's in-flight
+    weights, read when they arrive (as on the CPU), from zero in that order -- the CPU's scratch
+    ``pend`` of :mod:`biosim.backends.in_flight` -- and adds a nonzero sum to the row once, after
+    Poisson input and before the direct events. So the memory for delays is their 2 bytes per
+    synapse and the event buffer's keys of the spikes in flight, not a value per ring slot and
+    neuron, and there is no device state to rebuild when the host changes the ring or the weights
+    between runs. The price is time: in every step each spike in flight costs a bisection of its
+    row (the CPU keeps a cursor per spike instead), and ``deliver`` decodes each in-flight key
+    back to its ring entry. The keys need ``V*L*R*E*D < 2**62`` (state rows, ring slots,
+    projections, largest source group, longest row), checked when the plan is first copied.
 
 Memory
     On the device a synapse is its target (int32), in the plan's CSR order, and, in a projection
@@ -76,13 +91,12 @@ import weakref
 import numpy as np
 
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
-from biosim.backends.numpy_ref import row_synapses, weights
 from biosim.backends.plan import ChunkInput, Outputs
 from biosim.errors import BiosimError
 from biosim.network.compile import compile_network, model_specs, synapse_specs
 
 __all__ = ["BUFFER_FULL", "NOT_FINITE", "OK", "PIP_COMMAND", "check_available", "check_fits", "compile_ptx",
-           "device_bytes", "host_changed", "kernel", "pending_input", "simulator_enabled", "to_host"]
+           "device_bytes", "host_changed", "kernel", "simulator_enabled", "to_host"]
 
 #: How to install the optional dependency.
 PIP_COMMAND = 'pip install -e ".[cuda]"'
@@ -114,8 +128,6 @@ _PLAN_ARRAYS = ("C", "pop_off", "pop_model", "pop_nvar", "pop_ref", "gate", "grp
                 "dly", "rptr", "rsyn", "rsrc", "S", "s_last", "pr_w", "pr_woff")
 #: Plan arrays the kernels change (w only with STDP, S and s_last only with synapse models).
 _CHANGED_ARRAYS = ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "w", "S", "s_last")
-#: Plan arrays from which the device's accumulator of delayed input is rebuilt when they change.
-_PENDING_FROM = ("hist", "hist_cnt", "w", "pr_w", "dly")
 #: Index arrays kept as int32 on the device (a synapse's by-target entry: 8 bytes, not 16).
 _INT32_ON_DEVICE = ("rsyn", "rsrc")
 
@@ -182,13 +194,29 @@ class _Resident:
         rows = np.diff(pl.indptr)
         self.E = int(max(sizes.max(initial=0), 1))  # entries of a ring slot's group (keys: (r*E + e)*D + pos)
         self.D = int(max(rows.max(initial=0), 1))   # synapses of a CSR row
-        if len(pl.pr_grp) * self.E * self.D >= 2**62:  # pragma: no cover - rows of 2**20 into groups of 2**20
-            raise BiosimError("network too big for the event keys of the numba-cuda backend")
+        self.KR = _event_keys(pl, self.E, self.D)
         in_degree = int(np.bincount(pl.tgt, minlength=N).max(initial=0)) if len(pl.tgt) else 0
         self.ev_cap = max(1, min(in_degree, _EVENT_BUDGET // (8 * max(N, 1))))
         env = os.environ.get("BIOSIM_CUDA_EVENT_ROWS")
         self.ev_rows = max(1, min(int(env) if env else _EVENT_ROWS, self.ev_cap))
-        self.entries = int(sum(sizes[int(g)] for g in pl.pr_grp))  # most spikes arriving in one step
+        # most spikes arriving in one step, and in flight through per-synapse delays
+        L = pl.hist.shape[0]
+        self.entries = int(sum(sizes[int(g)] * (L if d < 0 else 1) for g, d in zip(pl.pr_grp, pl.pr_delay)))
+
+
+def _event_keys(pl, E: int, D: int) -> int:
+    """The span of one target row in the keys of in-flight events, ``L*R*E*D``: their keys run
+    from ``-V*L*R*E*D`` to 0, the direct events' from 0 to ``R*E*D``. A one-line
+    :class:`BiosimError` when the keys would not fit in an int64."""
+    V, L, R = pl.X.shape[0], pl.hist.shape[0], len(pl.pr_grp)
+    if len(pl.dly):
+        factors, need = f"{V} state rows x {L} ring slots x ", V * L * R * E * D
+    else:
+        factors, need = "", R * E * D
+    if need >= 2**62:
+        raise BiosimError(f"network too big for the event keys of the numba-cuda backend: {factors}{R} projections x "
+                          f"{E} sources x {D} synapses per row reach 2**62")
+    return L * R * E * D
 
 
 def _resident(pl, create: bool = True):
@@ -221,8 +249,8 @@ def host_changed(pl, names=None) -> None:
     if res is None:
         return
     names = _PLAN_ARRAYS if names is None else tuple(names)
-    if res.device_newer and set(names) & (set(res.changed) | set(_PENDING_FROM)):
-        to_host(pl)  # also the ring, from which the accumulator is rebuilt
+    if res.device_newer and set(names) & set(res.changed):
+        to_host(pl)
     res.stale.update(names)
 
 
@@ -241,8 +269,7 @@ def device_bytes(pl, n_steps: int = 2000, n_counts: int = 0) -> dict:
         syn += pl.S.nbytes + pl.s_last.nbytes
     per_syn = syn / n_syn if n_syn else 0.0
     N = pl.X.shape[1]
-    acc = pl.hist.shape[0] * pl.X.nbytes if len(pl.dly) else 0
-    neurons = (pl.X.nbytes + pl.gate.nbytes + acc + pl.i_ext.nbytes + N * (8 + 4 + 1 + 1 + 8 + 8)
+    neurons = (pl.X.nbytes + pl.gate.nbytes + pl.i_ext.nbytes + N * (8 + 4 + 1 + 1 + 8 + 8)
                + pl.hist.nbytes + pl.xpre.nbytes + pl.xpost.nbytes + pl.indptr.nbytes + pl.rptr.nbytes)
     events = N * (8 * min(_EVENT_ROWS, max(n_syn, 1)) + 4)
     spikes = max(_SPIKE_BUF_MIN, 4 * N) * 12
@@ -354,7 +381,7 @@ class _Backend:
         elif sp_n + N > cap:
             return BUFFER_FULL, 0, sp_n, rec_n, -1, -1, -1
         res = _resident(pl) if self.launches is None else _Resident(pl)
-        d = self._upload(pl, res, inp, step0, n_steps)
+        d = self._upload(pl, res, inp, n_steps)
         L, P, M = pl.hist.shape[0], len(pl.pop_model), len(pl.mon_row)
         every = int(pl.mon_every)
         rec_steps = [kk for kk in range(n_steps) if M and (step0 + kk) % every == 0]
@@ -420,12 +447,10 @@ class _Backend:
             return
         res.ev_rows = rows
 
-    def _upload(self, pl, res, inp, step0, n_steps) -> dict:
+    def _upload(self, pl, res, inp, n_steps) -> dict:
         """Device arrays of one call: the plan's arrays (copied when the host changed them, else
         the device's own), this call's inputs and the work arrays."""
         dev = res.dev
-        if res.stale & set(_PENDING_FROM) or "acc" not in dev:
-            dev["acc"] = self._to(pending_input(pl, step0))
         for name in sorted(res.stale):
             a = getattr(pl, name)
             dev[name] = self._to(a.astype(np.int32) if name in _INT32_ON_DEVICE else a)
@@ -465,13 +490,14 @@ class _Backend:
         d["in_cnt"] = self._to(cnt)
         counts = inp.counts[:n_steps]
         d["counts"] = self._to(counts if counts.size else np.zeros((1, 1), np.int32))
-        d["use_acc"] = len(pl.dly) > 0
+        d["zero"] = pl.X.dtype.type(0)
         d["on_post"] = bool(np.any(pl.pr_rptr >= 0))
         return d
 
     def _step(self, d, res, kk, s, L, N, P, M, rec_row, e0, e1):
         """Launch the kernels of one step (local index ``kk``, global step ``s``)."""
         slot = s % L
+        V = d["X"].shape[0]
         ctl = d["ctl"]
         n_pre = max(d["hist_cnt"].shape[1], M, d["xpre"].shape[0], d["xpost"].shape[0])
         self._launch("pre", n_pre, ctl, kk, slot, N, d["hist_cnt"], d["X"], d["mon_row"], d["mon_idx"],
@@ -488,14 +514,14 @@ class _Backend:
         # 1024 blocks (one block in the simulator, where every thread is a Python thread)
         n_scatter = self.TPB if simulator_enabled() else min(res.entries * self.lanes, 1024 * self.TPB)
         self._launch("scatter", n_scatter, ctl, s, slot, d["grp_off"], d["hist"], d["hist_cnt"], d["pr_grp"],
-                     d["pr_delay"], d["pr_ptr"], d["pr_stdp"], d["pr_syn"], d["indptr"], d["tgt"], d["st_pre_off"],
-                     d["xpre"], d["ev"], d["ev_cnt"], res.E, res.D)
+                     d["pr_row"], d["pr_delay"], d["pr_ptr"], d["pr_stdp"], d["pr_syn"], d["indptr"], d["tgt"], d["dly"],
+                     d["st_pre_off"], d["xpre"], d["ev"], d["ev_cnt"], res.E, res.D, res.KR, V)
         self._launch("deliver", N, ctl, kk, s, slot, d["X"], d["gate"], d["ref_until"], d["pop_of"], d["pop_off"],
                      d["grp_off"], d["hist"], d["hist_cnt"], d["counts"], d["pi_a"], d["pi_b"], d["pi_row"], d["pi_w"],
-                     d["pi_col"], d["acc"], d["use_acc"], d["pr_grp"], d["pr_tgt"], d["pr_row"], d["pr_delay"],
-                     d["pr_ptr"], d["pr_stdp"], d["pr_syn"], d["pr_c"], d["indptr"], d["tgt"], d["w"], d["dly"],
-                     d["st_c"], d["st_post_off"], d["st_tgt_grp"], d["xpost"], d["S"], d["s_last"], P, d["ev"],
-                     d["ev_cnt"], res.E, res.D, d["pr_w"], d["pr_woff"])
+                     d["pi_col"], d["zero"], d["pr_grp"], d["pr_tgt"], d["pr_row"], d["pr_delay"], d["pr_ptr"],
+                     d["pr_stdp"], d["pr_syn"], d["pr_c"], d["indptr"], d["tgt"], d["w"], d["dly"], d["st_c"],
+                     d["st_post_off"], d["st_tgt_grp"], d["xpost"], d["S"], d["s_last"], P, d["ev"], d["ev_cnt"], res.E,
+                     res.D, res.KR, d["pr_w"], d["pr_woff"])
         and_reset = not d["on_post"]
         self._launch("post", N, ctl, s, d["X"], d["C"], d["gate"], d["ref_until"], d["spiked"], d["pop_of"],
                      d["pop_off"], d["pop_model"], d["grp_off"], d["pr_grp"], d["pr_tgt"], d["pr_syn"], d["pr_c"],
@@ -504,28 +530,6 @@ class _Backend:
                      P, and_reset, d["st_proj"], d["pr_ptr"], d["indptr"], d["pr_woff"])
         if not and_reset or self.launches is not None:
             self._launch("reset", N, ctl, d["X"], d["C"], d["pop_of"], d["pop_model"], d["spiked"])
-
-
-def pending_input(pl, step0: int) -> np.ndarray:
-    """The device's accumulator of delayed input at step ``step0``: ``(L, V, N)`` (``(1, 1, 1)``
-    without per-synapse delays), slot ``t % L`` holding what reaches each target variable at step
-    ``t``, summed in the order the spikes were sent -- from the spikes in the plan's ring, with the
-    weights now, as the CPU backends deliver them."""
-    if not len(pl.dly):
-        return np.zeros((1, 1, 1), pl.X.dtype)
-    L = pl.hist.shape[0]
-    acc = np.zeros((L,) + pl.X.shape, pl.X.dtype)
-    for age in range(L - 1, 0, -1):
-        birth = step0 - age
-        if birth < 0:
-            continue
-        for r in np.flatnonzero(pl.pr_delay < 0):
-            g = pl.pr_grp[r]
-            g0 = pl.grp_off[g]
-            syn = row_synapses(pl, r, pl.hist[birth % L, g0:g0 + pl.hist_cnt[birth % L, g]].astype(np.int64) - g0)
-            syn = syn[pl.dly[syn] >= age]
-            np.add.at(acc, ((birth + pl.dly[syn].astype(np.int64)) % L, pl.pr_row[r], pl.tgt[syn]), weights(pl, r, syn))
-    return acc
 
 
 def _raise_if_no_compiler(exc: Exception) -> None:

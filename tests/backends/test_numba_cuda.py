@@ -9,15 +9,17 @@ environment, and no other test sees the simulator.
 
 The networks are tiny (the simulator runs a Python thread per CUDA thread): CUBA (LIF), COBAHH
 (HH), Brunel-style (delays homogeneous and per synapse, Poisson inputs, a spike generator with
-per-synapse delays), STDP (additive and multiplicative, one with a delay), the equation synapse
-model ``pair_stdp``, one population of every neuron model (built-in and equation twins) in one
-network, and multapses with changes between runs (set_state, set_params, normalize, a snapshot
-restored). The CUDA run is cut into two ``run`` calls (state copied to the device and back between
-them); spikes, recorded states, weights and the plan's state arrays must be equal bit for bit in
-float64 (and for CUBA in float32). Also: the ``run_chunk`` statuses (spike buffer full, NaN/inf)
-equal numba-cpu's; the one-line errors without numba-cuda or without a GPU; the memory estimate;
-the kernels compile for a real GPU (PTX, where NVVM is installed). Tests marked ``gpu`` run on a
-real GPU and are skipped without one.
+per-synapse delays), spikes in flight through per-synapse delays converging on the same targets
+(also with their weights changed between runs), STDP (additive and multiplicative, one with a
+delay), the equation synapse model ``pair_stdp``, one population of every neuron model (built-in
+and equation twins) in one network, and multapses with changes between runs (set_state,
+set_params, normalize, a snapshot restored). The CUDA run is cut into two ``run`` calls (state
+copied to the device and back between them); spikes, recorded states, weights and the plan's state
+arrays must be equal bit for bit in float64 (and for CUBA and the in-flight network in float32).
+Also: the ``run_chunk`` statuses (spike buffer full, NaN/inf) equal numba-cpu's; the one-line
+errors without numba-cuda or without a GPU; the memory estimate (per-synapse delays add their 2
+bytes a synapse, nothing per ring slot and neuron); the kernels compile for a real GPU (PTX, where
+NVVM is installed). Tests marked ``gpu`` run on a real GPU and are skipped without one.
 """
 
 from __future__ import annotations
@@ -147,8 +149,32 @@ def burst(dtype="float64"):
     return net, 2.0, []
 
 
+def in_flight(dtype="float64"):
+    """Spikes in flight through per-synapse delays, of different ages and projections, reaching the
+    same targets in the same step with weights of their own (the sums' bits depend on the order of
+    additions), into two state rows, beside a homogeneous delay and direct spikes."""
+    from biosim import AllToAll
+
+    net = Network(dt_ms=0.1, dtype=dtype, seed=12)
+    gen = net.spike_generator("gen", 8, indices=list(range(8)) * 3, times_ms=[0.1] * 8 + [0.3] * 8 + [0.4] * 8)
+    a = net.population("a", LIF(), 6, init={"v": _v0(-52.0, -50.0)})
+
+    def delays(rng, n):
+        return rng.choice([0.0, 0.1, 0.2, 0.3, 0.4, 0.6], n)
+
+    net.connect(gen, a, "ge", weight=lambda rng, n: 0.1 + rng.random(n), rule=AllToAll(), delay_ms=delays)
+    net.connect(gen, a, "ge", weight=lambda rng, n: 0.1 + rng.random(n), rule=FixedProbability(p=0.5),
+                delay_ms=delays)
+    net.connect(gen, a, "ge", weight=0.7, rule=FixedProbability(p=0.5), delay_ms=delays)  # one weight
+    net.connect(a, a, "gi", weight=lambda rng, n: -0.2 - rng.random(n), rule=AllToAll(), delay_ms=delays)
+    net.connect(a, a, "ge", weight=0.3, rule=FixedProbability(p=0.5), delay_ms=0.2)
+    net.monitor(a, "ge", indices=[0, 3])
+    net.monitor(a, "gi", indices=[1])
+    return net, 1.5, []
+
+
 CASES = {"cuba": cuba, "cobahh": cobahh, "brunel": brunel, "stdp": stdp, "eq_stdp": eq_stdp, "all_models": all_models,
-         "burst": burst}
+         "burst": burst, "in_flight": in_flight}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -238,6 +264,28 @@ def between_runs() -> dict:
     cpu, gpu = scenario("numba-cpu"), scenario("numba-cuda")
     return {"continued": same(cpu[0], gpu[0]), "restored": same(cpu[0], gpu[1]),
             "n_spikes": sum(len(t) for t, _ in cpu[0][0].values())}
+
+
+def in_flight_set_weights() -> dict:
+    """``in_flight``'s network run, its per-synapse-delay projections given new weights on the host
+    while spikes are in flight through them, run again: numba-cuda against numba-cpu (weights read
+    when a spike arrives)."""
+    def scenario(backend):
+        net = in_flight()[0]
+        net.run(0.45, backend=backend)
+        pl = net._sim.plan
+        gen = len(net.populations)  # the generator's source group (populations first)
+        sent = int(pl.hist_cnt[:, gen].sum())  # its spikes in the ring: some still in flight
+        for k, values in ((0, lambda rng, n: 2.0 * rng.random(n)), (2, 1.1), (3, lambda rng, n: -rng.random(n))):
+            net.set_weights(net.projections[k], values)
+        r = net.run(1.0)
+        return r, net._sim.plan, sent
+
+    (a, pa, sent), (c, pc, _) = scenario("numba-cpu"), scenario("numba-cuda")
+    same_spikes = all(np.array_equal(a.spikes[p][k], c.spikes[p][k]) for p in a.spikes for k in (0, 1))
+    same_states = all(np.array_equal(a.states[key][1], c.states[key][1]) for key in a.states)
+    return {"spikes": same_spikes, "states": same_states, "X": bool(np.array_equal(pa.X, pc.X)), "sent": sent,
+            "n_spikes": sum(len(t) for t, _ in a.spikes.values())}
 
 
 def statuses() -> dict:
@@ -378,6 +426,8 @@ def main(argv) -> None:
         result = bench()
     elif what == "between_runs":
         result = between_runs()
+    elif what == "in_flight_set_weights":
+        result = in_flight_set_weights()
     else:
         name, _, dtype = what.partition(":")
         result = compare(name, dtype or "float64")
@@ -401,14 +451,15 @@ def _subprocess(what: str, simulator: bool = True, timeout: int = 300) -> dict:
 
 @needs_numba_cuda
 @pytest.mark.parametrize("case", ["cuba", "cobahh", "brunel", "stdp", "eq_stdp", "cuba:float32", "burst", "burst@rows1",
-                                  "stdp@rows1", "all_models", "cuba@racy"])
+                                  "stdp@rows1", "all_models", "cuba@racy", "in_flight", "in_flight:float32",
+                                  "in_flight@rows1"])
 def test_same_spikes_states_and_weights_as_numba_cpu(case):
     r = _subprocess(case)
     assert r["diff"] == [], f"{case}: numba-cuda differs from numba-cpu in " + "; ".join(r["diff"])
     assert r["n_spikes"] > 0  # the comparison means something
     if case.startswith(("stdp", "eq_stdp")):
         assert r["n_weights_changed"] > 0
-    if case == "burst@rows1":  # 12 or more events per target in a step: the buffer grew after the first batch
+    if case in ("burst@rows1", "in_flight@rows1"):  # targets with many events in a step: the buffer grew
         assert r["event_rows"] > 1
 
 
@@ -431,6 +482,13 @@ def test_changes_between_runs_and_snapshots():
     assert r["n_spikes"] > 0
     assert r["continued"], "numba-cuda differs from numba-cpu after set_state/set_params/normalize between runs"
     assert r["restored"], "a snapshot restored on numba-cuda does not continue as numba-cpu does"
+
+
+@needs_numba_cuda
+def test_weights_changed_while_spikes_are_in_flight():
+    r = _subprocess("in_flight_set_weights")
+    assert r["sent"] > 0 and r["n_spikes"] > 0
+    assert r["spikes"] and r["states"] and r["X"], f"numba-cuda differs from numba-cpu after set_weights: {r}"
 
 
 @needs_numba_cuda
@@ -475,6 +533,41 @@ def test_memory_estimate_and_refusal():
             check_fits(pl, 1000)
         assert "\n" not in str(e.value)
     assert device_bytes(compile_network(brunel()[0]))["per_synapse"] == 6  # per-synapse delays: 2 more
+
+
+@needs_numba_cuda
+def test_per_synapse_delays_add_only_their_2_bytes_on_the_gpu():
+    """The device footprint of a network with per-synapse delays is that of the same network with
+    one delay (the longest, so the same ring) plus 2 bytes per synapse: nothing per ring slot and
+    neuron."""
+    from biosim import Explicit
+    from biosim.backends.numba_cuda import device_bytes
+    from biosim.network.compile import compile_network
+
+    i, j = np.repeat(np.arange(40), 40), np.tile(np.arange(40), 40)
+    est = []
+    for delay in (np.tile([0.0, 3.0, 1.0, 2.0, 0.5], 320), 3.0):
+        net = Network(dt_ms=0.1, seed=1)
+        a = net.population("a", LIF(), 40)
+        net.connect(a, a, "ge", weight=0.5, rule=Explicit(i, j), delay_ms=delay)
+        est.append(device_bytes(compile_network(net)))
+    assert est[0]["total"] - est[1]["total"] == 2 * 1600
+    assert est[0]["synapses"] - est[1]["synapses"] == 2 * 1600
+
+
+def test_event_keys_out_of_range_are_one_line():
+    """The in-flight events' keys span state rows x ring slots x projections x sources x row
+    length, which must stay below 2**62: a network beyond is refused in one line."""
+    from biosim.backends.numba_cuda import _event_keys
+    from biosim.network.compile import compile_network
+
+    pl = compile_network(in_flight()[0])
+    V, L, R = pl.X.shape[0], pl.hist.shape[0], len(pl.pr_grp)
+    assert _event_keys(pl, 8, 6) == L * R * 8 * 6
+    with pytest.raises(BiosimError, match=rf"event keys of the numba-cuda backend: {V} state rows x {L} ring slots "
+                                          rf"x {R} projections x {2**40} sources x {2**16} synapses per row") as e:
+        _event_keys(pl, 2**40, 2**16)
+    assert "\n" not in str(e.value)
 
 
 @needs_numba_cuda
