@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from biosim.backends import in_flight
+from biosim.backends import in_flight, phases
 from biosim.synapses.stdp import DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE  # noqa: I001
 
 #: Status codes of run_chunk.
@@ -88,11 +88,6 @@ def syn_post(kind, S, k, X, i, j, c, gate, refractory, elapsed):
 # biosim-kernel: dispatch ends
 
 
-@njit(cache=True)
-def _clip(x, lo, hi):
-    return lo if x < lo else (hi if x > hi else x)  # noqa: FURB136 (min() would change NaN handling)
-
-
 @njit(cache=True, fastmath={"reassoc"})
 def _zero_sum(row, a, b):
     """Sum of ``row[a:b] * 0``: 0 when all are finite, NaN otherwise (vectorises, unlike isfinite)."""
@@ -126,16 +121,6 @@ def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
         last = _bisect(hist_row, first, b, hi)
         if last > first:
             pop_reset(pop_model[p], X, a, pop_off[p + 1], C[p], hist_row[first:last])
-
-
-@njit(cache=True)
-def _targets_sorted(indptr, tgt):
-    """Whether every CSR row's targets are in ascending order."""
-    for row in range(indptr.shape[0] - 1):
-        for syn in range(indptr[row] + 1, indptr[row + 1]):
-            if tgt[syn] < tgt[syn - 1]:
-                return False
-    return True
 
 
 def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
@@ -193,7 +178,7 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
         if pl.pr_syn[r] >= 0:
             plain = False
     nd = T if plain else 1  # threads that deliver spikes
-    rows_sorted = nd > 1 and _targets_sorted(pl.indptr, pl.tgt)
+    rows_sorted = nd > 1 and phases.targets_sorted(pl.indptr, pl.tgt)
     for k in range(n_steps):
         s = step0 + k
         if sp_n + N > cap:
@@ -207,13 +192,9 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
             rec_n += 1
         for z in range(Z):
             g = pl.pr_grp[pl.st_proj[z]]
-            dpre = pl.st_c[z, DECAY_PRE]
-            for e in range(pl.st_pre_off[z], pl.st_pre_off[z] + pl.grp_off[g + 1] - pl.grp_off[g]):
-                pl.xpre[e] *= dpre
+            phases.decay_traces(pl.xpre, pl.st_pre_off[z], pl.grp_off[g + 1] - pl.grp_off[g], pl.st_c[z, DECAY_PRE])
             tp = pl.st_tgt_grp[z]
-            dpost = pl.st_c[z, DECAY_POST]
-            for e in range(pl.st_post_off[z], pl.st_post_off[z] + pl.pop_off[tp + 1] - pl.pop_off[tp]):
-                xpost[e] *= dpost
+            phases.decay_traces(xpost, pl.st_post_off[z], pl.pop_off[tp + 1] - pl.pop_off[tp], pl.st_c[z, DECAY_POST])
         # 1. state update with the NaN/inf check (the first by population, row, neuron), thresholds:
         # one thread writes the ring directly, several a buffer merged below
         dest = pl.hist[slot] if T == 1 else buf
@@ -289,12 +270,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
             d_hi = (t + 1) * N // nd
             d_full = nd == 1
             for d_q in range(Q):
-                d_row = pl.pi_row[d_q]
-                d_col = pl.pi_col[d_q] - pl.pi_a[d_q]
-                for d_j in range(max(pl.pi_a[d_q], d_lo), min(pl.pi_b[d_q], d_hi)):
-                    d_n = inp.counts[k, d_col + d_j]
-                    if d_n != 0 and not (pl.gate[d_row, d_j] and s < pl.ref_until[d_j]):
-                        X[d_row, d_j] += d_n * pl.pi_w[d_q]
+                phases.poisson_input(X, inp.counts[k], pl.pi_col[d_q], pl.pi_row[d_q], pl.pi_w[d_q], pl.pi_a[d_q],
+                                     pl.pi_b[d_q], d_lo, d_hi, pl.gate, pl.ref_until, s)
             if use_fl:  # delayed input due now
                 in_flight.deliver(fl, fl_n, s, d_lo, d_hi, pend, X, w, pl.gate, pl.ref_until, pl.tgt, pl.pr_row,
                                   pl.pr_w, pl.pr_woff, pl.pr_ptr, pl.indptr)
@@ -312,60 +289,29 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                 if d_z >= 0:
                     d_t0 = pl.pop_off[pl.st_tgt_grp[d_z]] - pl.st_post_off[d_z]
                 d_kind = pl.pr_syn[d_r]
-                d_wc = pl.pr_w[d_r]  # the projection's one weight, or (d_ws >= 0) synapse d_syn's is w[d_syn - d_ws]
                 d_ws = -1 if pl.pr_woff[d_r] < 0 else pl.indptr[d_base] - pl.pr_woff[d_r]
-                for d_e in range(pl.hist_cnt[d_ss, d_g]):
+                d_n = pl.hist_cnt[d_ss, d_g]
+                if d_kind < 0:  # the projection's one weight, or (d_ws >= 0) synapse d_syn's is w[d_syn - d_ws]
+                    phases.deliver(X, w, xpost, pl.hist[d_ss, d_g0:d_g0 + d_n], d_g0, pl.indptr, d_base, pl.tgt, dly,
+                                   dd < 0, d_row, pl.pr_w[d_r], d_ws, pl.gate, pl.ref_until, s, d_lo, d_hi, d_full,
+                                   rows_sorted, pl.st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
+                    continue
+                for d_e in range(d_n):  # a synapse model (one thread): its on_pre statements
                     d_loc = pl.hist[d_ss, d_g0 + d_e] - d_g0
-                    sa = pl.indptr[d_base + d_loc]
-                    sb = pl.indptr[d_base + d_loc + 1]
-                    if d_kind >= 0:  # a synapse model (one thread): its on_pre statements
-                        d_pre = d_g0 + d_loc if d_g < P else -1
-                        for d_syn in range(sa, sb):
-                            d_j = pl.tgt[d_syn]
-                            syn_pre(d_kind, S, d_syn, X, d_pre, d_j, pl.pr_c[d_r], pl.gate, s < pl.ref_until[d_j],
-                                    s - s_last[d_syn])
-                            s_last[d_syn] = s
-                        continue
-                    if rows_sorted:  # several threads, every row sorted: bisect to this thread's targets
-                        sa = _bisect(pl.tgt, sa, sb, d_lo)
-                    for d_syn in range(sa, sb):
+                    d_pre = d_g0 + d_loc if d_g < P else -1
+                    for d_syn in range(pl.indptr[d_base + d_loc], pl.indptr[d_base + d_loc + 1]):
                         d_j = pl.tgt[d_syn]
-                        if not d_full and (d_j < d_lo or d_j >= d_hi):
-                            if rows_sorted:
-                                break
-                            continue
-                        if dd < 0 and dly[d_syn] > 0:  # the rest of the row is delayed: in flight
-                            break
-                        d_wv = d_wc if d_ws < 0 else w[d_syn - d_ws]
-                        if not (pl.gate[d_row, d_j] and s < pl.ref_until[d_j]):
-                            X[d_row, d_j] += d_wv
-                        if d_z >= 0:  # STDP depression (plastic synapses have their own weights)
-                            d_xp = xpost[d_j - d_t0]
-                            if pl.st_c[d_z, MULTIPLICATIVE] != 0:
-                                d_wv = d_wv - pl.st_c[d_z, A_MINUS] * d_xp * (d_wv - pl.st_c[d_z, W_MIN])
-                            else:
-                                d_wv = d_wv - pl.st_c[d_z, A_MINUS] * d_xp
-                            w[d_syn - d_ws] = _clip(d_wv, pl.st_c[d_z, W_MIN], pl.st_c[d_z, W_MAX])
+                        syn_pre(d_kind, S, d_syn, X, d_pre, d_j, pl.pr_c[d_r], pl.gate, s < pl.ref_until[d_j],
+                                s - s_last[d_syn])
+                        s_last[d_syn] = s
             for p_z in range(Z):
                 d_tp = pl.st_tgt_grp[p_z]
                 p_t0 = pl.pop_off[d_tp]
-                d_rb = pl.st_rptr_off[p_z]
                 p_r = pl.st_proj[p_z]
-                p_ws = pl.indptr[pl.pr_ptr[p_r]] - pl.pr_woff[p_r]  # the weight of synapse k is w[k - p_ws]
-                for p_e in range(pl.hist_cnt[slot, d_tp]):
-                    p_j = pl.hist[slot, p_t0 + p_e]
-                    if d_lo <= p_j < d_hi:
-                        d_jl = p_j - p_t0
-                        for d_kk in range(pl.rptr[d_rb + d_jl], pl.rptr[d_rb + d_jl + 1]):
-                            p_k = pl.rsyn[d_kk] - p_ws
-                            d_xp = pl.xpre[pl.st_pre_off[p_z] + pl.rsrc[d_kk]]
-                            d_wv = w[p_k]
-                            if pl.st_c[p_z, MULTIPLICATIVE] != 0:
-                                d_wv = d_wv + pl.st_c[p_z, A_PLUS] * d_xp * (pl.st_c[p_z, W_MAX] - d_wv)
-                            else:
-                                d_wv = d_wv + pl.st_c[p_z, A_PLUS] * d_xp
-                            w[p_k] = _clip(d_wv, pl.st_c[p_z, W_MIN], pl.st_c[p_z, W_MAX])
-                        xpost[pl.st_post_off[p_z] + d_jl] += 1
+                phases.potentiate(w, pl.xpre, xpost, pl.hist[slot, p_t0:p_t0 + pl.hist_cnt[slot, d_tp]], p_t0, d_lo, d_hi,
+                                  pl.rptr, pl.st_rptr_off[p_z], pl.rsyn, pl.rsrc,
+                                  pl.indptr[pl.pr_ptr[p_r]] - pl.pr_woff[p_r], pl.st_pre_off[p_z],
+                                  pl.st_post_off[p_z], pl.st_c, p_z, A_PLUS, W_MIN, W_MAX, MULTIPLICATIVE)
             if plain:
                 _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], d_lo, d_hi)
         if plain:

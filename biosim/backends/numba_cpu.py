@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FunctionType
 
 from biosim._generated import load_source
-from biosim.backends import in_flight
+from biosim.backends import in_flight, phases
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
 from biosim.errors import BiosimError
 
@@ -47,7 +47,8 @@ _ERROR_MODEL = "numpy"
 
 #: The model-independent compiled functions the kernel calls (compiled and cached once, not per
 #: kernel; the kernel's text carries the hash of their source, so its cache follows them).
-_HELPERS = (in_flight.rebuild, in_flight.advance, in_flight.deliver)
+_HELPERS = (in_flight.rebuild, in_flight.advance, in_flight.deliver, phases.decay_traces, phases.deliver,
+            phases.poisson_input, phases.potentiate, phases.targets_sorted)
 
 #: Kernel modules built in this process, by the models they were generated for.
 _KERNELS: dict = {}

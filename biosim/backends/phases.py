@@ -1,0 +1,133 @@
+"""The model-independent phases of a numba-cpu kernel step, compiled once for all kernels.
+
+The generated kernel (:mod:`biosim.backends.kernel_body`) is compiled once per set of neuron and
+synapse models. What in a step does not depend on the models -- Poisson input, a projection's
+spikes through synapses without a synapse model (with STDP depression), STDP potentiation and the
+decay of the traces -- is here instead, compiled and cached once, and called by every kernel (once
+per step, projection or plastic projection: the loops over synapses and neurons are inside). This
+makes a new kernel compile several seconds faster, at the same speed and with the same additions
+in the same order. The kernel's text carries the hash of this file, so that its cache follows a
+change here.
+
+STDP constants come as a row of ``Plan.st_c`` and the column indices of
+:mod:`biosim.synapses.stdp` as arguments (the kernel passes them by name), so that nothing here
+depends on another file (:mod:`biosim._numba_cache`, rule 1).
+"""
+
+from numba import njit
+
+__all__ = ["decay_traces", "deliver", "poisson_input", "potentiate", "targets_sorted"]
+
+
+@njit(cache=True)
+def _clip(x, lo, hi):
+    return lo if x < lo else (hi if x > hi else x)  # noqa: FURB136 (min() would change NaN handling)
+
+
+@njit(cache=True)
+def _bisect(a, lo, hi, x):
+    """The first index of ``lo..hi-1`` where the ascending ``a`` is at least ``x`` (``hi``: none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def decay_traces(trace, a, n, factor):
+    """``trace[a:a+n] *= factor`` (the per-step decay of a plastic projection's traces)."""
+    for e in range(a, a + n):
+        trace[e] *= factor
+
+
+@njit(cache=True)
+def poisson_input(X, counts, col, row, weight, a, b, lo, hi, gate, ref_until, s):
+    """Add one Poisson input's spikes of this step, ``counts[col + j - a] * weight``, to row ``row``
+    of its targets ``j`` in ``a..b-1`` that lie in ``lo..hi-1`` (not while refractory, for a gated
+    row)."""
+    for j in range(max(a, lo), min(b, hi)):
+        n = counts[col + j - a]
+        if n != 0 and not (gate[row, j] and s < ref_until[j]):
+            X[row, j] += n * weight
+
+
+@njit(cache=True)
+def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, ws, gate, ref_until, s, lo, hi, full,
+            sorted_rows, st_c, z, t0, a_minus, w_min, w_max, multiplicative):
+    """The spikes ``spikes`` (sources ``g0 + local index``) of one projection without a synapse
+    model, arriving now, along their CSR rows (``indptr[base + local]``): each synapse's weight to
+    row ``row`` of its target ``j`` in ``lo..hi-1`` (all of them when ``full``; not while
+    refractory, for a gated row), then STDP depression.
+
+    The weight is ``wc`` (the projection's one weight) when ``ws < 0``, else ``w[syn - ws]``. With
+    per-synapse delays (``delayed``) the row is ordered by delay (``dly``) and only its synapses of
+    delay 0 are delivered (the rest are in flight: :mod:`biosim.backends.in_flight`). With
+    ``sorted_rows`` (rows sorted by target), the row's part in ``lo..hi-1`` is found by bisection.
+    A plastic projection (``z >= 0``, its row of ``Plan.st_c``, with ``t0`` the offset of target
+    ``j``'s trace ``xpost[j - t0]``, and the indices of the columns) depresses each weight:
+
+        w <- clip(w - A_minus * x_post * (w - w_min if multiplicative else 1), w_min, w_max)
+    """
+    for e in range(spikes.shape[0]):
+        loc = spikes[e] - g0
+        sa = indptr[base + loc]
+        sb = indptr[base + loc + 1]
+        if sorted_rows:
+            sa = _bisect(tgt, sa, sb, lo)
+        for syn in range(sa, sb):
+            j = tgt[syn]
+            if not full and (j < lo or j >= hi):
+                if sorted_rows:
+                    break
+                continue
+            if delayed and dly[syn] > 0:  # the rest of the row is delayed: in flight
+                break
+            wv = wc if ws < 0 else w[syn - ws]
+            if not (gate[row, j] and s < ref_until[j]):
+                X[row, j] += wv
+            if z >= 0:  # STDP depression (plastic synapses have their own weights)
+                xp = xpost[j - t0]
+                if st_c[z, multiplicative] != 0:
+                    wv = wv - st_c[z, a_minus] * xp * (wv - st_c[z, w_min])
+                else:
+                    wv = wv - st_c[z, a_minus] * xp
+                w[syn - ws] = _clip(wv, st_c[z, w_min], st_c[z, w_max])
+
+
+@njit(cache=True)
+def potentiate(w, xpre, xpost, spiked, t0, lo, hi, rptr, rb, rsyn, rsrc, ws, pre_off, post_off, st_c, z, a_plus,
+               w_min, w_max, multiplicative):
+    """STDP potentiation of plastic projection ``z`` (its row of ``Plan.st_c``) for its targets that spiked now (``spiked``,
+    global indices, population starting at ``t0``) within ``lo..hi-1``: each synapse onto them
+    (by-target index ``rptr[rb + local]``, synapse ids ``rsyn``, local sources ``rsrc``; weight of
+    synapse ``k`` in ``w[k - ws]``), then the target's trace ``xpost[post_off + local] += 1``:
+
+        w <- clip(w + A_plus * x_pre * (w_max - w if multiplicative else 1), w_min, w_max)
+    """
+    for e in range(spiked.shape[0]):
+        j = spiked[e]
+        if lo <= j < hi:
+            jl = j - t0
+            for kk in range(rptr[rb + jl], rptr[rb + jl + 1]):
+                k = rsyn[kk] - ws
+                xp = xpre[pre_off + rsrc[kk]]
+                wv = w[k]
+                if st_c[z, multiplicative] != 0:
+                    wv = wv + st_c[z, a_plus] * xp * (st_c[z, w_max] - wv)
+                else:
+                    wv = wv + st_c[z, a_plus] * xp
+                w[k] = _clip(wv, st_c[z, w_min], st_c[z, w_max])
+            xpost[post_off + jl] += 1
+
+
+@njit(cache=True)
+def targets_sorted(indptr, tgt):
+    """Whether every CSR row's targets are in ascending order."""
+    for row in range(indptr.shape[0] - 1):
+        for syn in range(indptr[row] + 1, indptr[row + 1]):
+            if tgt[syn] < tgt[syn - 1]:
+                return False
+    return True
