@@ -173,11 +173,12 @@ def _handle(conn, listener, lock, info: dict, stamp: list, env: dict) -> bool:
             _log(f"refused a request with other start-up variables: {sorted(set(theirs.items()) ^ set(env.items()))}")
             return False
         info["served"] += 1
-        _log(f"request {info['served']}: biosim {' '.join(message['argv'])}")
         sys.stdout.flush()
         sys.stderr.flush()
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             _child(conn, listener, lock, fds, message)  # never returns
+        _log(f"request {info['served']}, process {pid}: biosim {' '.join(message['argv'])}")
         return False
     except (OSError, KeyError, TypeError, ValueError) as exc:
         _log(f"a request failed: {exc!r}")
