@@ -219,8 +219,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="base URL the file names are appended to (default: known mirrors)")
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    wk = sub.add_parser("worker", help="a resident worker that starts commands in about 0.1 s (opt-in; "
-                                       "Linux, macOS)")
+    wk = sub.add_parser("worker", help="a resident worker that runs biosim commands without importing NumPy "
+                                       "and Numba again (opt-in; Linux, macOS)")
     wk_sub = wk.add_subparsers(dest="worker_command", required=True, metavar="ACTION")
     wk_start = wk_sub.add_parser("start", help="start the worker in the background (it imports NumPy and Numba and "
                                                "loads the CUBA kernel once; then every biosim command of this "
@@ -390,12 +390,12 @@ def _cmd_bench(args) -> int:
 
     if (args.per_neuron is not None or args.plot is not None or args.p_connect is not None) and args.sizes is None:
         raise BiosimError("--per-neuron, --p-connect and --plot need --sizes (the scaling bench)")
+    if args.worker and args.name != "start":
+        raise BiosimError(f"--worker is for bench start, not {args.name}")
     if args.name == "sweep":
         return _bench_sweep(args)
     if args.name == "start":
         return _bench_start(args)
-    if args.worker:
-        raise BiosimError(f"--worker is for bench start, not {args.name}")
     if args.repeats is not None and args.repeats < 1:
         raise BiosimError(f"--repeats = {args.repeats} must be >= 1")
     stdp_flags = (("--n-exc", args.n_exc), ("--images", args.images), ("--brian2-images", args.brian2_images))

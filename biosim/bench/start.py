@@ -1,8 +1,9 @@
 """``biosim bench start``: how long a new ``biosim run cuba`` takes from its start to its first simulated step.
 
 Each measurement is a fresh Python process (the same interpreter as this one) running what the
-``biosim`` command runs, ``biosim.cli.main(["run", "cuba", ...])``, with a probe installed
-before anything of biosim is imported. The probe adds no import: it is an import hook that, when
+``biosim`` command runs without a worker, ``biosim.cli.main(["run", "cuba", ...])``, with a probe
+(:mod:`biosim.bench.probe`, loaded by its path) installed before anything of biosim is imported.
+The probe imports nothing of biosim: it is an import hook that, when
 :mod:`biosim.network.simulate` is first imported, wraps its ``Simulation`` (and every kernel it
 sets as ``run_chunk``) to stamp the stages below; the first kernel call with steps to do is cut to
 exactly one step, after which the child writes its stamps to a JSON file and ends at once
@@ -38,6 +39,15 @@ calls one ``njit(cache=True)`` function loaded from Numba's cache (the first cal
 Numba's typing and lowering registries, SciPy's BLAS wrappers among them). It is what any start of
 a Numba-compiled simulation pays on this machine before running any of its own code; the timed and
 floor launches alternate, so both see the same load.
+
+**Through the worker** (``worker=True``, ``biosim bench start --worker``): a resident worker
+(:mod:`biosim.worker`) is started in a temporary folder of its own, and as many launches of the
+same command as a user's ``biosim`` script runs it (:func:`biosim.launch.main`) alternate with the
+others; the worker runs each in a fork of itself. The import hook cannot reach into that fork, so
+the launch names its stamps file in ``$BIOSIM_BENCH_STAMPS``, which the fork honours
+(:func:`biosim.bench.probe.stamp_in_fork`): it stamps ``forked`` (the command has reached the
+worker, been checked and forked) and the stages from ``network_defined`` on, and ends after the
+first step. The worker is stopped at the end.
 
 :func:`run_start_bench` returns the report as a dict and prints nothing; :func:`format_start_report`
 renders it.

@@ -78,6 +78,14 @@ class Worker:
     def __init__(self, *start_args: str, server: bool = False):
         self.folder = Path(tempfile.mkdtemp(prefix="biosim-w-"))  # short: a socket path has ~100 bytes
         self.env = _env(self.folder)
+        self.pid = None
+        try:
+            self._start(start_args, server)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, start_args, server: bool) -> None:
         if server:  # the worker's own entry point, for options the CLI does not offer
             code = "import sys; from biosim.worker.server import main; sys.exit(main())"
             with open(self.folder / "server.log", "w") as log:  # not a pipe: the worker keeps it open
@@ -97,7 +105,7 @@ class Worker:
 
     def close(self) -> None:
         biosim_cmd(self.env, "worker", "stop")
-        if _alive(self.pid):
+        if self.pid is not None and _alive(self.pid):
             os.kill(self.pid, signal.SIGKILL)
         shutil.rmtree(self.folder, ignore_errors=True)
 
