@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -173,6 +172,8 @@ def start(idle_timeout_s: float = DEFAULT_IDLE_S) -> tuple[dict, bool]:
     running = status()
     if running is not None:
         return running, False
+    import subprocess  # here, not at the top: every command's start imports this module
+
     log = log_path()
     code = (f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); from biosim.worker.server import main; "
             f"sys.exit(main())")

@@ -17,13 +17,13 @@ input, output and error as ``SCM_RIGHTS`` file descriptors on its first bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
 import stat
 import struct
 import sys
+import zlib
 from pathlib import Path
 
 from biosim import __version__
@@ -77,8 +77,10 @@ def identity() -> dict:
 
 
 def worker_key() -> str:
-    """The worker's name for this interpreter, biosim version and package folder (12 hex digits)."""
-    return hashlib.sha256(json.dumps(identity(), sort_keys=True).encode()).hexdigest()[:12]
+    """The worker's name for this interpreter, biosim version and package folder (8 hex digits; a
+    worker also checks each request's identity, so a collision only costs a refusal). CRC-32, not
+    hashlib: importing hashlib is several milliseconds of every command's start."""
+    return f"{zlib.crc32(json.dumps(identity(), sort_keys=True).encode()):08x}"
 
 
 def socket_path(folder: Path) -> Path:
