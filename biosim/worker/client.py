@@ -175,7 +175,9 @@ def start(idle_timeout_s: float = DEFAULT_IDLE_S) -> tuple[dict, bool]:
     import subprocess  # here, not at the top: every command's start imports this module
 
     log = log_path()
-    code = (f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); from biosim.worker.server import main; "
+    # sys.path[0] is '' (the working folder) for `python -c`; the worker's forks change folder to
+    # their command's, so it becomes biosim's own folder, as the `biosim` script has its bin folder there
+    code = (f"import sys; sys.path[0] = {str(PACKAGE.parent)!r}; from biosim.worker.server import main; "
             f"sys.exit(main())")
     with open(log, "ab") as fh:
         launched = subprocess.run([sys.executable, "-c", code, "--detach", "--idle-timeout", repr(float(idle_timeout_s))],
