@@ -1,26 +1,14 @@
 """biosim: spiking, biologically inspired neural networks.
 
-The public API is what this module re-exports; everything else is internal.
+The public API is what this module re-exports; everything else is internal. The names are
+imported on first use (PEP 562 ``__getattr__``), so ``import biosim`` itself is cheap: the
+``biosim`` command's launcher (:mod:`biosim.launch`) runs inside the package and reaches a
+resident worker without importing NumPy or Numba. ``from biosim import Network`` and
+``biosim.Network`` import what they name, as before.
 """
 
 import gc
-
-# Importing the package (NumPy, Numba and biosim's models) makes tens of thousands of objects that
-# live as long as the process; the cyclic garbage collector would scan them again and again while
-# they are made. It is off during the import and back as it was afterwards (a cycle made meanwhile
-# is collected at the next collection): about 0.02 s less of a warm `biosim run cuba` start, 0.08 s
-# with the gc.freeze of biosim.cli.main (`biosim bench start` measures the start).
-_GC_WAS_ENABLED = gc.isenabled()
-gc.disable()
-try:
-    from biosim.equations import Model, SynapseModel
-    from biosim.errors import BiosimError, SimulationError
-    from biosim.network import AllToAll, Explicit, FixedProbability, Network, OneToOne, Result
-    from biosim.neurons import HH, LIF, AdEx, CondLIF, Izhikevich
-    from biosim.synapses import STDP
-finally:
-    if _GC_WAS_ENABLED:
-        gc.enable()
+import importlib
 
 __version__ = "0.1.0"
 
@@ -29,3 +17,43 @@ __all__ = [
     "LIF", "CondLIF", "AdEx", "Izhikevich", "HH", "STDP", "Model", "SynapseModel",
     "BiosimError", "SimulationError", "__version__",
 ]
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(("Model", "SynapseModel"), "biosim.equations"),
+    **dict.fromkeys(("BiosimError", "SimulationError"), "biosim.errors"),
+    **dict.fromkeys(("AllToAll", "Explicit", "FixedProbability", "Network", "OneToOne", "Result"), "biosim.network"),
+    **dict.fromkeys(("HH", "LIF", "AdEx", "CondLIF", "Izhikevich"), "biosim.neurons"),
+    "STDP": "biosim.synapses",
+}
+
+
+def import_paused_gc(name: str):
+    """``importlib.import_module(name)`` with the cyclic garbage collector off meanwhile.
+
+    Importing the engine (NumPy, Numba and biosim's models) makes tens of thousands of objects
+    that live as long as the process; the collector would scan them again and again while they
+    are made. It is off during the import and back as it was afterwards (a cycle made meanwhile
+    is collected at the next collection): about 0.02 s less of a warm ``biosim run cuba`` start,
+    0.08 s with the ``gc.freeze`` of ``biosim.cli.main`` (``biosim bench start`` measures the start).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return importlib.import_module(name)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'biosim' has no attribute {name!r}")
+    value = getattr(import_paused_gc(module), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,5 @@
-"""The ``biosim`` command line: ``list``, ``show``, ``run``, ``sweep``, ``bench``, ``compare``, ``nir``, ``data``.
+"""The ``biosim`` command line: ``list``, ``show``, ``run``, ``sweep``, ``bench``, ``compare``, ``nir``, ``data``,
+``notebooks``, ``worker``.
 
 User mistakes (unknown names or keys, bad values, impossible sizes, NaN during a run, an output
 folder that is a file or already holds a run) print one line starting with ``biosim: error:`` and
@@ -35,6 +36,8 @@ from biosim.experiments.sweep import MAX_SEEDS, MAX_WORKERS, max_threads, resolv
 from biosim.files import atomic_savefig, atomic_write_json, created_dirs, make_run_dir, remove_unused, run_dir_path
 from biosim.reports.bench_figures import scaling_figure
 from biosim.reports.notebooks import render
+from biosim.worker import client as worker_client
+from biosim.worker.client import DEFAULT_IDLE_S
 
 __all__ = ["main"]
 
@@ -63,6 +66,7 @@ _RANGES = {
     ("bench", "threads"): ("--threads", 1, 1024), ("bench", "batches"): ("--batches", 1, 100_000),
     ("bench", "n_exc"): ("--n-exc", 1, 10_000), ("bench", "images"): ("--images", 1, 100_000),
     ("bench", "brian2_images"): ("--brian2-images", 1, 100_000),
+    ("worker", "idle_timeout"): ("--idle-timeout", 0.1, math.inf),
     ("nir", "n"): ("--n", 1, 10**9), ("nir", "steps"): ("--steps", 1, 10**7), ("nir", "gain"): ("--gain", 0, math.inf),
 }
 
@@ -172,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
                             "a size that would not fit in memory is refused before anything runs)")
     bench.add_argument("--plot", default=None, metavar="PNG",
                        help="with --sizes: write the log-log plot of cost against size to this file")
+    bench.add_argument("--worker", action="store_true",
+                       help="start only: also time the launches through a resident worker (biosim worker start; "
+                            "one of its own, started and stopped by the bench)")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
@@ -211,6 +218,17 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--url", default=None, metavar="BASE",
                        help="base URL the file names are appended to (default: known mirrors)")
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    wk = sub.add_parser("worker", help="a resident worker that runs biosim commands without importing NumPy "
+                                       "and Numba again (opt-in; Linux, macOS)")
+    wk_sub = wk.add_subparsers(dest="worker_command", required=True, metavar="ACTION")
+    wk_start = wk_sub.add_parser("start", help="start the worker in the background (it imports NumPy and Numba and "
+                                               "loads the CUBA kernel once; then every biosim command of this "
+                                               "Python runs in a fork of it)")
+    wk_start.add_argument("--idle-timeout", dest="idle_timeout", type=float, default=None, metavar="S",
+                          help=f"exit after S seconds without a command (default {DEFAULT_IDLE_S:g})")
+    wk_sub.add_parser("stop", help="stop the worker (commands in flight finish)")
+    wk_sub.add_parser("status", help="the worker's pid, uptime and commands served")
 
     nb = sub.add_parser("notebooks", help="execute the notebooks and write them as HTML with their figures")
     nb_sub = nb.add_subparsers(dest="notebooks_command", required=True, metavar="ACTION")
@@ -372,6 +390,8 @@ def _cmd_bench(args) -> int:
 
     if (args.per_neuron is not None or args.plot is not None or args.p_connect is not None) and args.sizes is None:
         raise BiosimError("--per-neuron, --p-connect and --plot need --sizes (the scaling bench)")
+    if args.worker and args.name != "start":
+        raise BiosimError(f"--worker is for bench start, not {args.name}")
     if args.name == "sweep":
         return _bench_sweep(args)
     if args.name == "start":
@@ -492,7 +512,7 @@ def _bench_start(args) -> int:
     if args.backend is not None and args.backend not in BACKENDS:
         raise unknown("backend", args.backend, BACKENDS)
     report = run_start_bench("cuba", args.sets, backend=args.backend, repeats=args.repeats or START_REPEATS,
-                             log=_progress_line)
+                             worker=args.worker, log=_progress_line)
     print(json.dumps(report, indent=2) if args.json else format_start_report(report))
     return 0
 
@@ -573,6 +593,26 @@ def _cmd_notebooks(args) -> int:
     return 0
 
 
+def _cmd_worker(args) -> int:
+    if args.worker_command == "start":
+        info, new = worker_client.start(DEFAULT_IDLE_S if args.idle_timeout is None else args.idle_timeout)
+        print(f"{'started' if new else 'already running:'} worker {info['pid']} on {info['socket']} "
+              f"(idle timeout {info['idle_timeout_s']:g} s; log {info['log']})")
+        return 0
+    if args.worker_command == "stop":
+        pid = worker_client.stop()
+        print("no worker running" if pid is None else f"stopped worker {pid}")
+        return 0
+    info = worker_client.status()
+    if info is None:
+        print("no worker running")
+        return 0
+    print(f"worker {info['pid']}: up {info['uptime_s']:.0f} s, {info['served']} command"
+          f"{'s' * (info['served'] != 1)} served, idle timeout {info['idle_timeout_s']:g} s\n"
+          f"socket {info['socket']}\nlog {info['log']}")
+    return 0
+
+
 def _show_library_notes() -> None:
     """Show what the library logs, one plain line each: its notes (data used, the chosen integration
     methods, a resumed run) on stdout beside the results, warnings (a stop request) on stderr.
@@ -615,7 +655,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     _show_library_notes()
     handlers = {"list": _cmd_list, "show": _cmd_show, "run": _cmd_run, "sweep": _cmd_sweep, "bench": _cmd_bench, "compare": _cmd_compare, "nir": _cmd_nir,
-                "data": _cmd_data, "notebooks": _cmd_notebooks}
+                "data": _cmd_data, "notebooks": _cmd_notebooks, "worker": _cmd_worker}
     main_thread = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:

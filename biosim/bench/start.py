@@ -1,8 +1,9 @@
 """``biosim bench start``: how long a new ``biosim run cuba`` takes from its start to its first simulated step.
 
 Each measurement is a fresh Python process (the same interpreter as this one) running what the
-``biosim`` command runs, ``biosim.cli.main(["run", "cuba", ...])``, with a probe installed
-before anything of biosim is imported. The probe adds no import: it is an import hook that, when
+``biosim`` command runs without a worker, ``biosim.cli.main(["run", "cuba", ...])``, with a probe
+(:mod:`biosim.bench.probe`, loaded by its path) installed before anything of biosim is imported.
+The probe imports nothing of biosim: it is an import hook that, when
 :mod:`biosim.network.simulate` is first imported, wraps its ``Simulation`` (and every kernel it
 sets as ``run_chunk``) to stamp the stages below; the first kernel call with steps to do is cut to
 exactly one step, after which the child writes its stamps to a JSON file and ends at once
@@ -39,12 +40,22 @@ Numba's typing and lowering registries, SciPy's BLAS wrappers among them). It is
 a Numba-compiled simulation pays on this machine before running any of its own code; the timed and
 floor launches alternate, so both see the same load.
 
+**Through the worker** (``worker=True``, ``biosim bench start --worker``): a resident worker
+(:mod:`biosim.worker`) is started in a temporary folder of its own, and as many launches of the
+same command as a user's ``biosim`` script runs it (:func:`biosim.launch.main`) alternate with the
+others; the worker runs each in a fork of itself. The import hook cannot reach into that fork, so
+the launch names its stamps file in ``$BIOSIM_BENCH_STAMPS``, which the fork honours
+(:func:`biosim.bench.probe.stamp_in_fork`): it stamps ``forked`` (the command has reached the
+worker, been checked and forked) and the stages from ``network_defined`` on, and ends after the
+first step. The worker is stopped at the end.
+
 :func:`run_start_bench` returns the report as a dict and prints nothing; :func:`format_start_report`
 renders it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -57,11 +68,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from biosim._generated import write_source
+from biosim.bench import probe
 from biosim.bench.common import machine
+from biosim.bench.probe import ENV_STAMPS
 from biosim.errors import BiosimError
 from biosim.experiments.registry import apply_overrides, load_model
 
-__all__ = ["run_start_bench", "format_start_report", "GOAL_S", "STAGES", "DEFAULT_REPEATS"]
+__all__ = ["run_start_bench", "format_start_report", "GOAL_S", "STAGES", "WORKER_STAGES", "DEFAULT_REPEATS"]
 
 #: the goal: a warm start simulates its first step within this many seconds
 GOAL_S = 0.5
@@ -72,91 +85,41 @@ DEFAULT_REPEATS = 5
 #: the stamps of a launch, in the order they happen (see the module docstring)
 STAGES = ("interpreter_ready", "imports_done", "network_defined", "plan_compiled", "kernel_loaded", "first_step")
 
-#: the child: ``python -c _CHILD <stamps.json> <cli arguments...>``. It imports only modules the
-#: interpreter has imported already (sys, time, os, importlib's) before biosim.cli.
+#: the stamps of a launch through the worker: ``forked`` is when the worker's fork for the command
+#: starts (the ``biosim`` process started, reached the worker, the worker checked the request and forked)
+WORKER_STAGES = ("forked", "network_defined", "plan_compiled", "kernel_loaded", "first_step")
+
+#: the child: ``python -c _CHILD <stamps.json> <probe.py> <cli arguments...>``. Before biosim.cli it
+#: imports only modules the interpreter has imported already (sys, time, os, importlib's) and the
+#: probe, loaded by its path (no biosim import).
 _CHILD = r"""
 import time
 _t = {"interpreter_ready": time.monotonic()}
-import importlib.abc
+import importlib.util
 import os
 import sys
 
-_out = sys.argv[1]
+_spec = importlib.util.spec_from_file_location("biosim_start_probe", sys.argv[2])
+probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(probe)
 
 
 def _finish():
-    import json
-    with open(_out, "w") as fh:
-        json.dump(_t, fh)
+    probe.write_stamps(sys.argv[1], _t)
     os._exit(0)
 
 
-def _probe(mod):
-    sim = getattr(mod, "Simulation", None)
-    if sim is None:
-        return
-    compile_network = getattr(mod, "compile_network", None)
-    if compile_network is not None:
-        def compiled(*a, **k):
-            plan = compile_network(*a, **k)
-            _t["plan_compiled"] = time.monotonic()
-            return plan
-        mod.compile_network = compiled
-
-    def wrap(run_chunk):
-        def first(pl, inp, out, step0, n_steps, *rest):
-            if n_steps <= 0:
-                return run_chunk(pl, inp, out, step0, n_steps, *rest)
-            run_chunk(pl, inp, out, step0, 1, *rest)
-            _t["first_step"] = time.monotonic()
-            _finish()
-        first.raw = run_chunk
-        return first
-
-    setattr_ = sim.__setattr__
-
-    def __setattr__(self, name, value):
-        setattr_(self, name, wrap(value) if name == "run_chunk" else value)
-    sim.__setattr__ = __setattr__
-    init = sim.__init__
-
-    def __init__(self, *a, **k):
-        _t["network_defined"] = time.monotonic()
-        init(self, *a, **k)
-        _t["kernel_loaded"] = time.monotonic()
-        stats = getattr(getattr(self.__dict__.get("run_chunk"), "raw", None), "stats", None)
-        if stats is not None:
-            _t["kernel_compiled"] = sum(stats.cache_misses.values()) > 0
-    sim.__init__ = __init__
-
-
-class _Hook(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != "biosim.network.simulate":
-            return None
-        sys.meta_path.remove(self)
-        for finder in sys.meta_path:
-            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
-            if spec is not None:
-                break
-        else:
-            return None
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            _probe(module)
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _Hook())
+sys.meta_path.insert(0, probe.Hook(_t, _finish))
 from biosim.cli import main
 _t["imports_done"] = time.monotonic()
-code = main(sys.argv[2:])
+code = main(sys.argv[3:])
 _t["exit_code"] = code
 _finish()
 """
+
+#: a launch through the worker: what the ``biosim`` script runs, ``python -c _CLIENT <cli arguments...>``
+#: (the stamps file is named in the environment, ``$BIOSIM_BENCH_STAMPS``, for the worker's fork)
+_CLIENT = "import sys; from biosim.launch import main; sys.exit(main())"
 
 #: the floor's child: ``python -c _FLOOR <stamps.json> <folder> <module>``
 _FLOOR = r"""
@@ -194,18 +157,23 @@ def _environment() -> dict:
     return env
 
 
-def _launch(code: str, args: Sequence[str], folder: Path) -> dict:
-    """Start ``python -c code stamps.json *args``; return its stamps (seconds from the launch), or
-    raise a one-line :class:`BiosimError` when it ended without writing them."""
+def _launch(code: str, args: Sequence[str], folder: Path, stamps_in_env: bool = False,
+            env: dict | None = None) -> dict:
+    """Start ``python -c code stamps.json *args`` (with ``stamps_in_env``: ``python -c code *args``
+    with the stamps file in ``$BIOSIM_BENCH_STAMPS``); return its stamps (seconds from the launch),
+    or raise a one-line :class:`BiosimError` when it ended without writing them."""
     stamps = folder / "stamps.json"
     stamps.unlink(missing_ok=True)
+    env = {**_environment(), **(env or {})}
+    if stamps_in_env:
+        env[ENV_STAMPS] = str(stamps)
+    argv = [sys.executable, "-c", code, *([] if stamps_in_env else [str(stamps)]), *args]
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", code, str(stamps), *args], env=_environment(),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
     if not stamps.exists():
         tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
         raise BiosimError(f"bench start: the launched process ended (status {proc.returncode}) before its "
-                          f"first step: {tail}")
+                          f"first step{' in the worker' if stamps_in_env else ''}: {tail}")
     raw = json.loads(stamps.read_text())
     if "first_step" not in raw and "first_call" not in raw:
         raise BiosimError(f"bench start: the launched process returned {raw.get('exit_code')} without "
@@ -213,12 +181,21 @@ def _launch(code: str, args: Sequence[str], folder: Path) -> dict:
     return {k: (v - t0 if isinstance(v, float) else v) for k, v in raw.items() if k != "exit_code"}
 
 
+def _worker(action: str, env: dict) -> None:
+    """``biosim worker ACTION`` with ``env`` added to the environment; a one-line error if it failed."""
+    proc = subprocess.run([sys.executable, "-c", _CLIENT, "worker", action], env={**_environment(), **env},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
+        raise BiosimError(f"bench start: biosim worker {action} failed (status {proc.returncode}): {tail}")
+
+
 def _median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
 def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str | None = None,
-                    repeats: int = DEFAULT_REPEATS, warmup: int = 1, floor: bool = True,
+                    repeats: int = DEFAULT_REPEATS, warmup: int = 1, floor: bool = True, worker: bool = False,
                     log: Callable[[str], None] | None = None) -> dict:
     """Time ``repeats`` fresh launches of ``biosim run <name>`` from their start to their first
     simulated step, after ``warmup`` untimed launches (and, with ``floor``, as many launches of the
@@ -236,6 +213,9 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
         Timed and untimed launches (``repeats`` >= 1, ``warmup`` >= 0).
     floor : bool
         Also time the Numba floor.
+    worker : bool
+        Also time launches through a resident worker (``biosim worker start``, in a temporary folder
+        of its own, stopped at the end), alternating with the others.
     log : callable, optional
         Receives a line as each stage starts; default: silent.
 
@@ -245,7 +225,9 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
         ``start_to_first_step_s`` (median), ``..._best_s``, ``..._all_s``; ``stages_s`` (the median of
         each stage's time from the launch, :data:`STAGES`) and ``stages_all_s``; with ``floor``,
         ``numba_floor_s`` (median), ``..._best_s``, ``..._all_s`` and ``above_floor_s`` (the medians'
-        difference); ``goal_s`` and ``meets_goal``; the command, the counts and the machine.
+        difference); with ``worker``, ``worker_first_step_s`` (median), ``..._best_s``, ``..._all_s``,
+        ``worker_stages_s`` (:data:`WORKER_STAGES`), ``worker_compiled_launches`` and
+        ``worker_meets_goal``; ``goal_s`` and ``meets_goal``; the command, the counts and the machine.
     """
     log = log or (lambda _line: None)
     if repeats < 1:
@@ -262,14 +244,24 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
     floor_module = write_source("biosim_start_floor", _FLOOR_SOURCE) if floor else None
     starts: list[dict] = []
     floors: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="biosim-bench-start-") as tmp:
+    served: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="biosim-bench-start-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
+        worker_env = {"BIOSIM_WORKER_DIR": str(folder / "worker")}
+        if worker:
+            log("bench start: starting a worker (biosim worker start) ...")
+            _worker("start", worker_env)
+            stack.callback(_worker, "stop", worker_env)
 
         launches = itertools.count()
 
         def start() -> dict:
             out = folder / f"run{next(launches)}"
-            return _launch(_CHILD, [*run_args, "--out", str(out)], folder)
+            return _launch(_CHILD, [probe.__file__, *run_args, "--out", str(out)], folder)
+
+        def through_worker() -> dict:
+            out = folder / f"run{next(launches)}"
+            return _launch(_CLIENT, [*run_args, "--out", str(out)], folder, stamps_in_env=True, env=worker_env)
 
         def floor_once() -> dict:
             return _launch(_FLOOR, [str(floor_module.parent), floor_module.stem], folder)
@@ -277,11 +269,15 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
         for k in range(warmup):
             log(f"bench start: warm-up launch {k + 1} of {warmup} (fills the caches; may compile) ...")
             start()
+            if worker:
+                through_worker()
             if floor_module is not None:
                 floor_once()
         log(f"bench start: {repeats} timed launches of biosim {' '.join(run_args)} ...")
         for _ in range(repeats):
             starts.append(start())
+            if worker:
+                served.append(through_worker())
             if floor_module is not None:
                 floors.append(floor_once())
     firsts = [s["first_step"] for s in starts]
@@ -303,6 +299,13 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
                        "numba_floor_stages_s": {"interpreter_ready": _median([f["interpreter_ready"] for f in floors]),
                                                 "numpy_numba_imported": _median([f["imports_done"] for f in floors])},
                        "above_floor_s": _median(firsts) - _median(calls)})
+    if served:
+        firsts = [s["first_step"] for s in served]
+        report.update({"worker_first_step_s": _median(firsts), "worker_first_step_best_s": min(firsts),
+                       "worker_first_step_all_s": firsts,
+                       "worker_stages_s": {k: _median([s[k] for s in served]) for k in WORKER_STAGES},
+                       "worker_compiled_launches": sum(bool(s.get("kernel_compiled")) for s in served),
+                       "worker_meets_goal": _median(firsts) <= GOAL_S})
     return report
 
 
@@ -314,6 +317,7 @@ _LABELS = {
     "plan_compiled": "plan compiled (synapses drawn)",
     "kernel_loaded": "kernel generated and loaded from cache",
     "first_step": "first step simulated",
+    "forked": "worker reached, request checked, forked",
 }
 
 
@@ -337,6 +341,18 @@ def format_start_report(report: dict) -> str:
                      f"best {report['numba_floor_best_s']:.3f} s (interpreter {fs['interpreter_ready']:.3f} s, "
                      f"numpy+numba imported {fs['numpy_numba_imported']:.3f} s)")
         lines.append(f"biosim above the floor: {report['above_floor_s']:.3f} s")
+    if "worker_first_step_s" in report:
+        verdict = "met" if report["worker_meets_goal"] else "NOT met"
+        lines.append(f"through the worker (biosim worker start; the same command): median "
+                     f"{report['worker_first_step_s']:.3f} s, best {report['worker_first_step_best_s']:.3f} s "
+                     f"(goal <= {report['goal_s']:g} s: {verdict})")
+        before = 0.0
+        for key, at in report["worker_stages_s"].items():
+            lines.append(f"  {_LABELS.get(key, key):<46}{at:>8.3f}{at - before:>9.3f}")
+            before = at
+    if report.get("worker_compiled_launches"):
+        lines.append(f"warning: {report['worker_compiled_launches']} launch(es) through the worker compiled the "
+                     f"kernel: those were not warm starts")
     if report["compiled_launches"]:
         lines.append(f"warning: {report['compiled_launches']} timed launch(es) compiled the kernel (a source changed "
                      f"between launches?): those were not warm starts")

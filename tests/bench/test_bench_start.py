@@ -12,7 +12,7 @@ import json
 import pytest
 
 import biosim.cli as cli
-from biosim.bench.start import STAGES, format_start_report, run_start_bench
+from biosim.bench.start import STAGES, WORKER_STAGES, format_start_report, run_start_bench
 from biosim.cli import main
 from biosim.errors import BiosimError
 
@@ -86,3 +86,22 @@ def test_bench_start_errors_are_one_line(capsys, argv, needle):
 def test_run_start_bench_refuses_a_training_run():
     with pytest.raises(BiosimError, match="simulation runs"):
         run_start_bench("lif_mnist", repeats=1)
+
+
+def test_run_start_bench_through_a_worker():
+    """--worker: the same command through a resident worker of the bench's own, stamped in the
+    worker's fork (``$BIOSIM_BENCH_STAMPS``)."""
+    report = run_start_bench("cuba", TINY, repeats=1, warmup=0, floor=False, worker=True)
+    _check(report, 1)
+    assert list(report["worker_stages_s"]) == list(WORKER_STAGES)
+    ats = list(report["worker_stages_s"].values())
+    assert 0 < ats[0] and ats == sorted(ats) and ats[-1] == pytest.approx(report["worker_first_step_s"])
+    assert 0 < report["worker_first_step_best_s"] <= report["worker_first_step_s"] < 600
+    assert report["worker_meets_goal"] == (report["worker_first_step_s"] <= 0.5)
+    assert report["worker_compiled_launches"] in (0, 1)
+    assert "through the worker" in format_start_report(report)
+
+
+def test_bench_worker_flag_is_for_bench_start(capsys):
+    assert main(["bench", "sweep", "--worker"]) == 2
+    assert "--worker is for bench start, not sweep" in capsys.readouterr().err
