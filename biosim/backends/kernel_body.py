@@ -33,28 +33,6 @@ from biosim.synapses.stdp import DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, 
 #: Status codes of run_chunk.
 OK, BUFFER_FULL, NOT_FINITE = 0, 1, 2
 
-@njit(inline="always")
-def _step_all(step, R, c, e, r, s):
-    for i in range(e.shape[0]):
-        step(R, i, c, e[i], s < r[i])
-
-
-@njit(inline="always")
-def _threshold_all(threshold, R, c, r, s, a, out):
-    cnt = 0
-    for i in range(r.shape[0]):
-        if threshold(R, i, c) and s >= r[i]:
-            out[cnt] = a + i
-            cnt += 1
-    return cnt
-
-
-@njit(inline="always")
-def _reset_all(reset, R, c, spiking, a):
-    for e in range(spiking.shape[0]):
-        reset(R, spiking[e] - a, c)
-
-
 # biosim-kernel: dispatch begins
 # Placeholders, replaced in every generated module by one branch per model of the network.
 

@@ -3,16 +3,19 @@
 
 :func:`kernel` generates the Python source of a module for a tuple of
 :class:`~biosim.neurons.base.ModelSpec` (the kernel of :mod:`biosim.backends.kernel_body`, plus
-``pop_step``/``pop_threshold``/``pop_reset`` with one branch per model, each calling that model's
-own ``njit`` functions, imported from wherever they are defined and compiled into the kernel from
-their ``py_func`` with ``inline="always"``: a function Numba loaded from its own on-disk cache is
-object code, which LLVM cannot inline into the neuron loops, and the call per neuron cost CUBA's
-loop about 15 %) and imports it with
-:func:`biosim._generated.load_source`. The text names every model and the hash of the source of
-each module its maths comes from, so the file name (the hash of the text) changes whenever a
-model's source does, and Numba's on-disk cache beside the file is never stale; an unchanged
-network loads the compiled kernel instead of compiling it. No model is named in this package:
-adding a neuron model needs no change here.
+``pop_step``/``pop_threshold``/``pop_reset`` with one branch per model) and imports it with
+:func:`biosim._generated.load_source`. Each branch calls the loops of one model over a
+population's neurons, generated once per model (:func:`model_source`) in a module of their own:
+the model's ``njit`` functions, imported from wherever they are defined, are compiled into those
+loops from their ``py_func`` with ``inline="always"`` (a function Numba loaded from its own
+on-disk cache is object code, which LLVM cannot inline, and a call per neuron cost CUBA's loop
+about 15 %), and the loops are cached on their own, so a model's maths is compiled once, not once
+per kernel that uses it. What does not depend on the models is compiled once for all kernels
+(:mod:`biosim.backends.in_flight`, :mod:`biosim.backends.phases`). Each generated text names the
+hash of the source of every module its code comes from, so the file name (the hash of the text)
+changes whenever that source does, and Numba's on-disk cache beside the file is never stale; an
+unchanged network loads the compiled kernel instead of compiling it. No model is named in this
+package: adding a neuron model needs no change here.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ import sys
 from pathlib import Path
 from types import FunctionType
 
-from biosim._generated import load_source
+from biosim._generated import load_source, source_hash
 from biosim.backends import in_flight, phases
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
 from biosim.errors import BiosimError
 
-__all__ = ["BUFFER_FULL", "MAX_THREADS", "NOT_FINITE", "OK", "kernel", "kernel_source"]
+__all__ = ["BUFFER_FULL", "MAX_THREADS", "NOT_FINITE", "OK", "kernel", "kernel_source", "model_source"]
 
 _TEMPLATE = Path(__file__).with_name("kernel_body.py")
 _SOURCE_BEGINS = "# biosim-kernel: source begins\n"
@@ -49,6 +52,9 @@ _ERROR_MODEL = "numpy"
 #: kernel; the kernel's text carries the hash of their source, so its cache follows them).
 _HELPERS = (in_flight.rebuild, in_flight.advance, in_flight.deliver, phases.decay_traces, phases.deliver,
             phases.poisson_input, phases.potentiate, phases.targets_sorted)
+
+#: Prefix of the generated module of a neuron model's loops (:func:`model_source`).
+_MODEL_PREFIX = "biosim_model"
 
 #: Kernel modules built in this process, by the models they were generated for.
 _KERNELS: dict = {}
@@ -89,6 +95,8 @@ def kernel(specs, syn_specs=(), threads: int = 1):
            tuple((s.name, s.on_pre, s.on_post) for s in syn_specs))
     mod = _KERNELS.get(key)
     if mod is None:
+        for spec in specs:  # the kernel imports them
+            load_source(_MODEL_PREFIX, model_source(spec))
         mod = load_source("biosim_kernel", kernel_source(specs, syn_specs))
         _KERNELS[key] = mod
     if threads == 1:
@@ -130,12 +138,11 @@ def kernel_source(specs, syn_specs=()) -> str:
     ]
     imports = []
     for k, spec in enumerate(specs):
-        fns = _functions(spec)
-        mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(fns))
+        mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(_functions(spec)))
         header.append(f"#   m{k} {spec.name} ({', '.join(spec.var_names)}): {mods}")
-        for role, fn in zip(_ROLES, fns):
-            imports.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as _m{k}_{role}")
-            imports.append(f"m{k}_{role} = njit(inline=\"always\")(_m{k}_{role}.py_func)")
+        name = f"{_MODEL_PREFIX}_{source_hash(model_source(spec))}"
+        for role in _ROLES:
+            imports.append(f"from {name} import {role}_all as m{k}_{role}")
     for k, spec in enumerate(syn_specs):
         fns = (spec.on_pre, spec.on_post)
         mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(fns))
@@ -144,6 +151,54 @@ def kernel_source(specs, syn_specs=()) -> str:
             imports.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as s{k}_{role}")
     dispatch = "\n".join(imports) + "\n\n\n" + _dispatch_source(specs) + "\n\n\n" + _synapse_source(syn_specs) + "\n"
     return "\n".join(header) + "\n" + head + dispatch + tail
+
+
+def model_source(spec) -> str:
+    """The text of the module of one neuron model's loops, which every kernel using the model
+    imports: ``step_all``, ``threshold_all`` and ``reset_all`` over a population's neurons, with
+    the model's ``step``/``threshold``/``reset`` compiled in (``inline="always"``, so that LLVM
+    vectorises the loops). Cached on its own (``cache=True``; the file is named by the hash of this
+    text, which names the hash of every source module the maths comes from), so a model's loops are
+    compiled once, not once per kernel: the kernel calls them once per population and step."""
+    fns = _functions(spec)
+    mods = ", ".join(f"{m} {h}" for m, h in _source_hashes(fns))
+    lines = [
+        f"# Generated by biosim.backends.numba_cpu.model_source for neuron model {spec.name!r}; do not edit.",
+        f"# State variables: {', '.join(spec.var_names)}. Sources (module, hash of its text): {mods}",
+        '"""The loops of one neuron model over a population\'s neurons (``R``: its state rows)."""',
+        "",
+        "from numba import njit",
+        "",
+    ]
+    for role, fn in zip(_ROLES, fns):
+        lines.append(f"from {fn.py_func.__module__} import {fn.py_func.__name__} as _{role}")
+    lines.append("")
+    for role in _ROLES:
+        lines.append(f"{role}_one = njit(inline=\"always\")(_{role}.py_func)")
+    deco = f"@njit(cache=True, error_model={_ERROR_MODEL!r})"
+    lines += [
+        "", "",
+        deco,
+        "def step_all(R, c, e, r, s):",
+        "    for i in range(e.shape[0]):",
+        "        step_one(R, i, c, e[i], s < r[i])",
+        "", "",
+        deco,
+        "def threshold_all(R, c, r, s, a, out):",
+        "    cnt = 0",
+        "    for i in range(r.shape[0]):",
+        "        if threshold_one(R, i, c) and s >= r[i]:",
+        "            out[cnt] = a + i",
+        "            cnt += 1",
+        "    return cnt",
+        "", "",
+        deco,
+        "def reset_all(R, c, spiking, a):",
+        "    for e in range(spiking.shape[0]):",
+        "        reset_one(R, spiking[e] - a, c)",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _functions(spec) -> tuple:
@@ -229,7 +284,7 @@ def _dispatch_source(specs) -> str:
         '    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step."""',
         "    e = i_ext[a:b]",
         "    r = ref_until[a:b]",
-        *branches(lambda k, rows: f"_step_all(m{k}_step, {rows}, c, e, r, s)"),
+        *branches(lambda k, rows: f"m{k}_step({rows}, c, e, r, s)"),
     ]
     threshold = [
         f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
@@ -237,14 +292,14 @@ def _dispatch_source(specs) -> str:
         '    """Write the (global) indices of neurons ``a..b-1`` that spike at step ``s`` into ``out[0:]``',
         '    in ascending order; return how many."""',
         "    r = ref_until[a:b]",
-        *branches(lambda k, rows: f"return _threshold_all(m{k}_threshold, {rows}, c, r, s, a, out)"),
+        *branches(lambda k, rows: f"return m{k}_threshold({rows}, c, r, s, a, out)"),
         "    return 0",
     ]
     reset = [
         f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
         "def pop_reset(model, X, a, b, c, spiking):",
         '    """Reset the neurons whose global indices are in ``spiking`` (all within ``a..b-1``)."""',
-        *branches(lambda k, rows: f"_reset_all(m{k}_reset, {rows}, c, spiking, a)"),
+        *branches(lambda k, rows: f"m{k}_reset({rows}, c, spiking, a)"),
     ]
     return "\n\n\n".join("\n".join(f) for f in (step, threshold, reset))
 

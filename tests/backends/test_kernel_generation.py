@@ -177,14 +177,19 @@ def test_pop_model_indexes_distinct_models_in_order_of_first_use():
     assert net._sim.specs == (ADAPT5_SPEC, MODELS["lif"], LEAKY1_SPEC)
     assert net._sim.plan.pop_model.tolist() == [0, 1, 0, 2, 1]
     text = numba_cpu.kernel_source(net._sim.specs)
-    assert f"from {__name__} import adapt5_step as _m0_step" in text
-    assert "from biosim.neurons.lif import lif_reset as _m1_reset" in text
-    # the models' maths is compiled into the kernel, inlined: a model function Numba loaded from its
-    # own cache (object code) could not be inlined into the kernel's neuron loops
-    assert 'm0_step = njit(inline="always")(_m0_step.py_func)' in text
-    assert "_step_all(m2_step, (X[0, a:b],), c, e, r, s)" in text
+    loops = [f"biosim_model_{source_hash(numba_cpu.model_source(s))}" for s in net._sim.specs]
+    assert f"from {loops[0]} import step_all as m0_step" in text
+    assert f"from {loops[1]} import reset_all as m1_reset" in text
+    assert "m2_step((X[0, a:b],), c, e, r, s)" in text
     assert "_rows" not in text and "run_chunk = njit(cache=True)(_run_chunk)" in text
     assert "raise NotImplementedError" not in text
+    # each model's maths is compiled into its own loops, inlined (a model function Numba loaded from
+    # its own cache, object code, could not be inlined into them), and the loops are cached
+    adapt5 = numba_cpu.model_source(ADAPT5_SPEC)
+    assert f"from {__name__} import adapt5_step as _step" in adapt5
+    assert 'step_one = njit(inline="always")(_step.py_func)' in adapt5
+    assert "@njit(cache=True, error_model='numpy')\ndef step_all(R, c, e, r, s):" in adapt5
+    assert "from biosim.neurons.lif import lif_reset as _reset" in numba_cpu.model_source(MODELS["lif"])
     header = text.split("\n\n", 1)[0]
     assert f"m0 toy_adapt5 (v, w, ge, gi, x): {__name__} " in header and "m1 lif (v, ge, gi): biosim.neurons.lif " in header
 
@@ -193,7 +198,9 @@ def test_source_of_a_model_names_the_kernel():
     """The kernel text carries a hash of each model module's source: changed maths, new file."""
     text = numba_cpu.kernel_source((LEAKY1_SPEC,))
     digest = numba_cpu._source_hashes((leaky1_step, leaky1_threshold, leaky1_reset))
-    assert digest == [(__name__, digest[0][1])] and digest[0][1] in text
+    loops = numba_cpu.model_source(LEAKY1_SPEC)
+    assert digest == [(__name__, digest[0][1])] and digest[0][1] in text and digest[0][1] in loops
+    assert f"biosim_model_{source_hash(loops)}" in text  # the loops' module: named by its own text
     hh = numba_cpu._source_hashes((MODELS["hh"].step,))
     # hh's step calls fastmath_exp's exp and where (plain functions, Numba overloads) and its own _exprel
     assert [m for m, _ in hh] == ["biosim.neurons.fastmath_exp", "biosim.neurons.hh"]
