@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import cuda, types
 
+from biosim.backends import phases
 from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE
 from biosim.backends.numba_cuda import DONE, ERRKEY, ERRSTEP, EV_MAX, LIMIT, NO_ERROR, SP_BASE, SP_N, STATUS
 from biosim.errors import BiosimError
@@ -268,16 +269,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
         ss = arrival_slot(r, s, slot, L, pr_delay)
         return 0 if ss < 0 else hist_cnt[ss, pr_grp[r]]
 
-    @cuda.jit(device=True)
-    def bisect(a, lo, hi, x):
-        """The first index of ``lo..hi-1`` where the ascending ``a`` is at least ``x`` (``hi``: none)."""
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if a[mid] < x:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+    bisect = _device(phases.bisect, "bisect")  # the CPU kernel's
 
     @cuda.jit(device=True)
     def file_event(ev, ev_cnt, j, key):

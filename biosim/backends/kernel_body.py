@@ -77,26 +77,14 @@ def _zero_sum(row, a, b):
 
 
 @njit
-def _bisect(a, lo, hi, x):
-    """The first index of ``lo..hi-1`` where the ascending ``a`` is at least ``x`` (``hi``: none)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit
 def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
     """Reset the neurons of ``lo..hi-1`` that spiked (``hist_row``: the step's spikes, grouped by
     population, ascending)."""
     for p in range(pop_model.shape[0]):
         a = pop_off[p]
         b = a + hist_cnt_row[p]
-        first = _bisect(hist_row, a, b, lo)
-        last = _bisect(hist_row, first, b, hi)
+        first = phases.bisect(hist_row, a, b, lo)
+        last = phases.bisect(hist_row, first, b, hi)
         if last > first:
             pop_reset(pop_model[p], X, a, pop_off[p + 1], C[p], hist_row[first:last])
 

@@ -16,7 +16,7 @@ depends on another file (:mod:`biosim._numba_cache`, rule 1).
 
 from numba import njit
 
-__all__ = ["decay_traces", "deliver", "poisson_input", "potentiate", "targets_sorted"]
+__all__ = ["bisect", "decay_traces", "deliver", "poisson_input", "potentiate", "targets_sorted"]
 
 
 @njit(cache=True)
@@ -25,7 +25,7 @@ def _clip(x, lo, hi):
 
 
 @njit(cache=True)
-def _bisect(a, lo, hi, x):
+def bisect(a, lo, hi, x):
     """The first index of ``lo..hi-1`` where the ascending ``a`` is at least ``x`` (``hi``: none)."""
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -76,7 +76,7 @@ def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, w
         sa = indptr[base + loc]
         sb = indptr[base + loc + 1]
         if sorted_rows:
-            sa = _bisect(tgt, sa, sb, lo)
+            sa = bisect(tgt, sa, sb, lo)
         for syn in range(sa, sb):
             j = tgt[syn]
             if not full and (j < lo or j >= hi):
