@@ -48,7 +48,12 @@ def import_paused_gc(name: str):
 
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is None:  # a subpackage or module (biosim.neurons.register_model, ...), as before the lazy API
+        try:
+            return import_paused_gc(f"biosim.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"biosim.{name}":
+                raise
         raise AttributeError(f"module 'biosim' has no attribute {name!r}")
     value = getattr(import_paused_gc(module), name)
     globals()[name] = value  # the next access is a plain lookup

@@ -206,8 +206,9 @@ class _Resident:
 
 def _event_keys(pl, E: int, D: int) -> int:
     """The span of one target row in the keys of in-flight events, ``L*R*E*D``: their keys run
-    from ``-V*L*R*E*D`` to 0, the direct events' from 0 to ``R*E*D``. A one-line
-    :class:`BiosimError` when the keys would not fit in an int64."""
+    from ``-V*L*R*E*D`` to 0, the direct events' from 0 to ``R*E*D`` (1 without per-synapse delays:
+    no key is negative, and the kernels' arguments stay small). A one-line :class:`BiosimError` when
+    the keys would not fit in an int64."""
     V, L, R = pl.X.shape[0], pl.hist.shape[0], len(pl.pr_grp)
     if len(pl.dly):
         factors, need = f"{V} state rows x {L} ring slots x ", V * L * R * E * D
@@ -216,7 +217,7 @@ def _event_keys(pl, E: int, D: int) -> int:
     if need >= 2**62:
         raise BiosimError(f"network too big for the event keys of the numba-cuda backend: {factors}{R} projections x "
                           f"{E} sources x {D} synapses per row reach 2**62")
-    return L * R * E * D
+    return L * R * E * D if len(pl.dly) else 1
 
 
 def _resident(pl, create: bool = True):

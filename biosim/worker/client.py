@@ -23,9 +23,9 @@ __all__ = ["forward", "start", "stop", "status", "log_path", "DEFAULT_IDLE_S"]
 #: the worker exits after this many seconds without a request, unless told otherwise
 DEFAULT_IDLE_S = 1800.0
 
-#: seconds a worker has to take a request (accept it, check it, fork) before the command runs in
-#: its own process instead
-_HANDSHAKE_S = 30.0
+#: seconds a worker has to take a request (accept it, check it, fork: milliseconds) before the
+#: command runs in its own process instead
+_HANDSHAKE_S = 5.0
 
 #: seconds ``worker start`` waits for the new worker to answer (its warm-up may compile the kernel)
 _START_WAIT_S = 600.0
@@ -83,6 +83,7 @@ def _wait(sock: socket.socket, pid: int) -> int:
         except (ProcessLookupError, PermissionError):
             pass
 
+    log = log_path()
     old = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         sock.settimeout(None)
@@ -94,7 +95,7 @@ def _wait(sock: socket.socket, pid: int) -> int:
                     return int(reply["code"])
         except (OSError, EOFError, Refused, ValueError, KeyError, TypeError):
             print(f"biosim: error: the biosim worker's process {pid} ended before the command finished "
-                  f"(see {log_path()}); run it again, or with {ENV_BYPASS}=1 without the worker", file=sys.stderr)
+                  f"(see {log}); run it again, or with {ENV_BYPASS}=1 without the worker", file=sys.stderr)
             return 2
     finally:
         for sig, handler in old.items():

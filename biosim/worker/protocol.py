@@ -72,8 +72,11 @@ def worker_dir(create: bool = False) -> Path:
 
 
 def identity() -> dict:
-    """What a worker and a client must share: the interpreter, biosim's version and package folder."""
-    return {"executable": os.path.realpath(sys.executable), "version": __version__, "package": str(PACKAGE)}
+    """What a worker and a client must share: the interpreter and its environment (a virtual
+    environment's ``python`` is a link to the base interpreter, so its own path and ``sys.prefix``
+    tell two venvs apart), biosim's version and package folder."""
+    return {"executable": os.path.abspath(sys.executable), "prefix": sys.prefix, "version": __version__,
+            "package": str(PACKAGE)}
 
 
 def worker_key() -> str:

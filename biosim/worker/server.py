@@ -28,6 +28,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -77,7 +78,7 @@ def serve(lock, idle_timeout_s: float, stamp: list | None = None) -> int:
     stale; ``lock`` is the worker's open, locked lock file. ``stamp``: the sources' stamp to serve
     under (default: :func:`source_stamp` now; the tests give a wrong one for a stale worker)."""
     t0 = time.monotonic()
-    stamp = source_stamp() if stamp is None else stamp
+    stamp = _stamp() if stamp is None else stamp
     _warm_up()
     gc.collect()
     gc.freeze()
@@ -163,7 +164,7 @@ def _handle(conn, listener, lock, info: dict, stamp: list, env: dict) -> bool:
             send(conn, {"status": "refused", "reason": "another interpreter or biosim"})
             _log(f"refused a request of another interpreter or biosim ({ {k: message.get(k) for k in mine} }): exiting")
             return True
-        if source_stamp() != stamp:
+        if _stamp() != stamp:
             send(conn, {"status": "refused", "reason": "biosim's sources changed since the worker started"})
             _log("biosim's sources changed since the worker started: refused a request, exiting")
             return True
@@ -188,6 +189,28 @@ def _handle(conn, listener, lock, info: dict, stamp: list, env: dict) -> bool:
             os.close(fd)
 
 
+def _stamp() -> list:
+    """:func:`source_stamp` with the modification times of NumPy's and Numba's ``__init__.py``
+    (an upgrade of either rewrites it): a worker serves only while this is what it was when it
+    started."""
+    import numba
+    import numpy
+
+    return source_stamp() + [os.stat(m.__file__).st_mtime_ns for m in (numpy, numba)]
+
+
+def _watch_client(conn) -> None:
+    """Kill this command's process group when the client's connection ends (the client sends
+    nothing after its go: end of file means it is gone, e.g. killed with SIGKILL), so that a
+    command does not run on without anyone waiting for it."""
+    try:
+        while conn.recv(1):
+            pass
+    except OSError:
+        pass
+    os.killpg(0, signal.SIGKILL)
+
+
 def _child(conn, listener, lock, fds: list[int], message: dict) -> None:
     """The fork: become the command's process, run it, report its status, exit."""
     code = 1
@@ -203,6 +226,7 @@ def _child(conn, listener, lock, fds: list[int], message: dict) -> None:
         send(conn, {"status": "started", "pid": os.getpid()})
         if receive(conn).get("op") != "go":
             os._exit(1)
+        threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
         _adopt(fds, message)
         code = _run(message["argv"], t_fork)
         send(conn, {"status": "exit", "code": code})
@@ -226,6 +250,7 @@ def _adopt(fds: list[int], message: dict) -> None:
                                        closefd=False)
     os.environ.clear()
     os.environ.update(message["env"])
+    tempfile.tempdir = None  # the client's TMPDIR, not the one the worker's warm-up found
     sys.argv = ["biosim", *message["argv"]]
     os.chdir(message["cwd"])
 

@@ -9,6 +9,7 @@ loaded machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -155,35 +156,54 @@ def test_a_mistake_through_the_worker_is_one_line_and_status_2(worker, tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
-def _long_run(w: Worker, folder: Path) -> subprocess.Popen:
-    """A CUBA run of minutes through the worker, once its process is running (its pid from the log)."""
+@contextlib.contextmanager
+def _long_run(w: Worker, folder: Path):
+    """A CUBA run of hours through the worker, once its process is running (its pid from the log);
+    the client and the command's process are killed at the end, whatever happened."""
     before = _served(w)
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, "run", "cuba", "--set", "bio_time_s=10000", "--quiet",
                              "--out", "long"], env=w.env, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True)
-    _wait_for(lambda: _served(w) > before, "the worker to take the run")
-    proc.child = int(_wait_for(lambda: re.findall(rf"request {before + 1}, process (\d+):", w.log()), "the log")[0])
-    _wait_for(lambda: (folder / "long" / "config.json").exists(), "the run to start")
-    return proc
+    proc.child = None
+    try:
+        _wait_for(lambda: _served(w) > before, "the worker to take the run")
+        proc.child = int(_wait_for(lambda: re.findall(rf"request {before + 1}, process (\d+):", w.log()), "the log")[0])
+        _wait_for(lambda: (folder / "long" / "config.json").exists(), "the run to start")
+        yield proc
+    finally:
+        proc.kill()
+        proc.communicate()
+        if proc.child is not None and _alive(proc.child):
+            os.kill(proc.child, signal.SIGKILL)
 
 
 def test_ctrl_c_reaches_the_command_in_the_worker(worker, tmp_path):
-    proc = _long_run(worker, tmp_path)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=LIMIT)
-    assert proc.returncode == 130, err
-    assert err.startswith("biosim: error: stopped by SIGINT before the run finished") and err.count("\n") == 1, err
-    assert _wait_for(lambda: not _alive(proc.child) or None, "the command's process to end")
+    with _long_run(worker, tmp_path) as proc:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=LIMIT)
+        assert proc.returncode == 130, err
+        assert err.startswith("biosim: error: stopped by SIGINT before the run finished") and err.count("\n") == 1, err
+        assert _wait_for(lambda: not _alive(proc.child) or None, "the command's process to end")
     assert worker.pid and _alive(worker.pid)  # the worker goes on
 
 
 def test_a_command_process_that_dies_gives_one_line_and_non_zero(worker, tmp_path):
-    proc = _long_run(worker, tmp_path)
-    os.kill(proc.child, signal.SIGKILL)
-    out, err = proc.communicate(timeout=LIMIT)
-    assert proc.returncode == 2
-    assert err.startswith("biosim: error: the biosim worker's process") and err.count("\n") == 1, err
+    with _long_run(worker, tmp_path) as proc:
+        os.kill(proc.child, signal.SIGKILL)
+        out, err = proc.communicate(timeout=LIMIT)
+        assert proc.returncode == 2
+        assert err.startswith("biosim: error: the biosim worker's process") and err.count("\n") == 1, err
     assert _status(worker.env) is not None  # the worker itself is still there
+
+
+def test_a_killed_client_ends_its_command(worker, tmp_path):
+    """A client killed with SIGKILL (no signal to pass on) closes its connection: the command's
+    process sees it and ends, instead of running on for nobody."""
+    with _long_run(worker, tmp_path) as proc:
+        proc.kill()
+        proc.communicate(timeout=LIMIT)
+        assert _wait_for(lambda: not _alive(proc.child) or None, "the command's process to end")
+    assert _status(worker.env) is not None
 
 
 def test_a_stale_worker_refuses_exits_and_the_command_runs_in_process(tmp_path):
@@ -250,3 +270,8 @@ def test_the_client_path_imports_neither_numpy_nor_numba_and_the_api_is_lazy(tmp
     assert out.stdout.split() == ["[]", "True", "biosim.network.network", "STDP", "True"]
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         biosim.Nope  # noqa: B018
+    # subpackages are attributes once asked for, as when import biosim imported them eagerly
+    sub = subprocess.run([sys.executable, "-c", "import biosim; print(biosim.neurons.register_model.__name__, "
+                          "biosim.network.snapshot.__name__)"], env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=LIMIT)
+    assert sub.returncode == 0 and sub.stdout.split() == ["register_model", "biosim.network.snapshot"], sub.stderr
