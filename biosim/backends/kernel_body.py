@@ -104,8 +104,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
 
     Per-synapse delays: a spike of a projection with per-synapse delays delivers its row's
     synapses of delay 0 at once (the row is ordered by delay) and stays in a table of spikes in
-    flight (:mod:`biosim.backends.in_flight`, compiled once for all kernels) until its row is delivered: at each later step, the run of its row whose
-    delay equals its age. That table grows with the spikes in flight, not with the network, and is
+    flight (:mod:`biosim.backends.in_flight`, compiled once for all kernels) until its row is
+    delivered: at each later step, the run of its row whose delay equals its age. That table grows with the spikes in flight, not with the network, and is
     rebuilt from the spike ring at the start of every call (it is no state of the plan). The due
     weights are summed per target in a (V, N) scratch, in the order the spikes were sent
     (step, projection, ring entry, row), before they reach the target -- gated, like every

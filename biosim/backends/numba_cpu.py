@@ -40,8 +40,8 @@ _DISPATCH_BEGINS = "# biosim-kernel: dispatch begins\n"
 _DISPATCH_ENDS = "# biosim-kernel: dispatch ends\n"
 _ROLES = ("step", "threshold", "reset")
 
-#: Numba's error model for the models' maths (compiled into ``pop_step``/``pop_threshold``/
-#: ``pop_reset``): "numpy", so that a ``/`` is a plain IEEE divide, without the zero-divisor check
+#: Numba's error model for the models' maths (compiled into each model's loops, :func:`model_source`,
+#: and the kernel's dispatch to them): "numpy", so that a ``/`` is a plain IEEE divide, without the zero-divisor check
 #: (a branch that raises ``ZeroDivisionError``) of the default "python", which stops LLVM from
 #: vectorising a model's loop over neurons. A division by zero gives inf or NaN instead, which
 #: the kernel reports as ``NOT_FINITE`` of the variable it reaches (or, divided into a finite
