@@ -33,18 +33,27 @@ from biosim.synapses.stdp import DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, 
 #: Status codes of run_chunk.
 OK, BUFFER_FULL, NOT_FINITE = 0, 1, 2
 
+#: Neurons per block of a population's update: each block is stepped while it is in the L1 cache,
+#: then checked at once for a neuron above threshold (HIT) and a state that is not finite
+#: (NOT_FINITE_FLAG); the threshold pass then looks only into the blocks with a HIT, and the NaN/inf
+#: search only runs when a block has NOT_FINITE_FLAG.
+NEURON_BLOCK = 256
+HIT, NOT_FINITE_FLAG = 1, 2
+
 # biosim-kernel: dispatch begins
 # Placeholders, replaced in every generated module by one branch per model of the network.
 
 
-def pop_step(model, X, a, b, c, i_ext, ref_until, s):
-    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step."""
+def pop_step(model, X, a, b, c, i_ext, ref_until, s, flags):
+    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step; set
+    ``flags[k]`` (HIT, NOT_FINITE_FLAG) of its k-th block of NEURON_BLOCK neurons."""
     raise NotImplementedError("template only: use biosim.backends.numba_cpu.kernel(specs)")
 
 
-def pop_threshold(model, X, a, b, c, ref_until, s, out):
+def pop_threshold(model, X, a, b, c, ref_until, s, out, flags):
     """Write the (global) indices of neurons ``a..b-1`` that spike at step ``s`` (threshold crossed,
-    not refractory) into ``out[0:]`` in ascending order; return how many."""
+    not refractory) into ``out[0:]`` in ascending order, looking only into the blocks that
+    ``flags`` marks HIT; return how many."""
     raise NotImplementedError("template only: use biosim.backends.numba_cpu.kernel(specs)")
 
 
@@ -64,16 +73,6 @@ def syn_post(kind, S, k, X, i, j, c, gate, refractory, elapsed):
 
 
 # biosim-kernel: dispatch ends
-
-
-@njit(cache=True, fastmath={"reassoc"})
-def _zero_sum(row, a, b):
-    """Sum of ``row[a:b] * 0``: 0 when all are finite, NaN otherwise (vectorises, unlike isfinite)."""
-    r = row[a:b]
-    acc = 0.0
-    for i in range(r.shape[0]):
-        acc += r[i] * 0.0
-    return acc
 
 
 @njit
@@ -139,6 +138,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     err = np.zeros((T, 3), np.int64)  # population + 1 (0: no error), row, neuron
     cnt = np.zeros((T, P), np.int64)
     buf = np.zeros(max(N, 1), pl.hist.dtype)
+    # block flags; piece (t, p) from u_a // NEURON_BLOCK + t * P + p (the pieces ascend, so never overlap)
+    flags = np.zeros(N // NEURON_BLOCK + T * P + 1, np.int64)
     plain = True
     for r in range(R):
         if pl.pr_syn[r] >= 0:
@@ -170,10 +171,14 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
             for u_p in range(P):
                 u_a = max(pl.pop_off[u_p], t_lo)
                 u_b = min(pl.pop_off[u_p + 1], t_hi)
+                u_f = flags[u_a // NEURON_BLOCK + t * P + u_p:]
                 if u_a < u_b and err[t, 0] == 0:
-                    pop_step(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.i_ext, pl.ref_until, s)
+                    pop_step(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.i_ext, pl.ref_until, s, u_f)
+                    u_bad = False
+                    for u_k in range((u_b - u_a + NEURON_BLOCK - 1) // NEURON_BLOCK):
+                        u_bad |= (u_f[u_k] & NOT_FINITE_FLAG) != 0
                     for u_r in range(pl.pop_nvar[u_p]):
-                        if err[t, 0] == 0 and _zero_sum(X[u_r], u_a, u_b) != 0.0:
+                        if u_bad:
                             for u_i in range(u_a, u_b):
                                 if err[t, 0] == 0 and not math.isfinite(X[u_r, u_i]):
                                     err[t, 0] = u_p + 1
@@ -184,7 +189,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                 u_b = min(pl.pop_off[u_p + 1], t_hi)
                 cnt[t, u_p] = 0
                 if u_a < u_b and err[t, 0] == 0:
-                    cnt[t, u_p] = pop_threshold(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.ref_until, s, dest[u_a:])
+                    cnt[t, u_p] = pop_threshold(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.ref_until, s, dest[u_a:],
+                                                flags[u_a // NEURON_BLOCK + t * P + u_p:])
         bad = -1
         for t in range(T):
             if err[t, 0] > 0 and (bad < 0 or err[t, 0] < err[bad, 0] or

@@ -29,7 +29,7 @@ from types import FunctionType
 
 from biosim._generated import load_source, source_hash
 from biosim.backends import in_flight, phases
-from biosim.backends.kernel_body import BUFFER_FULL, NOT_FINITE, OK
+from biosim.backends.kernel_body import BUFFER_FULL, HIT, NOT_FINITE, NOT_FINITE_FLAG, OK
 from biosim.errors import BiosimError
 
 __all__ = ["BUFFER_FULL", "MAX_THREADS", "NOT_FINITE", "OK", "kernel", "kernel_source", "model_source"]
@@ -157,7 +157,13 @@ def model_source(spec) -> str:
     """The text of the module of one neuron model's loops, which every kernel using the model
     imports: ``step_all``, ``threshold_all`` and ``reset_all`` over a population's neurons, with
     the model's ``step``/``threshold``/``reset`` compiled in (``inline="always"``, so that LLVM
-    vectorises the loops). Cached on its own (``cache=True``; the file is named by the hash of this
+    vectorises the loops). ``step_all`` goes by blocks of ``block`` neurons: it steps a block, then,
+    while the block is in the L1 cache, sets the block's flags in one vectorised pass: HIT when a
+    neuron is above threshold (refractory or not) and NOT_FINITE when a state is NaN or inf
+    (``x - x != 0``). ``threshold_all`` then looks only into the blocks with a HIT (spikes are rare:
+    CUBA at 200000 neurons has about 100 per step), and the kernel only searches for a non-finite
+    state when a block is flagged: at 200000 neurons this saved the full-length threshold scan and
+    NaN check, about 0.5-0.9 ns per neuron-step. Cached on its own (``cache=True``; the file is named by the hash of this
     text, which names the hash of every source module the maths comes from), so a model's loops are
     compiled once, not once per kernel: the kernel calls them once per population and step."""
     fns = _functions(spec)
@@ -175,21 +181,40 @@ def model_source(spec) -> str:
     lines.append("")
     for role in _ROLES:
         lines.append(f"{role}_one = njit(inline=\"always\")(_{role}.py_func)")
+    lines += ["", f"HIT, NOT_FINITE = {HIT}, {NOT_FINITE_FLAG}  # bits of a block's flags"]
     deco = f"@njit(cache=True, error_model={_ERROR_MODEL!r})"
+    rows = ", ".join(f"R[{k}][a:b]" for k in range(len(spec.var_names))) + ("," if len(spec.var_names) == 1 else "")
+    not_finite = " | ".join(f"(B[{k}][i] - B[{k}][i] != 0.0)" for k in range(len(spec.var_names)))
     lines += [
         "", "",
         deco,
-        "def step_all(R, c, e, r, s):",
-        "    for i in range(e.shape[0]):",
-        "        step_one(R, i, c, e[i], s < r[i])",
+        "def step_all(R, c, e, r, s, flags, block):",
+        "    n = e.shape[0]",
+        "    for k in range((n + block - 1) // block):",
+        "        a = k * block",
+        "        b = min(a + block, n)",
+        f"        B = ({rows})",
+        "        eb = e[a:b]",
+        "        rb = r[a:b]",
+        "        for i in range(b - a):",
+        "            step_one(B, i, c, eb[i], s < rb[i])",
+        "        hit = False",
+        "        bad = False",
+        "        for i in range(b - a):",
+        "            hit |= threshold_one(B, i, c)",
+        f"            bad |= {not_finite}",
+        "        flags[k] = (HIT if hit else 0) + (NOT_FINITE if bad else 0)",
         "", "",
         deco,
-        "def threshold_all(R, c, r, s, a, out):",
+        "def threshold_all(R, c, r, s, a, out, flags, block):",
         "    cnt = 0",
-        "    for i in range(r.shape[0]):",
-        "        if threshold_one(R, i, c) and s >= r[i]:",
-        "            out[cnt] = a + i",
-        "            cnt += 1",
+        "    n = r.shape[0]",
+        "    for k in range((n + block - 1) // block):",
+        "        if flags[k] & HIT:",
+        "            for i in range(k * block, min(k * block + block, n)):",
+        "                if threshold_one(R, i, c) and s >= r[i]:",
+        "                    out[cnt] = a + i",
+        "                    cnt += 1",
         "    return cnt",
         "", "",
         deco,
@@ -280,19 +305,20 @@ def _dispatch_source(specs) -> str:
 
     step = [
         f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
-        "def pop_step(model, X, a, b, c, i_ext, ref_until, s):",
-        '    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step."""',
+        "def pop_step(model, X, a, b, c, i_ext, ref_until, s, flags):",
+        '    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step; flag its',
+        '    blocks of NEURON_BLOCK neurons (``flags``)."""',
         "    e = i_ext[a:b]",
         "    r = ref_until[a:b]",
-        *branches(lambda k, rows: f"m{k}_step({rows}, c, e, r, s)"),
+        *branches(lambda k, rows: f"m{k}_step({rows}, c, e, r, s, flags, NEURON_BLOCK)"),
     ]
     threshold = [
         f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
-        "def pop_threshold(model, X, a, b, c, ref_until, s, out):",
+        "def pop_threshold(model, X, a, b, c, ref_until, s, out, flags):",
         '    """Write the (global) indices of neurons ``a..b-1`` that spike at step ``s`` into ``out[0:]``',
-        '    in ascending order; return how many."""',
+        '    in ascending order (looking only into the blocks ``flags`` marks HIT); return how many."""',
         "    r = ref_until[a:b]",
-        *branches(lambda k, rows: f"return m{k}_threshold({rows}, c, r, s, a, out)"),
+        *branches(lambda k, rows: f"return m{k}_threshold({rows}, c, r, s, a, out, flags, NEURON_BLOCK)"),
         "    return 0",
     ]
     reset = [

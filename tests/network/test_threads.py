@@ -116,3 +116,50 @@ def test_synapse_models_on_threads():
     assert len(a.spikes["exc"][0]) > 20 and np.any(wa != wa[0])
     assert np.array_equal(a.spikes["exc"][0], b.spikes["exc"][0]) and np.array_equal(a.spikes["exc"][1], b.spikes["exc"][1])
     assert np.array_equal(wa, wb)
+
+
+def _blocks_net(blowup: str = "") -> Network:
+    """Populations of 700 and 301 LIF neurons: both cut into several of the kernel's neuron blocks
+    (``kernel_body.NEURON_BLOCK``), the second starting inside a block, the threads' halves
+    meeting inside one; Poisson input makes spikes in most blocks, some neurons refractory."""
+    net = Network(dt_ms=0.1, seed=11)
+    rng = np.random.default_rng(3)
+    a = net.population("a", LIF(), 700, init={"v": rng.uniform(-60.0, -50.2, 700)})
+    b = net.population("b", LIF(tau_mem_ms=10.0, t_ref_ms=1.0), 301, init={"v": rng.uniform(-60.0, -50.2, 301)})
+    net.poisson_input(a, "ge", n_sources=20, rate_hz=150.0, weight=0.5)
+    net.poisson_input(b, "v", n_sources=10, rate_hz=200.0, weight=0.6)
+    net.connect(a, b, "gi", weight=-0.3, rule=FixedProbability(p=0.02))
+    net.connect(b, a, "ge", weight=0.4, rule=FixedProbability(p=0.03))
+    if blowup:  # in one step: neurons 250 and 3 of b (b's first and last blocks), and 640 of a
+        gen = net.spike_generator("gen", 1, indices=[0], times_ms=[4.0])
+        net.connect(gen, b, "ge", weight=1e308, rule=Explicit(i=[0, 0, 0, 0], j=[250, 250, 3, 3]))
+        if blowup == "a and b":
+            net.connect(gen, a, "ge", weight=1e308, rule=Explicit(i=[0, 0], j=[640, 640]))
+    net.monitor(a, "v", indices=[0, 255, 256, 699])
+    return net
+
+
+@pytest.mark.parametrize("threads", [1, THREADS])
+def test_neuron_blocks_give_the_reference_spikes_and_states(threads):
+    """The kernel steps each block of neurons and only looks for spikes in the blocks with a neuron
+    above threshold: the same spikes and states as the numpy reference, which checks every neuron."""
+    ref = _blocks_net().run(30.0, backend="numpy")
+    res = _blocks_net().run(30.0, backend="numba-cpu", threads=threads)
+    for pop, (t, i) in ref.spikes.items():
+        assert len(t) > 100 and len(np.unique(i // 256)) >= 2, pop
+        assert np.array_equal(t, res.spikes[pop][0]) and np.array_equal(i, res.spikes[pop][1]), pop
+    for key, (_, v) in ref.states.items():
+        assert np.array_equal(v, res.states[key][1]), key
+
+
+@pytest.mark.parametrize("threads", [1, THREADS])
+@pytest.mark.parametrize(("blowup", "first"), [("b", "neuron 3)"), ("a and b", "population 'a' became inf (neuron 640)")])
+def test_not_finite_in_any_block_is_found(threads, blowup, first):
+    """Non-finite values in several blocks: the first by population, then variable, then neuron,
+    as the numpy reference reports it."""
+    msgs = []
+    for backend, n in (("numpy", 1), ("numba-cpu", threads)):
+        with pytest.raises(BiosimError) as err:
+            _blocks_net(blowup).run(10.0, backend=backend, threads=n)
+        msgs.append(str(err.value))
+    assert first in msgs[0] and msgs[0] == msgs[1]
