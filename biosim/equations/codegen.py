@@ -125,6 +125,8 @@ def step_source(updates: dict, rows: dict, consts: dict, frozen: set, input_name
         if ref != r:
             body.append(f"    _ref_{r} = {ref}")
             ref = f"_ref_{r}"
+        else:  # r + 0.0: the select stays a select, not a masked store (see biosim.neurons.lif.lif_step)
+            ref = f"({r} + 0.0)"
         writes.append(f"    _X[{rows[r]}][_i] = {ref} if _refractory else _new_{r}")
     body += writes
     return "\n".join(["@njit(cache=True)", "def step(_X, _i, _c, _input, _refractory):", *(body or ["    pass"])])

@@ -83,7 +83,7 @@ def izhikevich_step(X, i, c, i_ext, refractory):
     ge = X[2][i]
     gi = X[3][i]
     v_new = v + c[DT] * (0.04 * v * v + 5.0 * v + 140.0 - u + i_ext + ge + gi)
-    X[0][i] = v if refractory else v_new
+    X[0][i] = (v + 0.0) if refractory else v_new  # v + 0.0: see lif_step
     X[1][i] = u + c[DT_A] * (c[B] * v - u)
     X[2][i] = ge * c[DECAY_EXC]
     X[3][i] = gi * c[DECAY_INH]
