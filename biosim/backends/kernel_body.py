@@ -140,6 +140,12 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     buf = np.zeros(max(N, 1), pl.hist.dtype)
     # block flags; piece (t, p) from u_a // NEURON_BLOCK + t * P + p (the pieces ascend, so never overlap)
     flags = np.zeros(N // NEURON_BLOCK + T * P + 1, np.int64)
+    gated = np.zeros(V, np.bool_)  # rows with a gated target: the others' gates need not be read
+    for v in range(V):
+        for j in range(N):
+            if pl.gate[v, j]:
+                gated[v] = True
+                break
     plain = True
     for r in range(R):
         if pl.pr_syn[r] >= 0:
@@ -265,7 +271,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                 d_n = pl.hist_cnt[d_ss, d_g]
                 if d_kind < 0:  # the projection's one weight, or (d_ws >= 0) synapse d_syn's is w[d_syn - d_ws]
                     phases.deliver(X, w, xpost, pl.hist[d_ss, d_g0:d_g0 + d_n], d_g0, pl.indptr, d_base, pl.tgt, dly,
-                                   dd < 0, d_row, pl.pr_w[d_r], d_ws, pl.gate, pl.ref_until, s, d_lo, d_hi, d_full,
+                                   dd < 0, d_row, pl.pr_w[d_r], d_ws, pl.gate, gated[d_row], pl.ref_until, s, d_lo, d_hi,
+                                   d_full,
                                    rows_sorted, pl.st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
                     continue
                 for d_e in range(d_n):  # a synapse model (one thread): its on_pre statements

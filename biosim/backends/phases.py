@@ -14,9 +14,35 @@ STDP constants come as a row of ``Plan.st_c`` and the column indices of
 depends on another file (:mod:`biosim._numba_cache`, rule 1).
 """
 
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-__all__ = ["bisect", "decay_traces", "deliver", "poisson_input", "potentiate", "targets_sorted"]
+__all__ = ["bisect", "decay_traces", "deliver", "poisson_input", "potentiate", "prefetch", "targets_sorted"]
+
+#: How many spikes ahead :func:`deliver` asks for a spike's row bounds and for its first targets.
+BOUNDS_AHEAD, TARGETS_AHEAD = 8, 4
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask the CPU to bring ``arr[idx]`` (a 1-D array) into its caches (LLVM's ``llvm.prefetch``,
+    for reading); a hint, which never faults, whatever ``idx``."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        size = context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype))
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        addr = builder.add(builder.ptrtoint(ary.data, cgutils.intp_t), builder.mul(idx, cgutils.intp_t(size)))
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.inttoptr(addr, i8p), i32(0), i32(3), i32(1)])  # read, keep, data cache
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True)
@@ -55,12 +81,13 @@ def poisson_input(X, counts, col, row, weight, a, b, lo, hi, gate, ref_until, s)
 
 
 @njit(cache=True)
-def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, ws, gate, ref_until, s, lo, hi, full,
-            sorted_rows, st_c, z, t0, a_minus, w_min, w_max, multiplicative):
+def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, ws, gate, gated, ref_until, s, lo, hi,
+            full, sorted_rows, st_c, z, t0, a_minus, w_min, w_max, multiplicative):
     """The spikes ``spikes`` (sources ``g0 + local index``) of one projection without a synapse
     model, arriving now, along their CSR rows (``indptr[base + local]``): each synapse's weight to
     row ``row`` of its target ``j`` in ``lo..hi-1`` (all of them when ``full``; not while
-    refractory, for a gated row), then STDP depression.
+    refractory, for a gated row), then STDP depression. ``gated``: whether any target's row ``row``
+    is gated (when not, the gate, a read from a random place per synapse, is not read).
 
     The weight is ``wc`` (the projection's one weight) when ``ws < 0``, else ``w[syn - ws]``. With
     per-synapse delays (``delayed``) the row is ordered by delay (``dly``) and only its synapses of
@@ -71,7 +98,12 @@ def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, w
 
         w <- clip(w - A_minus * x_post * (w - w_min if multiplicative else 1), w_min, w_max)
     """
-    for e in range(spikes.shape[0]):
+    n = spikes.shape[0]
+    for e in range(n):
+        if e + BOUNDS_AHEAD < n:  # rows far apart in memory: ask for later ones now (cache misses)
+            prefetch(indptr, base + spikes[e + BOUNDS_AHEAD] - g0)
+        if e + TARGETS_AHEAD < n:
+            prefetch(tgt, indptr[base + spikes[e + TARGETS_AHEAD] - g0])
         loc = spikes[e] - g0
         sa = indptr[base + loc]
         sb = indptr[base + loc + 1]
@@ -86,7 +118,7 @@ def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, w
             if delayed and dly[syn] > 0:  # the rest of the row is delayed: in flight
                 break
             wv = wc if ws < 0 else w[syn - ws]
-            if not (gate[row, j] and s < ref_until[j]):
+            if not (gated and gate[row, j] and s < ref_until[j]):
                 X[row, j] += wv
             if z >= 0:  # STDP depression (plastic synapses have their own weights)
                 xp = xpost[j - t0]
