@@ -116,10 +116,6 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
         return ctl[STATUS] != 0 or ctl[ERRKEY] != NO_ERROR
 
     @cuda.jit(device=True)
-    def clip(x, lo, hi):
-        return lo if x < lo else (hi if x > hi else x)
-
-    @cuda.jit(device=True)
     def block_scan(sh, t):
         """Inclusive prefix sum of ``sh[0:TPB]`` in place (every thread of the block calls it)."""
         off = 1
@@ -270,6 +266,16 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
         return 0 if ss < 0 else hist_cnt[ss, pr_grp[r]]
 
     bisect = _device(phases.bisect, "bisect")  # the CPU kernel's
+    depressed = _device(phases.depressed, "depressed")  # the STDP rule, as on the CPU
+    potentiated = _device(phases.potentiated, "potentiated")
+
+    @cuda.jit(device=True)
+    def spike_row(r, ss, e, hist, grp_off, pr_grp, pr_ptr, indptr):
+        """Entry ``e`` of projection ``r``'s source group in ring slot ``ss``: its local source
+        ``loc`` and the bounds ``a``, ``b`` of its CSR row."""
+        g0 = grp_off[pr_grp[r]]
+        loc = hist[ss, g0 + e] - g0
+        return loc, indptr[pr_ptr[r] + loc], indptr[pr_ptr[r] + loc + 1]
 
     @cuda.jit(device=True)
     def file_event(ev, ev_cnt, j, key):
@@ -302,15 +308,12 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             for r in range(R):
                 if pr_delay[r] >= 0:
                     continue
-                g0 = grp_off[pr_grp[r]]
                 n = hist_cnt[ss, pr_grp[r]] * LANES
                 key0 = pr_row[r] * KR + ((L - 1 - age) * R + r) * E * D - V * KR
                 while t < base + n:
                     e = (t - base) // LANES
                     lane = t - base - e * LANES
-                    loc = hist[ss, g0 + e] - g0
-                    a = indptr[pr_ptr[r] + loc]
-                    b = indptr[pr_ptr[r] + loc + 1]
+                    _, a, b = spike_row(r, ss, e, hist, grp_off, pr_grp, pr_ptr, indptr)
                     lo = bisect(dly, a, b, age)
                     hi = bisect(dly, lo, b, age + 1)
                     for syn in range(lo + lane, hi, LANES):
@@ -348,10 +351,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                 r += 1
                 n_r = arrivals(r, s, slot, L, pr_delay, pr_grp, hist_cnt)
             ss = arrival_slot(r, s, slot, L, pr_delay)
-            g0 = grp_off[pr_grp[r]]
-            loc = hist[ss, g0 + rem] - g0
-            a = indptr[pr_ptr[r] + loc]
-            b = indptr[pr_ptr[r] + loc + 1]
+            loc, a, b = spike_row(r, ss, rem, hist, grp_off, pr_grp, pr_ptr, indptr)
             if pr_delay[r] < 0:  # the synapses of delay 0; the rest of the row is in flight
                 b = bisect(dly, a, b, 1)
             key0 = (int64(r) * E + rem) * D
@@ -426,11 +426,8 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                 for r in range(pr_grp.shape[0]):
                     if pr_delay[r] >= 0 or pr_tgt[r] != p or pr_row[r] != row:
                         continue
-                    g0 = grp_off[pr_grp[r]]
                     for e in range(hist_cnt[ss, pr_grp[r]]):
-                        loc = hist[ss, g0 + e] - g0
-                        a = indptr[pr_ptr[r] + loc]
-                        b = indptr[pr_ptr[r] + loc + 1]
+                        _, a, b = spike_row(r, ss, e, hist, grp_off, pr_grp, pr_ptr, indptr)
                         lo = bisect(dly, a, b, age)
                         for syn in range(lo, bisect(dly, lo, b, age + 1)):
                             if tgt[syn] == j:
@@ -461,11 +458,7 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
         z = pr_stdp[r]
         if z >= 0:  # plastic synapses have their own weights
             xp = xpost[st_post_off[z] + j - pop_off[st_tgt_grp[z]]]
-            if st_c[z, MULTIPLICATIVE] != 0:
-                wv = wv - st_c[z, A_MINUS] * xp * (wv - st_c[z, W_MIN])
-            else:
-                wv = wv - st_c[z, A_MINUS] * xp
-            w[ws] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
+            w[ws] = depressed(wv, xp, st_c, z, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
 
     @cuda.jit
     def k_deliver(ctl, k, s, slot, X, gate, ref_until, pop_of, pop_off, grp_off, hist, hist_cnt, counts, pi_a, pi_b,
@@ -529,11 +522,8 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             ss = arrival_slot(r, s, slot, L, pr_delay)
             if ss < 0:
                 continue
-            g0 = grp_off[pr_grp[r]]
             for e in range(hist_cnt[ss, pr_grp[r]]):
-                loc = hist[ss, g0 + e] - g0
-                a = indptr[pr_ptr[r] + loc]
-                b = indptr[pr_ptr[r] + loc + 1]
+                loc, a, b = spike_row(r, ss, e, hist, grp_off, pr_grp, pr_ptr, indptr)
                 if pr_delay[r] < 0:  # the synapses of delay 0
                     b = bisect(dly, a, b, 1)
                 for syn in range(a, b):
@@ -569,13 +559,8 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
             ws = indptr[pr_ptr[st_proj[z]]] - pr_woff[st_proj[z]]  # synapse syn's weight: w[syn - ws]
             for kk in range(rptr[b], rptr[b + 1]):
                 syn = rsyn[kk] - ws
-                xp = xpre[st_pre_off[z] + rsrc[kk]]
-                wv = w[syn]
-                if st_c[z, MULTIPLICATIVE] != 0:
-                    wv = wv + st_c[z, A_PLUS] * xp * (st_c[z, W_MAX] - wv)
-                else:
-                    wv = wv + st_c[z, A_PLUS] * xp
-                w[syn] = clip(wv, st_c[z, W_MIN], st_c[z, W_MAX])
+                w[syn] = potentiated(w[syn], xpre[st_pre_off[z] + rsrc[kk]], st_c, z, A_PLUS, W_MIN, W_MAX,
+                                     MULTIPLICATIVE)
             xpost[st_post_off[z] + jl] += 1
         for r in range(pr_grp.shape[0]):
             rb = pr_rptr[r]

@@ -19,7 +19,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["bisect", "decay_traces", "deliver", "poisson_input", "potentiate", "prefetch", "targets_sorted"]
+__all__ = ["bisect", "decay_traces", "deliver", "depressed", "poisson_input", "potentiate", "potentiated", "prefetch",
+           "targets_sorted"]
 
 #: How many spikes ahead :func:`deliver` asks for a spike's row bounds and for its first targets.
 BOUNDS_AHEAD, TARGETS_AHEAD = 8, 4
@@ -48,6 +49,34 @@ def prefetch(typingctx, arr, idx):
 @njit(cache=True)
 def _clip(x, lo, hi):
     return lo if x < lo else (hi if x > hi else x)  # noqa: FURB136 (min() would change NaN handling)
+
+
+@njit(inline="always")
+def depressed(wv, xp, st_c, z, a_minus, w_min, w_max, multiplicative):
+    """Weight ``wv`` after STDP depression by the target's trace ``xp`` (plastic projection ``z``,
+    its row of ``Plan.st_c``; the column indices of :mod:`biosim.synapses.stdp` as arguments); the
+    one statement of the rule, for the CPU kernel and (through ``cuda.jit(device=True)``) the GPU's:
+
+        w <- clip(w - A_minus * x_post * (w - w_min if multiplicative else 1), w_min, w_max)
+    """
+    if st_c[z, multiplicative] != 0:
+        wv = wv - st_c[z, a_minus] * xp * (wv - st_c[z, w_min])
+    else:
+        wv = wv - st_c[z, a_minus] * xp
+    return _clip(wv, st_c[z, w_min], st_c[z, w_max])
+
+
+@njit(inline="always")
+def potentiated(wv, xp, st_c, z, a_plus, w_min, w_max, multiplicative):
+    """Weight ``wv`` after STDP potentiation by the source's trace ``xp`` (as :func:`depressed`):
+
+        w <- clip(w + A_plus * x_pre * (w_max - w if multiplicative else 1), w_min, w_max)
+    """
+    if st_c[z, multiplicative] != 0:
+        wv = wv + st_c[z, a_plus] * xp * (st_c[z, w_max] - wv)
+    else:
+        wv = wv + st_c[z, a_plus] * xp
+    return _clip(wv, st_c[z, w_min], st_c[z, w_max])
 
 
 @njit(cache=True)
@@ -94,9 +123,8 @@ def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, w
     delay 0 are delivered (the rest are in flight: :mod:`biosim.backends.in_flight`). With
     ``sorted_rows`` (rows sorted by target), the row's part in ``lo..hi-1`` is found by bisection.
     A plastic projection (``z >= 0``, its row of ``Plan.st_c``, with ``t0`` the offset of target
-    ``j``'s trace ``xpost[j - t0]``, and the indices of the columns) depresses each weight:
-
-        w <- clip(w - A_minus * x_post * (w - w_min if multiplicative else 1), w_min, w_max)
+    ``j``'s trace ``xpost[j - t0]``, and the indices of the columns) depresses each weight
+    (:func:`depressed`).
     """
     n = spikes.shape[0]
     for e in range(n):
@@ -121,12 +149,7 @@ def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, w
             if not (gated and gate[row, j] and s < ref_until[j]):
                 X[row, j] += wv
             if z >= 0:  # STDP depression (plastic synapses have their own weights)
-                xp = xpost[j - t0]
-                if st_c[z, multiplicative] != 0:
-                    wv = wv - st_c[z, a_minus] * xp * (wv - st_c[z, w_min])
-                else:
-                    wv = wv - st_c[z, a_minus] * xp
-                w[syn - ws] = _clip(wv, st_c[z, w_min], st_c[z, w_max])
+                w[syn - ws] = depressed(wv, xpost[j - t0], st_c, z, a_minus, w_min, w_max, multiplicative)
 
 
 @njit(cache=True)
@@ -135,9 +158,8 @@ def potentiate(w, xpre, xpost, spiked, t0, lo, hi, rptr, rb, rsyn, rsrc, ws, pre
     """STDP potentiation of plastic projection ``z`` (its row of ``Plan.st_c``) for its targets that spiked now (``spiked``,
     global indices, population starting at ``t0``) within ``lo..hi-1``: each synapse onto them
     (by-target index ``rptr[rb + local]``, synapse ids ``rsyn``, local sources ``rsrc``; weight of
-    synapse ``k`` in ``w[k - ws]``), then the target's trace ``xpost[post_off + local] += 1``:
-
-        w <- clip(w + A_plus * x_pre * (w_max - w if multiplicative else 1), w_min, w_max)
+    synapse ``k`` in ``w[k - ws]``; :func:`potentiated`), then the target's trace
+    ``xpost[post_off + local] += 1``.
     """
     for e in range(spiked.shape[0]):
         j = spiked[e]
@@ -145,13 +167,7 @@ def potentiate(w, xpre, xpost, spiked, t0, lo, hi, rptr, rb, rsyn, rsrc, ws, pre
             jl = j - t0
             for kk in range(rptr[rb + jl], rptr[rb + jl + 1]):
                 k = rsyn[kk] - ws
-                xp = xpre[pre_off + rsrc[kk]]
-                wv = w[k]
-                if st_c[z, multiplicative] != 0:
-                    wv = wv + st_c[z, a_plus] * xp * (st_c[z, w_max] - wv)
-                else:
-                    wv = wv + st_c[z, a_plus] * xp
-                w[k] = _clip(wv, st_c[z, w_min], st_c[z, w_max])
+                w[k] = potentiated(w[k], xpre[pre_off + rsrc[kk]], st_c, z, a_plus, w_min, w_max, multiplicative)
             xpost[post_off + jl] += 1
 
 
