@@ -450,9 +450,10 @@ def _subprocess(what: str, simulator: bool = True, timeout: int = 300) -> dict:
 
 
 @needs_numba_cuda
-@pytest.mark.parametrize("case", ["cuba", "cobahh", "brunel", "stdp", "eq_stdp", "cuba:float32", "burst", "burst@rows1",
-                                  "stdp@rows1", "all_models", "cuba@racy", "in_flight", "in_flight:float32",
-                                  "in_flight@rows1"])
+@pytest.mark.parametrize("case", ["cuba", pytest.param("cobahh", marks=pytest.mark.slow), "brunel", "stdp", "eq_stdp",
+                                  "cuba:float32", "burst", "burst@rows1", "stdp@rows1",
+                                  pytest.param("all_models", marks=pytest.mark.slow), "cuba@racy", "in_flight",
+                                  "in_flight:float32", "in_flight@rows1"])
 def test_same_spikes_states_and_weights_as_numba_cpu(case):
     r = _subprocess(case)
     assert r["diff"] == [], f"{case}: numba-cuda differs from numba-cpu in " + "; ".join(r["diff"])
@@ -502,6 +503,7 @@ def test_errors_without_numba_cuda_or_gpu():
 
 
 @needs_numba_cuda
+@pytest.mark.slow  # 80 s: every network's kernels compiled to sm_90 PTX
 def test_kernels_compile_for_a_real_gpu():
     r = _subprocess("ptx", simulator=False)
     if "skip" in r:

@@ -36,6 +36,7 @@ def _check_report(report, simulators):
     assert report["n_neurons"] == 200 and report["bio_time_s"] == pytest.approx(0.05)
 
 
+@pytest.mark.slow  # 30 s of g++; test_bench_scaling runs standalone in the default suite
 def test_bench_cuba_tiny_numpy_and_standalone(capsys):
     said = []
     report = run_bench("cuba", ["brian2:numpy", "brian2:cpp_standalone"], TINY, repeats=2, log=said.append)

@@ -51,8 +51,8 @@ EXPECTED_METHODS = {
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_builtin_written_as_equations_spikes_the_same(name):
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "cond_lif" else n for n in CASES])
+def test_builtin_written_as_equations_spikes_the_same(name):  # cond_lif: 46 s, with the slow tests
     builtin = CASES[name][0]
     model = library.EQUATION_MODELS[name](builtin)
     assert model.methods == EXPECTED_METHODS[name]
@@ -120,6 +120,7 @@ def test_exact_method_matches_the_analytic_psp(tau_s):
     np.testing.assert_allclose(v, expected, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.slow  # 42 s: a kernel per method
 def test_explicit_methods_converge_at_their_order():
     eqs = "dv/dt = -v**2 / (tau * mV) : mV"  # v(t) = v0 / (1 + v0 t / tau)
     errors = {}

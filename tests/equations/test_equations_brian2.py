@@ -261,6 +261,7 @@ def test_wang_buzsaki_network_matches_brian2():
     _assert_same_trains(ours, theirs, "Wang-Buzsaki network", WB_DT)
 
 
+@pytest.mark.slow  # 50 s; the Wang-Buzsaki network test stays in the default suite
 def test_wang_buzsaki_exponential_euler_matches_brian2():
     """Brian2's own example integrates WB by exponential Euler, although d(dv/dt)/dv depends on v
     through m_inf(v): biosim takes the same (collected) split when the method is forced."""
