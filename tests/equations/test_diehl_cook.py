@@ -133,7 +133,7 @@ def _steps(times_ms, indices):
     return steps[order], idx[order]
 
 
-@pytest.mark.parametrize("method, b2_method", [("euler", "euler"), (None, "exponential_euler")])
+@pytest.mark.parametrize("method, b2_method", [pytest.param("euler", "euler", marks=pytest.mark.slow), (None, "exponential_euler")])
 def test_small_diehl_cook_network_learns_like_brian2(method, b2_method):
     pytest.importorskip("brian2")
     ours = _ours(method)

@@ -51,8 +51,9 @@ EXPECTED_METHODS = {
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "cond_lif" else n for n in CASES])
-def test_builtin_written_as_equations_spikes_the_same(name):  # cond_lif: 46 s, with the slow tests
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cond_lif", "adex", "izhikevich") else n
+                                  for n in CASES])
+def test_builtin_written_as_equations_spikes_the_same(name):  # 20-46 s each for these three: with the slow tests
     builtin = CASES[name][0]
     model = library.EQUATION_MODELS[name](builtin)
     assert model.methods == EXPECTED_METHODS[name]
@@ -68,7 +69,8 @@ def test_builtin_written_as_equations_spikes_the_same(name):  # cond_lif: 46 s, 
         np.testing.assert_allclose(got.states[("exc", "v")][1], ref.states[("exc", "v")][1], rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cond_lif", "izhikevich") else n
+                                  for n in CASES])
 def test_equation_models_run_in_float32(name):
     model = library.EQUATION_MODELS[name](CASES[name][0])
     _, (lo, hi), we, _ = CASES[name]

@@ -109,7 +109,7 @@ def test_qif_model_methods():
         assert _qif(method).methods == {"v": method, "I_syn": method}
 
 
-@pytest.mark.parametrize("method", ["euler", "rk2", "rk4"])
+@pytest.mark.parametrize("method", ["euler", pytest.param("rk2", marks=pytest.mark.slow), "rk4"])
 def test_qif_single_neurons_match_brian2(method):
     # pA; the rheobase is k (v_crit - v_rest)^2 / 4R = 22.5 pA
     amps = np.array([0.0, 20.0, 25.0, 40.0, 100.0, 250.0, 500.0, 1000.0])

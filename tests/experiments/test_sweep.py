@@ -228,6 +228,7 @@ def _no_timing(obj):
     return obj
 
 
+@pytest.mark.slow  # 28 s; the grid tests run sweeps on Dask in the default suite
 def test_compare_fans_its_runs_out_on_the_same_executor(scheduler, tmp_path, monkeypatch, capsys):
     """`biosim compare --scheduler`: the same run folders as the plain loop, the same metrics (but times)."""
     monkeypatch.chdir(tmp_path)
