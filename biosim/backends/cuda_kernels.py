@@ -384,10 +384,8 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
         k //= E
         r = k % R
         age = L - 1 - k // R
-        ss = (s - age) % L
-        g0 = grp_off[pr_grp[r]]
-        loc = hist[ss, g0 + e] - g0
-        return r, indptr[pr_ptr[r] + loc] + pos
+        _, a, _ = spike_row(r, (s - age) % L, e, hist, grp_off, pr_grp, pr_ptr, indptr)
+        return r, a + pos
 
     @cuda.jit(device=True)
     def deliver_in_flight(j, n, s, refr, zero, X, gate, ev, grp_off, hist, pr_grp, pr_ptr, indptr, w, pr_w, pr_woff,
@@ -504,10 +502,9 @@ def build_kernels(specs, syn_specs, TPB: int, LANES: int = 1) -> dict:
                 pos = key - re * D
                 r = re // E
                 e = re - r * E
-                ss = arrival_slot(r, s, slot, L, pr_delay)
-                g0 = grp_off[pr_grp[r]]
-                loc = hist[ss, g0 + e] - g0
-                apply_event(r, indptr[pr_ptr[r] + loc] + pos, loc, j, s, X, gate, ref_until, pop_off, grp_off, pr_grp,
+                loc, a, _ = spike_row(r, arrival_slot(r, s, slot, L, pr_delay), e, hist, grp_off, pr_grp, pr_ptr,
+                                      indptr)
+                apply_event(r, a + pos, loc, j, s, X, gate, ref_until, pop_off, grp_off, pr_grp,
                             pr_row, pr_stdp, pr_syn, pr_c, w, st_c, st_post_off, st_tgt_grp, xpost, S, s_last, P, pr_w,
                             pr_woff, indptr[pr_ptr[r]])
             return

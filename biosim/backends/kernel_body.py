@@ -183,8 +183,8 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                     u_bad = False
                     for u_k in range((u_b - u_a + NEURON_BLOCK - 1) // NEURON_BLOCK):
                         u_bad |= (u_f[u_k] & NOT_FINITE_FLAG) != 0
-                    for u_r in range(pl.pop_nvar[u_p]):
-                        if u_bad:
+                    if u_bad:  # the first non-finite state, by row then neuron
+                        for u_r in range(pl.pop_nvar[u_p]):
                             for u_i in range(u_a, u_b):
                                 if err[t, 0] == 0 and not math.isfinite(X[u_r, u_i]):
                                     err[t, 0] = u_p + 1

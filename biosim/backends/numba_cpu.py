@@ -183,8 +183,8 @@ def model_source(spec) -> str:
         lines.append(f"{role}_one = njit(inline=\"always\")(_{role}.py_func)")
     lines += ["", f"HIT, NOT_FINITE = {HIT}, {NOT_FINITE_FLAG}  # bits of a block's flags"]
     deco = f"@njit(cache=True, error_model={_ERROR_MODEL!r})"
-    rows = ", ".join(f"R[{k}][a:b]" for k in range(len(spec.var_names))) + ("," if len(spec.var_names) == 1 else "")
-    not_finite = " | ".join(f"(B[{k}][i] - B[{k}][i] != 0.0)" for k in range(len(spec.var_names)))
+    n_var = len(spec.var_names)
+    not_finite = " | ".join(f"(B[{k}][i] - B[{k}][i] != 0.0)" for k in range(n_var))
     lines += [
         "", "",
         deco,
@@ -193,7 +193,7 @@ def model_source(spec) -> str:
         "    for k in range((n + block - 1) // block):",
         "        a = k * block",
         "        b = min(a + block, n)",
-        f"        B = ({rows})",
+        f"        B = {_views('R[{}][a:b]', n_var)}",
         "        eb = e[a:b]",
         "        rb = r[a:b]",
         "        for i in range(b - a):",
@@ -213,7 +213,7 @@ def model_source(spec) -> str:
         "        if flags[k] & HIT:",
         "            f = k * block",
         "            b = min(f + block, n)",
-        f"            B = ({rows.replace('[a:b]', '[f:b]')})",
+        f"            B = {_views('R[{}][f:b]', n_var)}",
         "            rb = r[f:b]",
         "            for i in range(b - f):",
         "                if threshold_one(B, i, c) and s >= rb[i]:",
@@ -293,9 +293,10 @@ def _module_text(modname: str, pys: list) -> bytes:
         return b"".join(marshal.dumps(py.__code__) for py in pys)
 
 
-def _rows(n: int) -> str:
-    """Source of the tuple of 1-D row views ``(X[0, a:b], ..., X[n-1, a:b])``."""
-    return "(" + ", ".join(f"X[{r}, a:b]" for r in range(n)) + ("," if n == 1 else "") + ")"
+def _views(pattern: str, n: int) -> str:
+    """Source of the tuple ``(pattern.format(0), ..., pattern.format(n - 1))``, e.g. the 1-D row views
+    ``(X[0, a:b], ..., X[n-1, a:b])`` of ``_views("X[{}, a:b]", n)``."""
+    return "(" + ", ".join(pattern.format(r) for r in range(n)) + ("," if n == 1 else "") + ")"
 
 
 def _dispatch_source(specs) -> str:
@@ -304,7 +305,7 @@ def _dispatch_source(specs) -> str:
         out = []
         for k, spec in enumerate(specs):
             out.append(f"    {'if' if k == 0 else 'elif'} model == {k}:")
-            out.append(f"        {call(k, _rows(len(spec.var_names)))}")
+            out.append(f"        {call(k, _views('X[{}, a:b]', len(spec.var_names)))}")
         return out
 
     step = [
