@@ -18,10 +18,20 @@ that its cache follows a change here.
 import numpy as np
 from numba import njit
 
-__all__ = ["FL_BIRTH", "FL_END", "FL_LO", "FL_NEXT", "FL_PROJ", "FL_ROWS", "advance", "deliver", "rebuild"]
+__all__ = ["FL_BIRTH", "FL_END", "FL_LO", "FL_NEXT", "FL_PROJ", "FL_ROWS", "advance", "deliver", "grown", "rebuild"]
 
 FL_PROJ, FL_NEXT, FL_END, FL_LO, FL_BIRTH = 0, 1, 2, 3, 4
 FL_ROWS = 5
+
+
+@njit(cache=True)
+def grown(fl, n, size):
+    """A copy of the table ``fl`` holding ``n`` spikes, with room for ``size``."""
+    bigger = np.empty((FL_ROWS, size), np.int64)
+    for f in range(FL_ROWS):  # element by element: a slice assignment compiles its shape-error message
+        for e in range(n):    # (string formatting), which took seconds
+            bigger[f, e] = fl[f, e]
+    return bigger
 
 
 @njit(cache=True)
@@ -29,11 +39,7 @@ def _push(fl, n, r, a, b, birth):
     """Append a spike in flight (projection ``r``, row ``a..b-1``, step ``birth``) to the table
     ``fl`` holding ``n``; returns the table (a larger copy when it was full)."""
     if n == fl.shape[1]:
-        bigger = np.empty((FL_ROWS, 2 * fl.shape[1]), np.int64)
-        for f in range(FL_ROWS):  # element by element: a slice assignment compiles its shape-error message
-            for e in range(n):    # (string formatting), which took seconds
-                bigger[f, e] = fl[f, e]
-        fl = bigger
+        fl = grown(fl, n, 2 * n)
     fl[FL_PROJ, n] = r
     fl[FL_NEXT, n] = a
     fl[FL_END, n] = b

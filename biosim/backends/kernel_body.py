@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from biosim.backends import in_flight, phases
+from biosim.backends import in_flight, phases, spin
 from biosim.synapses.stdp import DECAY_PRE, DECAY_POST, A_PLUS, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE  # noqa: I001
 
 #: Status codes of run_chunk.
@@ -39,6 +39,9 @@ OK, BUFFER_FULL, NOT_FINITE = 0, 1, 2
 #: search only runs when a block has NOT_FINITE_FLAG.
 NEURON_BLOCK = 256
 HIT, NOT_FINITE_FLAG = 1, 2
+
+#: int64s per cache line: what the threads write step by step lies this far apart (no false sharing).
+LINE = 8
 
 # biosim-kernel: dispatch begins
 # Placeholders, replaced in every generated module by one branch per model of the network.
@@ -88,58 +91,69 @@ def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
             pop_reset(pop_model[p], X, a, pop_off[p + 1], C[p], hist_row[first:last])
 
 
+#: Entries of the array ``sh`` the threads of :func:`_steps` share: the next step to run (steps
+#: done), the spike buffer's and the monitors' fill, the spikes in flight, the status, the error's
+#: population, row and neuron.
+SH_K, SH_SP_N, SH_REC_N, SH_FL_N, SH_STATUS, SH_ERR_POP, SH_ERR_ROW, SH_ERR_NEURON = 0, 1, 2, 3, 4, 5, 6, 7
+SH_SIZE = 8
+
+#: Statuses of :func:`_steps` that :func:`run_chunk` handles itself: the table of spikes in flight
+#: needs room (grown, then the steps go on), and the threads did not all start (the steps go on
+#: in one thread).
+FL_GROW, ABANDONED = 3, 4
+
+
 def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     """Advance the plan ``pl`` by ``n_steps`` steps starting at global step ``step0`` (the contract
-    of :mod:`biosim.backends`) on ``T`` threads: compiled as :func:`run_chunk` (one thread, the
-    ``prange`` loops plain loops) and :func:`run_chunk_threads` (Numba's parallel loops).
+    of :mod:`biosim.backends`) on ``T`` threads (compiled as :func:`run_chunk`).
 
-    Threads share a step by neurons: ``T`` contiguous blocks, each updated, thresholded, sent its
-    spikes and reset by one thread. Every target sees the same additions in the same order as in one
-    thread (projection by projection, spike by spike along the ring, synapse by synapse along the
-    CSR row), so the results do not depend on ``T``. A thread finds a row's synapses onto its block
-    by bisection when every row is sorted by target, else by a scan. Spikes are merged into the ring
-    in ascending order between the parallel phases. Networks with synapse models deliver spikes in
-    one thread (``on_pre`` may read source neurons that other threads are writing).
+    The steps themselves are :func:`_steps`: on ``T > 1`` threads, the whole chunk is one parallel
+    region (:func:`_region`, a ``prange`` of ``T`` iterations), whose threads wait for each other at a
+    :func:`biosim.backends.spin.barrier` between the phases of a step (a parallel region per
+    phase cost several microseconds per step). If the threads do not all start at once
+    (:func:`biosim.backends.spin.check_in`), the chunk runs on one thread: the same results.
 
     Per-synapse delays: a spike of a projection with per-synapse delays delivers its row's
     synapses of delay 0 at once (the row is ordered by delay) and stays in a table of spikes in
     flight (:mod:`biosim.backends.in_flight`, compiled once for all kernels) until its row is
-    delivered: at each later step, the run of its row whose delay equals its age. That table grows with the spikes in flight, not with the network, and is
-    rebuilt from the spike ring at the start of every call (it is no state of the plan). The due
-    weights are summed per target in a (V, N) scratch, in the order the spikes were sent
-    (step, projection, ring entry, row), before they reach the target -- gated, like every
-    input, while it is refractory -- after Poisson input and before this step's spikes.
+    delivered: at each later step, the run of its row whose delay equals its age. That table grows
+    with the spikes in flight, not with the network; it is rebuilt from the spike ring at the
+    start of every call (it is no state of the plan) and grown here, between parallel regions,
+    when a step might fill it. The due weights are summed per target in a (V, N) scratch, in the
+    order the spikes were sent (step, projection, ring entry, row), before they reach the target --
+    gated, like every input, while it is refractory -- after Poisson input and before this step's
+    spikes.
 
     Returns ``(status, steps_done, sp_n, rec_n, err_pop, err_row, err_neuron)``; ``status`` is
     OK, BUFFER_FULL (the spike buffer needs room: call again from ``step0 + steps_done``) or
     NOT_FINITE (a state variable became NaN/inf in the last step done).
     """
-    # every written field a local (in the plan's order): Numba's parallel loops lose writes made
-    # through a NamedTuple's fields
-    X, w, xpost, S, s_last = pl.X, pl.w, pl.xpost, pl.S, pl.s_last
+    X = pl.X
     N = X.shape[1]
     V = X.shape[0]
-    L = pl.hist.shape[0]
     P = pl.pop_model.shape[0]
-    G = pl.grp_off.shape[0] - 1
     R = pl.pr_grp.shape[0]
-    Q = pl.pi_a.shape[0]
-    Z = pl.st_proj.shape[0]
-    M = pl.mon_row.shape[0]
-    dly = pl.dly
-    use_fl = dly.shape[0] > 0
+    use_fl = pl.dly.shape[0] > 0
     pend = np.zeros((V, N) if use_fl else (1, 1), X.dtype)  # due delayed input per target, summed
     fl = np.empty((in_flight.FL_ROWS, 1), np.int64)
     fl_n = 0
+    fl_most = 0  # the most spikes a step adds to the table
     if use_fl:
         fl, fl_n = in_flight.rebuild(pl.hist, pl.hist_cnt, step0, pl.pr_delay, pl.pr_grp, pl.grp_off, pl.pr_ptr,
                                      pl.indptr)
-    cap = out.sp_idx.shape[0]
+        for r in range(R):
+            if pl.pr_delay[r] < 0:
+                fl_most += pl.grp_off[pl.pr_grp[r] + 1] - pl.grp_off[pl.pr_grp[r]]
+    sh = np.zeros(SH_SIZE, np.int64)
+    sh[SH_SP_N] = sp_n
+    sh[SH_REC_N] = rec_n
+    sh[SH_FL_N] = fl_n
     err = np.zeros((T, 3), np.int64)  # population + 1 (0: no error), row, neuron
-    cnt = np.zeros((T, P), np.int64)
+    cnt = np.zeros((T, P + LINE), np.int64)  # each thread's spikes per population (rows a cache line apart)
     buf = np.zeros(max(N, 1), pl.hist.dtype)
-    # block flags; piece (t, p) from u_a // NEURON_BLOCK + t * P + p (the pieces ascend, so never overlap)
-    flags = np.zeros(N // NEURON_BLOCK + T * P + 1, np.int64)
+    # block flags, a row per thread (a cache line apart): piece p from u_a // NEURON_BLOCK + p (the pieces
+    # ascend, so never overlap)
+    flags = np.zeros((T, N // NEURON_BLOCK + P + 1 + LINE), np.int64)
     gated = np.zeros(V, np.bool_)  # rows with a gated target: the others' gates need not be read
     for v in range(V):
         for j in range(N):
@@ -152,107 +166,135 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
             plain = False
     nd = T if plain else 1  # threads that deliver spikes
     rows_sorted = nd > 1 and phases.targets_sorted(pl.indptr, pl.tgt)
-    for k in range(n_steps):
+    while True:
+        if use_fl and fl_n + fl_most > fl.shape[1]:
+            fl = in_flight.grown(fl, fl_n, 2 * (fl_n + fl_most))
+        bar = np.zeros(spin.BARRIER_SIZE, np.int64)
+        if T > 1:
+            _region(T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted,
+                    fl, fl_most, pend)
+        if T == 1 or sh[SH_STATUS] == ABANDONED:  # (the threads did not all start: nothing was done)
+            sh[SH_STATUS] = OK
+            _steps(0, 1, 1, pl, inp, out, step0, n_steps, sh, bar, err[:1], cnt[:1], buf, flags[:1], gated, plain,
+                   False, fl, fl_most, pend)
+        fl_n = sh[SH_FL_N]
+        if sh[SH_STATUS] != FL_GROW:
+            break
+        sh[SH_STATUS] = OK
+    if sh[SH_STATUS] == NOT_FINITE:
+        return NOT_FINITE, sh[SH_K], sh[SH_SP_N], sh[SH_REC_N], sh[SH_ERR_POP], sh[SH_ERR_ROW], sh[SH_ERR_NEURON]
+    return sh[SH_STATUS], sh[SH_K], sh[SH_SP_N], sh[SH_REC_N], -1, -1, -1
+
+
+@njit(cache=True, parallel=True)
+def _region(T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted, fl,
+            fl_most, pend):
+    """:func:`_steps` on ``T`` threads, one per ``prange`` iteration (the arguments are
+    :func:`_run_chunk`'s). A function of its own: the caller reads what the threads wrote to ``sh``
+    after this call returns, which Numba's parallel-loop transformations, inside one function, did
+    not always let it see."""
+    for t in prange(T):
+        _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted,
+               fl, fl_most, pend)
+
+
+@njit(cache=True)
+def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted, fl,
+           fl_most, pend):
+    """Thread ``t`` of ``T`` runs the steps of :func:`_run_chunk` from ``sh[SH_K]`` until
+    ``n_steps`` or a status (``sh[SH_STATUS]``, with ``sh[SH_K]`` the steps done).
+
+    Threads share a step by neurons: ``T`` contiguous blocks, each updated, thresholded, sent its
+    spikes and reset by one thread (``nd`` threads deliver spikes: 1 in networks with synapse
+    models, whose ``on_pre`` may read any neuron). Thread 0 alone does what is serial -- merging
+    the step's spikes into the ring in ascending order, the spike buffer, input groups, spikes in
+    flight, STDP traces, synapse models' ``on_post`` -- while the others wait at a barrier. Every
+    target sees the same additions in the same order as in one thread (projection by projection,
+    spike by spike along the ring, synapse by synapse along the CSR row), so the results do not
+    depend on ``T``. A thread finds a row's synapses onto its block by bisection when every row is
+    sorted by target (``rows_sorted``), else by a scan. ``nd``, ``plain`` (no synapse models),
+    ``rows_sorted`` and the scratch arrays are :func:`_run_chunk`'s; ``fl_most`` is the most
+    spikes a step adds to the table of spikes in flight ``fl``.
+    """
+    # every written field a local (in the plan's order), as the kernel always had them
+    X, w, xpost, S, s_last = pl.X, pl.w, pl.xpost, pl.S, pl.s_last
+    N = X.shape[1]
+    L = pl.hist.shape[0]
+    P = pl.pop_model.shape[0]
+    R = pl.pr_grp.shape[0]
+    Q = pl.pi_a.shape[0]
+    Z = pl.st_proj.shape[0]
+    M = pl.mon_row.shape[0]
+    dly = pl.dly
+    use_fl = dly.shape[0] > 0
+    cap = out.sp_idx.shape[0]
+    passed = 0  # barriers passed
+    if T > 1 and not spin.check_in(bar, T):
+        sh[SH_STATUS] = ABANDONED
+        return
+    t_lo = t * N // T
+    t_hi = (t + 1) * N // T
+    d_lo = t * N // nd if t < nd else 0
+    d_hi = (t + 1) * N // nd if t < nd else 0
+    d_full = nd == 1
+    for k in range(sh[SH_K], n_steps):
         s = step0 + k
-        if sp_n + N > cap:
-            return BUFFER_FULL, k, sp_n, rec_n, -1, -1, -1
+        # what needs room stops the chunk before the step (every thread sees the same numbers)
+        if sh[SH_SP_N] + N > cap or (use_fl and sh[SH_FL_N] + fl_most > fl.shape[1]):
+            if t == 0:
+                sh[SH_STATUS] = BUFFER_FULL if sh[SH_SP_N] + N > cap else FL_GROW
+                sh[SH_K] = k
+            return
         slot = s % L
-        for g in range(G):
-            pl.hist_cnt[slot, g] = 0
-        if M > 0 and s % pl.mon_every == 0:
+        record = M > 0 and s % pl.mon_every == 0
+        if record:  # each thread its own neurons' state at t
             for m in range(M):
-                out.rec[rec_n, m] = X[pl.mon_row[m], pl.mon_idx[m]]
-            rec_n += 1
-        for z in range(Z):
-            g = pl.pr_grp[pl.st_proj[z]]
-            phases.decay_traces(pl.xpre, pl.st_pre_off[z], pl.grp_off[g + 1] - pl.grp_off[g], pl.st_c[z, DECAY_PRE])
-            tp = pl.st_tgt_grp[z]
-            phases.decay_traces(xpost, pl.st_post_off[z], pl.pop_off[tp + 1] - pl.pop_off[tp], pl.st_c[z, DECAY_POST])
+                if t_lo <= pl.mon_idx[m] < t_hi:
+                    out.rec[sh[SH_REC_N], m] = X[pl.mon_row[m], pl.mon_idx[m]]
         # 1. state update with the NaN/inf check (the first by population, row, neuron), thresholds:
         # one thread writes the ring directly, several a buffer merged below
         dest = pl.hist[slot] if T == 1 else buf
-        for t in prange(T):
-            t_lo = t * N // T
-            t_hi = (t + 1) * N // T
-            for u_p in range(P):
-                u_a = max(pl.pop_off[u_p], t_lo)
-                u_b = min(pl.pop_off[u_p + 1], t_hi)
-                u_f = flags[u_a // NEURON_BLOCK + t * P + u_p:]
-                if u_a < u_b and err[t, 0] == 0:
-                    pop_step(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.i_ext, pl.ref_until, s, u_f)
-                    u_bad = False
-                    for u_k in range((u_b - u_a + NEURON_BLOCK - 1) // NEURON_BLOCK):
-                        u_bad |= (u_f[u_k] & NOT_FINITE_FLAG) != 0
-                    if u_bad:  # the first non-finite state, by row then neuron
-                        for u_r in range(pl.pop_nvar[u_p]):
-                            for u_i in range(u_a, u_b):
-                                if err[t, 0] == 0 and not math.isfinite(X[u_r, u_i]):
-                                    err[t, 0] = u_p + 1
-                                    err[t, 1] = u_r
-                                    err[t, 2] = u_i
-            for u_p in range(P):
-                u_a = max(pl.pop_off[u_p], t_lo)
-                u_b = min(pl.pop_off[u_p + 1], t_hi)
-                cnt[t, u_p] = 0
-                if u_a < u_b and err[t, 0] == 0:
-                    cnt[t, u_p] = pop_threshold(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.ref_until, s, dest[u_a:],
-                                                flags[u_a // NEURON_BLOCK + t * P + u_p:])
-        bad = -1
-        for t in range(T):
-            if err[t, 0] > 0 and (bad < 0 or err[t, 0] < err[bad, 0] or
-                                  (err[t, 0] == err[bad, 0] and err[t, 1] < err[bad, 1])):
-                bad = t
-        if bad >= 0:
-            return NOT_FINITE, k + 1, sp_n, rec_n, err[bad, 0] - 1, err[bad, 1], err[bad, 2]
-        # 2. the spikes into the ring, ascending; refractory clocks, the spike buffer, input groups
-        for p in range(P):
-            a = pl.pop_off[p]
-            n = 0
-            for t in range(T):
-                if T > 1:
-                    b = max(a, t * N // T)
-                    for e in range(cnt[t, p]):
-                        pl.hist[slot, a + n + e] = buf[b + e]
-                n += cnt[t, p]
-            pl.hist_cnt[slot, p] = n
-            for e in range(n):
-                i = pl.hist[slot, a + e]
-                pl.ref_until[i] = s + pl.pop_ref[p]
-                if pl.rec_spikes[i]:
-                    out.sp_step[sp_n] = s
-                    out.sp_idx[sp_n] = i
-                    sp_n += 1
-        for e in range(inp.in_ptr[k], inp.in_ptr[k + 1]):
-            g = inp.in_grp[e]
-            pl.hist[slot, pl.grp_off[g] + pl.hist_cnt[slot, g]] = inp.in_src[e]
-            pl.hist_cnt[slot, g] += 1
-        # spikes in flight: the synapses due now; this step's spikes join (their delay-0 synapses
-        # are delivered below)
-        if use_fl:
-            fl, fl_n = in_flight.advance(fl, fl_n, dly, s, pl.hist[slot], pl.hist_cnt[slot], pl.pr_delay, pl.pr_grp,
-                                         pl.grp_off, pl.pr_ptr, pl.indptr)
-        # STDP source traces of the spikes arriving now (nothing reads them before step 4)
-        for r in range(R):
-            z = pl.pr_stdp[r]
-            d = pl.pr_delay[r]
-            if z >= 0 and pl.pr_syn[r] < 0 and s >= d:
-                ss = slot if d < 0 else (s - d) % L
-                g0 = pl.grp_off[pl.pr_grp[r]]
-                for e in range(pl.hist_cnt[ss, pl.pr_grp[r]]):
-                    pl.xpre[pl.st_pre_off[z] + pl.hist[ss, g0 + e] - g0] += 1
+        for u_p in range(P):
+            u_a = max(pl.pop_off[u_p], t_lo)
+            u_b = min(pl.pop_off[u_p + 1], t_hi)
+            u_f = flags[t, u_a // NEURON_BLOCK + u_p:]
+            if u_a < u_b and err[t, 0] == 0:
+                pop_step(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.i_ext, pl.ref_until, s, u_f)
+                u_bad = False
+                for u_k in range((u_b - u_a + NEURON_BLOCK - 1) // NEURON_BLOCK):
+                    u_bad |= (u_f[u_k] & NOT_FINITE_FLAG) != 0
+                if u_bad:  # the first non-finite state, by row then neuron
+                    for u_r in range(pl.pop_nvar[u_p]):
+                        for u_i in range(u_a, u_b):
+                            if err[t, 0] == 0 and not math.isfinite(X[u_r, u_i]):
+                                err[t, 0] = u_p + 1
+                                err[t, 1] = u_r
+                                err[t, 2] = u_i
+        for u_p in range(P):
+            u_a = max(pl.pop_off[u_p], t_lo)
+            u_b = min(pl.pop_off[u_p + 1], t_hi)
+            cnt[t, u_p] = 0
+            if u_a < u_b and err[t, 0] == 0:
+                cnt[t, u_p] = pop_threshold(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.ref_until, s, dest[u_a:],
+                                            flags[t, u_a // NEURON_BLOCK + u_p:])
+        if T > 1:
+            passed = spin.barrier(bar, T, passed)
+        if t == 0:
+            _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl)
+        if T > 1:
+            passed = spin.barrier(bar, T, passed)
+        if sh[SH_STATUS] != OK:
+            return
         # 3. what reaches each target: Poisson input, delayed input due now, then each projection;
         # 4. STDP potentiation of the targets that spiked, their traces; reset (networks without
         # synapse models: no on_post, which may read other neurons before their reset)
-        for t in prange(nd):
-            d_lo = t * N // nd
-            d_hi = (t + 1) * N // nd
-            d_full = nd == 1
+        if t < nd:
             for d_q in range(Q):
                 phases.poisson_input(X, inp.counts[k], pl.pi_col[d_q], pl.pi_row[d_q], pl.pi_w[d_q], pl.pi_a[d_q],
                                      pl.pi_b[d_q], d_lo, d_hi, pl.gate, pl.ref_until, s)
             if use_fl:  # delayed input due now
-                in_flight.deliver(fl, fl_n, s, d_lo, d_hi, pend, X, w, pl.gate, pl.ref_until, pl.tgt, pl.pr_row,
-                                  pl.pr_w, pl.pr_woff, pl.pr_ptr, pl.indptr)
+                in_flight.deliver(fl, sh[SH_FL_N], s, d_lo, d_hi, pend, X, w, pl.gate, pl.ref_until, pl.tgt,
+                                  pl.pr_row, pl.pr_w, pl.pr_woff, pl.pr_ptr, pl.indptr)
             for d_r in range(R):
                 dd = pl.pr_delay[d_r]
                 if dd >= 0 and s < dd:
@@ -272,8 +314,7 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                 if d_kind < 0:  # the projection's one weight, or (d_ws >= 0) synapse d_syn's is w[d_syn - d_ws]
                     phases.deliver(X, w, xpost, pl.hist[d_ss, d_g0:d_g0 + d_n], d_g0, pl.indptr, d_base, pl.tgt, dly,
                                    dd < 0, d_row, pl.pr_w[d_r], d_ws, pl.gate, gated[d_row], pl.ref_until, s, d_lo, d_hi,
-                                   d_full,
-                                   rows_sorted, pl.st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
+                                   d_full, rows_sorted, pl.st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
                     continue
                 for d_e in range(d_n):  # a synapse model (one thread): its on_pre statements
                     d_loc = pl.hist[d_ss, d_g0 + d_e] - d_g0
@@ -287,35 +328,106 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
                 d_tp = pl.st_tgt_grp[p_z]
                 p_t0 = pl.pop_off[d_tp]
                 p_r = pl.st_proj[p_z]
-                phases.potentiate(w, pl.xpre, xpost, pl.hist[slot, p_t0:p_t0 + pl.hist_cnt[slot, d_tp]], p_t0, d_lo, d_hi,
-                                  pl.rptr, pl.st_rptr_off[p_z], pl.rsyn, pl.rsrc,
+                phases.potentiate(w, pl.xpre, xpost, pl.hist[slot, p_t0:p_t0 + pl.hist_cnt[slot, d_tp]], p_t0, d_lo,
+                                  d_hi, pl.rptr, pl.st_rptr_off[p_z], pl.rsyn, pl.rsrc,
                                   pl.indptr[pl.pr_ptr[p_r]] - pl.pr_woff[p_r], pl.st_pre_off[p_z],
                                   pl.st_post_off[p_z], pl.st_c, p_z, A_PLUS, W_MIN, W_MAX, MULTIPLICATIVE)
-            if plain:
-                _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], d_lo, d_hi)
-        if plain:
-            continue
-        for r in range(R):  # synapse models' on_post, for the targets that spiked
-            rb = pl.pr_rptr[r]
-            if rb < 0:
-                continue
-            tp = pl.pr_tgt[r]
-            t0 = pl.pop_off[tp]
-            g = pl.pr_grp[r]
-            g0 = pl.grp_off[g]
-            kind = pl.pr_syn[r]
-            for e in range(pl.hist_cnt[slot, tp]):
-                j = pl.hist[slot, t0 + e]
-                for kk in range(pl.rptr[rb + j - t0], pl.rptr[rb + j - t0 + 1]):
-                    syn = pl.rsyn[kk]
-                    pre = g0 + pl.rsrc[kk] if g < P else -1
-                    syn_post(kind, S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j], s - s_last[syn])
-                    s_last[syn] = s
-        for t in prange(T):
-            _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], t * N // T,
-                         (t + 1) * N // T)
-    return OK, n_steps, sp_n, rec_n, -1, -1, -1
+        if not plain and t == 0:  # synapse models' on_post, for the targets that spiked
+            for r in range(R):
+                rb = pl.pr_rptr[r]
+                if rb < 0:
+                    continue
+                tp = pl.pr_tgt[r]
+                t0 = pl.pop_off[tp]
+                g = pl.pr_grp[r]
+                g0 = pl.grp_off[g]
+                kind = pl.pr_syn[r]
+                for e in range(pl.hist_cnt[slot, tp]):
+                    j = pl.hist[slot, t0 + e]
+                    for kk in range(pl.rptr[rb + j - t0], pl.rptr[rb + j - t0 + 1]):
+                        syn = pl.rsyn[kk]
+                        pre = g0 + pl.rsrc[kk] if g < P else -1
+                        syn_post(kind, S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j],
+                                 s - s_last[syn])
+                        s_last[syn] = s
+        if not plain and T > 1:  # thread 0 delivered to every neuron and ran on_post: now reset
+            passed = spin.barrier(bar, T, passed)
+        _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], t_lo, t_hi)
+    if t == 0:
+        sh[SH_K] = n_steps
+
+
+@njit
+def _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl):
+    """Thread 0's part of step ``s`` (the ``k``-th of the chunk) between the threads' thresholds and
+    their deliveries: the monitors' count, the ring slot cleared, STDP traces decayed, the NaN/inf
+    report (the first by population, row, neuron), the spikes into the ring in ascending order,
+    refractory clocks, the spike buffer, input groups, the table of spikes in flight, the sources'
+    STDP traces of the spikes arriving now."""
+    N = pl.X.shape[1]
+    P = pl.pop_model.shape[0]
+    G = pl.grp_off.shape[0] - 1
+    R = pl.pr_grp.shape[0]
+    Z = pl.st_proj.shape[0]
+    if record:
+        sh[SH_REC_N] += 1
+    for g in range(G):
+        pl.hist_cnt[slot, g] = 0
+    for z in range(Z):
+        g = pl.pr_grp[pl.st_proj[z]]
+        phases.decay_traces(pl.xpre, pl.st_pre_off[z], pl.grp_off[g + 1] - pl.grp_off[g], pl.st_c[z, DECAY_PRE])
+        tp = pl.st_tgt_grp[z]
+        phases.decay_traces(pl.xpost, pl.st_post_off[z], pl.pop_off[tp + 1] - pl.pop_off[tp], pl.st_c[z, DECAY_POST])
+    bad = -1
+    for t in range(T):
+        if err[t, 0] > 0 and (bad < 0 or err[t, 0] < err[bad, 0] or
+                              (err[t, 0] == err[bad, 0] and err[t, 1] < err[bad, 1])):
+            bad = t
+    if bad >= 0:
+        sh[SH_STATUS] = NOT_FINITE
+        sh[SH_K] = k + 1
+        sh[SH_ERR_POP] = err[bad, 0] - 1
+        sh[SH_ERR_ROW] = err[bad, 1]
+        sh[SH_ERR_NEURON] = err[bad, 2]
+        return
+    sp_n = sh[SH_SP_N]
+    for p in range(P):
+        a = pl.pop_off[p]
+        n = 0
+        for t in range(T):
+            if T > 1:
+                b = max(a, t * N // T)
+                for e in range(cnt[t, p]):
+                    pl.hist[slot, a + n + e] = buf[b + e]
+            n += cnt[t, p]
+        pl.hist_cnt[slot, p] = n
+        for e in range(n):
+            i = pl.hist[slot, a + e]
+            pl.ref_until[i] = s + pl.pop_ref[p]
+            if pl.rec_spikes[i]:
+                out.sp_step[sp_n] = s
+                out.sp_idx[sp_n] = i
+                sp_n += 1
+    sh[SH_SP_N] = sp_n
+    for e in range(inp.in_ptr[k], inp.in_ptr[k + 1]):
+        g = inp.in_grp[e]
+        pl.hist[slot, pl.grp_off[g] + pl.hist_cnt[slot, g]] = inp.in_src[e]
+        pl.hist_cnt[slot, g] += 1
+    # spikes in flight: the synapses due now; this step's spikes join (their delay-0 synapses are
+    # delivered with the step's other spikes); the table has room (checked before the step)
+    if pl.dly.shape[0] > 0:
+        fl_n = in_flight.advance(fl, sh[SH_FL_N], pl.dly, s, pl.hist[slot], pl.hist_cnt[slot], pl.pr_delay,
+                                 pl.pr_grp, pl.grp_off, pl.pr_ptr, pl.indptr)[1]
+        sh[SH_FL_N] = fl_n
+    # STDP source traces of the spikes arriving now (nothing reads them before the deliveries)
+    for r in range(R):
+        z = pl.pr_stdp[r]
+        d = pl.pr_delay[r]
+        if z >= 0 and pl.pr_syn[r] < 0 and s >= d:
+            ss = slot if d < 0 else (s - d) % pl.hist.shape[0]
+            g0 = pl.grp_off[pl.pr_grp[r]]
+            for e in range(pl.hist_cnt[ss, pl.pr_grp[r]]):
+                pl.xpre[pl.st_pre_off[z] + pl.hist[ss, g0 + e] - g0] += 1
 
 
 run_chunk = njit(cache=True)(_run_chunk)
-run_chunk_threads = njit(cache=True, parallel=True)(_run_chunk)

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FunctionType
 
 from biosim._generated import load_source, source_hash
-from biosim.backends import in_flight, phases
+from biosim.backends import in_flight, phases, spin
 from biosim.backends.kernel_body import BUFFER_FULL, HIT, NOT_FINITE, NOT_FINITE_FLAG, OK
 from biosim.errors import BiosimError
 
@@ -50,8 +50,9 @@ _ERROR_MODEL = "numpy"
 
 #: The model-independent compiled functions the kernel calls (compiled and cached once, not per
 #: kernel; the kernel's text carries the hash of their source, so its cache follows them).
-_HELPERS = (in_flight.rebuild, in_flight.advance, in_flight.deliver, phases.bisect, phases.decay_traces,
-            phases.deliver, phases.poisson_input, phases.potentiate, phases.targets_sorted)
+_HELPERS = (in_flight.rebuild, in_flight.advance, in_flight.deliver, in_flight.grown, phases.bisect,
+            phases.decay_traces, phases.deliver, phases.poisson_input, phases.potentiate, phases.targets_sorted,
+            spin.barrier, spin.check_in)
 
 #: Prefix of the generated module of a neuron model's loops (:func:`model_source`).
 _MODEL_PREFIX = "biosim_model"
@@ -79,15 +80,15 @@ def kernel(specs, syn_specs=(), threads: int = 1):
         The network's synapse models (:class:`biosim.synapses.spec.SynapseSpec`);
         ``Plan.pr_syn[r]`` indexes it.
     threads : int
-        Threads per step (at most :func:`MAX_THREADS`): above 1, the kernel's threaded twin
-        (``run_chunk_threads`` of :mod:`biosim.backends.kernel_body`), with the same results.
+        Threads per step (at most :func:`MAX_THREADS`): above 1, the kernel runs each chunk in one
+        parallel region of that many threads (:mod:`biosim.backends.kernel_body`), with the same results.
 
     Returns
     -------
     callable
         ``run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)``, a Numba dispatcher with the
         contract described in :mod:`biosim.backends` (for ``threads > 1``, a function that calls
-        the threaded dispatcher on that many of Numba's threads). Compiled on its first call (or
+        it with that thread count on that many of Numba's threads). Compiled on its first call (or
         loaded from Numba's cache); memoised per ``specs`` in this process.
     """
     specs, syn_specs = tuple(specs), tuple(syn_specs)
@@ -101,7 +102,7 @@ def kernel(specs, syn_specs=(), threads: int = 1):
         _KERNELS[key] = mod
     if threads == 1:
         return mod.run_chunk
-    return _on_threads(mod.run_chunk_threads, int(threads))
+    return _on_threads(mod.run_chunk, int(threads))
 
 
 def _on_threads(fn, threads: int):

@@ -163,3 +163,49 @@ def test_not_finite_in_any_block_is_found(threads, blowup, first):
             _blocks_net(blowup).run(10.0, backend=backend, threads=n)
         msgs.append(str(err.value))
     assert first in msgs[0] and msgs[0] == msgs[1]
+
+
+def _in_flight_net() -> Network:
+    """60 neurons firing every 3 ms through per-synapse delays of up to 6 ms: about 120 spikes in
+    flight, so the kernel's table of them (room for 64 at first) grows in the middle of a chunk."""
+    net = Network(dt_ms=0.1, seed=13)
+    rng = np.random.default_rng(4)
+    exc = net.population("exc", LIF(t_ref_ms=1.0), 60, init={"v": rng.uniform(-60.0, -50.5, 60)})
+    net.current(exc, 100.0)
+    net.connect(exc, exc, "gi", weight=-0.05, rule=FixedProbability(p=0.3),
+                delay_ms=lambda r, n: r.uniform(0.0, 6.0, n))
+    net.monitor(exc, "v", indices=[0, 31, 59])
+    return net
+
+
+@pytest.mark.parametrize("threads", [1, THREADS])
+def test_spikes_in_flight_outgrowing_their_table_mid_chunk(threads):
+    from biosim.backends import in_flight
+
+    ref = _in_flight_net().run(40.0, backend="numpy")
+    net = _in_flight_net()
+    res = net.run(40.0, backend="numba-cpu", threads=threads)
+    t, i = ref.spikes["exc"]
+    assert len(t) > 700
+    assert np.array_equal(t, res.spikes["exc"][0]) and np.array_equal(i, res.spikes["exc"][1])
+    for key, (_, v) in ref.states.items():
+        assert np.array_equal(v, res.states[key][1]), key
+    pl = net._sim.plan  # the spikes in flight at the end: more than the table's first room
+    assert in_flight.rebuild(pl.hist, pl.hist_cnt, 400, pl.pr_delay, pl.pr_grp, pl.grp_off, pl.pr_ptr,
+                             pl.indptr)[1] > 100
+
+
+@needs_threads
+def test_threads_that_do_not_all_start_run_the_chunk_on_one(monkeypatch):
+    """Numba runs the threaded kernel's iterations one after the other (here: a pool of one thread):
+    the first gives up waiting for the second at the first barrier, and the chunk runs on one
+    thread, with the same results."""
+    a, wa, pa = _run(False, 1, split=False)
+    real = numba.set_num_threads
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: real(1))
+    b, wb, pb = _run(False, THREADS)
+    for pop, (t, i) in a.spikes.items():
+        assert np.array_equal(t, b.spikes[pop][0]) and np.array_equal(i, b.spikes[pop][1]), pop
+    assert np.array_equal(wa[0], wb[0])
+    for field in ("X", "ref_until", "hist", "hist_cnt", "xpre", "xpost", "w"):
+        assert np.array_equal(getattr(pa, field), getattr(pb, field)), field
