@@ -97,29 +97,31 @@ def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
 SH_K, SH_SP_N, SH_REC_N, SH_FL_N, SH_STATUS, SH_ERR_POP, SH_ERR_ROW, SH_ERR_NEURON = 0, 1, 2, 3, 4, 5, 6, 7
 SH_SIZE = 8
 
-#: Statuses of :func:`_steps` that :func:`run_chunk` handles itself: the table of spikes in flight
-#: needs room (grown, then the steps go on), and the threads did not all start (the steps go on
-#: in one thread).
+#: Statuses of :func:`_steps` that :func:`run_chunk_threads` handles itself: the table of spikes in
+#: flight needs room (grown, then the steps go on), and the threads did not all start (the steps
+#: go on in one thread).
 FL_GROW, ABANDONED = 3, 4
 
 
-def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
+def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
     """Advance the plan ``pl`` by ``n_steps`` steps starting at global step ``step0`` (the contract
-    of :mod:`biosim.backends`) on ``T`` threads (compiled as :func:`run_chunk`).
+    of :mod:`biosim.backends`) on one thread (compiled as :func:`run_chunk`); :func:`run_chunk_threads`
+    (:func:`_run_chunk_threads`) does the same on ``T`` threads, with the same results.
 
-    The steps themselves are :func:`_steps`: on ``T > 1`` threads, the whole chunk is one parallel
-    region (:func:`_region`, a ``prange`` of ``T`` iterations), whose threads wait for each other at a
-    :func:`biosim.backends.spin.barrier` between the phases of a step (a parallel region per
-    phase cost several microseconds per step). If the threads do not all start at once
-    (:func:`biosim.backends.spin.check_in`), the chunk runs on one thread: the same results.
+    The steps themselves are :func:`_steps`. On ``T`` threads the whole chunk is one parallel region
+    (:func:`_region`, a ``prange`` of ``T`` iterations), whose threads wait for each other at a
+    :func:`biosim.backends.spin.barrier` between the phases of a step (a parallel region per phase
+    cost several microseconds per step). If the threads do not all start at once
+    (:func:`biosim.backends.spin.check_in`), the chunk runs on one thread. The threaded kernel is a
+    function of its own so that a one-thread kernel does not compile the parallel region (17 s).
 
     Per-synapse delays: a spike of a projection with per-synapse delays delivers its row's
     synapses of delay 0 at once (the row is ordered by delay) and stays in a table of spikes in
     flight (:mod:`biosim.backends.in_flight`, compiled once for all kernels) until its row is
     delivered: at each later step, the run of its row whose delay equals its age. That table grows
     with the spikes in flight, not with the network; it is rebuilt from the spike ring at the
-    start of every call (it is no state of the plan) and grown here, between parallel regions,
-    when a step might fill it. The due weights are summed per target in a (V, N) scratch, in the
+    start of every call (it is no state of the plan) and grown before a step might fill it (on
+    threads: between parallel regions). The due weights are summed per target in a (V, N) scratch, in the
     order the spikes were sent (step, projection, ring entry, row), before they reach the target --
     gated, like every input, while it is refractory -- after Poisson input and before this step's
     spikes.
@@ -128,6 +130,38 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     OK, BUFFER_FULL (the spike buffer needs room: call again from ``step0 + steps_done``) or
     NOT_FINITE (a state variable became NaN/inf in the last step done).
     """
+    sh, err, cnt, buf, flags, gated, plain, nd, rows_sorted, fl, fl_most, pend = _scratch(pl, step0, sp_n, rec_n,
+                                                                                        np.int64(1))
+    _steps(np.int64(0), np.int64(1), nd, pl, inp, out, step0, n_steps, sh, np.zeros(spin.BARRIER_SIZE, np.int64),
+           err, cnt, buf, flags, gated, plain, rows_sorted, fl, fl_most, pend)
+    return _result(sh)
+
+
+def _run_chunk_threads(pl, inp, out, step0, n_steps, sp_n, rec_n, T):
+    """:func:`_run_chunk` on ``T`` threads (compiled as :func:`run_chunk_threads`)."""
+    sh, err, cnt, buf, flags, gated, plain, nd, rows_sorted, fl, fl_most, pend = _scratch(pl, step0, sp_n, rec_n,
+                                                                                        np.int64(T))
+    while True:
+        if fl_most > 0 and sh[SH_FL_N] + fl_most > fl.shape[1]:
+            fl = in_flight.grown(fl, sh[SH_FL_N], 2 * (sh[SH_FL_N] + fl_most))
+        _region(np.int64(T), nd, pl, inp, out, step0, n_steps, sh, np.zeros(spin.BARRIER_SIZE, np.int64), err, cnt,
+                buf, flags, gated, plain, rows_sorted, fl, fl_most, pend)
+        if sh[SH_STATUS] == ABANDONED:  # the threads did not all start (nothing was done): one thread
+            sh[SH_STATUS] = OK
+            _steps(np.int64(0), np.int64(1), np.int64(1), pl, inp, out, step0, n_steps, sh,
+                   np.zeros(spin.BARRIER_SIZE, np.int64), err[:1], cnt[:1], buf, flags[:1], gated, plain,
+                   rows_sorted and nd == 1, fl, fl_most, pend)
+        elif sh[SH_STATUS] == FL_GROW:
+            sh[SH_STATUS] = OK
+            continue
+        return _result(sh)
+
+
+@njit(cache=True)
+def _scratch(pl, step0, sp_n, rec_n, T):
+    """What :func:`_steps` needs besides the plan, for ``T`` threads: ``(sh, err, cnt, buf, flags, gated,
+    plain, nd, rows_sorted, fl, fl_most, pend)``, as plain integers, booleans and arrays (no
+    compile-time constants, so that ``_steps`` compiles once)."""
     X = pl.X
     N = X.shape[1]
     V = X.shape[0]
@@ -137,7 +171,7 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     pend = np.zeros((V, N) if use_fl else (1, 1), X.dtype)  # due delayed input per target, summed
     fl = np.empty((in_flight.FL_ROWS, 1), np.int64)
     fl_n = 0
-    fl_most = 0  # the most spikes a step adds to the table
+    fl_most = np.int64(0)  # the most spikes a step adds to the table
     if use_fl:
         fl, fl_n = in_flight.rebuild(pl.hist, pl.hist_cnt, step0, pl.pr_delay, pl.pr_grp, pl.grp_off, pl.pr_ptr,
                                      pl.indptr)
@@ -164,26 +198,17 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n, T=1):
     for r in range(R):
         if pl.pr_syn[r] >= 0:
             plain = False
-    nd = T if plain else 1  # threads that deliver spikes
-    rows_sorted = nd > 1 and phases.targets_sorted(pl.indptr, pl.tgt)
-    while True:
-        if use_fl and fl_n + fl_most > fl.shape[1]:
-            fl = in_flight.grown(fl, fl_n, 2 * (fl_n + fl_most))
-        bar = np.zeros(spin.BARRIER_SIZE, np.int64)
-        if T > 1:
-            _region(T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted,
-                    fl, fl_most, pend)
-        if T == 1 or sh[SH_STATUS] == ABANDONED:  # (the threads did not all start: nothing was done)
-            sh[SH_STATUS] = OK
-            _steps(0, 1, 1, pl, inp, out, step0, n_steps, sh, bar, err[:1], cnt[:1], buf, flags[:1], gated, plain,
-                   False, fl, fl_most, pend)
-        fl_n = sh[SH_FL_N]
-        if sh[SH_STATUS] != FL_GROW:
-            break
-        sh[SH_STATUS] = OK
+    nd = T if plain else np.int64(1)  # threads that deliver spikes
+    rows_sorted = np.bool_(nd > 1 and phases.targets_sorted(pl.indptr, pl.tgt))
+    return sh, err, cnt, buf, flags, gated, np.bool_(plain), nd, rows_sorted, fl, fl_most, pend
+
+
+@njit(cache=True)
+def _result(sh):
+    """``run_chunk``'s returned tuple from the shared entries ``sh``."""
     if sh[SH_STATUS] == NOT_FINITE:
         return NOT_FINITE, sh[SH_K], sh[SH_SP_N], sh[SH_REC_N], sh[SH_ERR_POP], sh[SH_ERR_ROW], sh[SH_ERR_NEURON]
-    return sh[SH_STATUS], sh[SH_K], sh[SH_SP_N], sh[SH_REC_N], -1, -1, -1
+    return sh[SH_STATUS], sh[SH_K], sh[SH_SP_N], sh[SH_REC_N], np.int64(-1), np.int64(-1), np.int64(-1)
 
 
 @njit(cache=True, parallel=True)
@@ -194,8 +219,8 @@ def _region(T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, 
     after this call returns, which Numba's parallel-loop transformations, inside one function, did
     not always let it see."""
     for t in prange(T):
-        _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted,
-               fl, fl_most, pend)
+        _steps(np.int64(t), T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain,
+               rows_sorted, fl, fl_most, pend)
 
 
 @njit(cache=True)
@@ -240,11 +265,13 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
     for k in range(sh[SH_K], n_steps):
         s = step0 + k
         # what needs room stops the chunk before the step (every thread sees the same numbers)
-        if sh[SH_SP_N] + N > cap or (use_fl and sh[SH_FL_N] + fl_most > fl.shape[1]):
+        if sh[SH_SP_N] + N > cap or (T > 1 and use_fl and sh[SH_FL_N] + fl_most > fl.shape[1]):
             if t == 0:
                 sh[SH_STATUS] = BUFFER_FULL if sh[SH_SP_N] + N > cap else FL_GROW
                 sh[SH_K] = k
             return
+        if use_fl and sh[SH_FL_N] + fl_most > fl.shape[1]:  # one thread: the table grows here
+            fl = in_flight.grown(fl, sh[SH_FL_N], 2 * (sh[SH_FL_N] + fl_most))
         slot = s % L
         record = M > 0 and s % pl.mon_every == 0
         if record:  # each thread its own neurons' state at t
@@ -431,3 +458,4 @@ def _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl):
 
 
 run_chunk = njit(cache=True)(_run_chunk)
+run_chunk_threads = njit(cache=True)(_run_chunk_threads)

@@ -88,7 +88,7 @@ def kernel(specs, syn_specs=(), threads: int = 1):
     callable
         ``run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)``, a Numba dispatcher with the
         contract described in :mod:`biosim.backends` (for ``threads > 1``, a function that calls
-        it with that thread count on that many of Numba's threads). Compiled on its first call (or
+        the kernel's ``run_chunk_threads`` on that many of Numba's threads). Compiled on its first call (or
         loaded from Numba's cache); memoised per ``specs`` in this process.
     """
     specs, syn_specs = tuple(specs), tuple(syn_specs)
@@ -102,7 +102,7 @@ def kernel(specs, syn_specs=(), threads: int = 1):
         _KERNELS[key] = mod
     if threads == 1:
         return mod.run_chunk
-    return _on_threads(mod.run_chunk, int(threads))
+    return _on_threads(mod.run_chunk_threads, int(threads))
 
 
 def _on_threads(fn, threads: int):
