@@ -93,9 +93,10 @@ def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
 
 #: Entries of the array ``sh`` the threads of :func:`_steps` share: the next step to run (steps
 #: done), the spike buffer's and the monitors' fill, the spikes in flight, the status, the error's
-#: population, row and neuron.
-SH_K, SH_SP_N, SH_REC_N, SH_FL_N, SH_STATUS, SH_ERR_POP, SH_ERR_ROW, SH_ERR_NEURON = 0, 1, 2, 3, 4, 5, 6, 7
-SH_SIZE = 8
+#: population, row and neuron, and whether thread 0's part of a step stopped the chunk (what the
+#: threads read after the step's second barrier: the status may already be the next step's).
+SH_K, SH_SP_N, SH_REC_N, SH_FL_N, SH_STATUS, SH_ERR_POP, SH_ERR_ROW, SH_ERR_NEURON, SH_HALT = 0, 1, 2, 3, 4, 5, 6, 7, 8
+SH_SIZE = 9
 
 #: Statuses of :func:`_steps` that :func:`run_chunk_threads` handles itself: the table of spikes in
 #: flight needs room (grown, then the steps go on), and the threads did not all start (the steps
@@ -157,7 +158,7 @@ def _run_chunk_threads(pl, inp, out, step0, n_steps, sp_n, rec_n, T):
         return _result(sh)
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _scratch(pl, step0, sp_n, rec_n, T):
     """What :func:`_steps` needs besides the plan, for ``T`` threads: ``(sh, err, cnt, buf, flags, gated,
     plain, nd, rows_sorted, fl, fl_most, pend)``, as plain integers, booleans and arrays (no
@@ -203,7 +204,7 @@ def _scratch(pl, step0, sp_n, rec_n, T):
     return sh, err, cnt, buf, flags, gated, np.bool_(plain), nd, rows_sorted, fl, fl_most, pend
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _result(sh):
     """``run_chunk``'s returned tuple from the shared entries ``sh``."""
     if sh[SH_STATUS] == NOT_FINITE:
@@ -254,6 +255,7 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
     use_fl = dly.shape[0] > 0
     cap = out.sp_idx.shape[0]
     passed = 0  # barriers passed
+    k0 = sh[SH_K]  # (read before the others can leave: thread 0 writes it when they stop)
     if T > 1 and not spin.check_in(bar, T):
         sh[SH_STATUS] = ABANDONED
         return
@@ -262,7 +264,7 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
     d_lo = t * N // nd if t < nd else 0
     d_hi = (t + 1) * N // nd if t < nd else 0
     d_full = nd == 1
-    for k in range(sh[SH_K], n_steps):
+    for k in range(k0, n_steps):
         s = step0 + k
         # what needs room stops the chunk before the step (every thread sees the same numbers)
         if sh[SH_SP_N] + N > cap or (T > 1 and use_fl and sh[SH_FL_N] + fl_most > fl.shape[1]):
@@ -310,7 +312,7 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
             _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl)
         if T > 1:
             passed = spin.barrier(bar, T, passed)
-        if sh[SH_STATUS] != OK:
+        if sh[SH_HALT]:  # (not the status: thread 0 may already have set the next step's)
             return
         # 3. what reaches each target: Poisson input, delayed input due now, then each projection;
         # 4. STDP potentiation of the targets that spiked, their traces; reset (networks without
@@ -384,7 +386,7 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
         sh[SH_K] = n_steps
 
 
-@njit
+@njit(inline="always")
 def _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl):
     """Thread 0's part of step ``s`` (the ``k``-th of the chunk) between the threads' thresholds and
     their deliveries: the monitors' count, the ring slot cleared, STDP traces decayed, the NaN/inf
@@ -412,6 +414,7 @@ def _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl):
             bad = t
     if bad >= 0:
         sh[SH_STATUS] = NOT_FINITE
+        sh[SH_HALT] = 1
         sh[SH_K] = k + 1
         sh[SH_ERR_POP] = err[bad, 0] - 1
         sh[SH_ERR_ROW] = err[bad, 1]
