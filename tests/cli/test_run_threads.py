@@ -31,6 +31,7 @@ def _same_run(metrics: dict) -> dict:
 
 
 @TWO
+@pytest.mark.slow  # tests/network/test_threads.py checks the same in the engine
 def test_run_on_two_threads_gives_the_spikes_of_one(tmp_path, capsys):
     metrics = {}
     for threads in ("1", "2"):

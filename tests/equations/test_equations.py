@@ -69,7 +69,7 @@ def test_builtin_written_as_equations_spikes_the_same(name):  # 20-46 s each for
         np.testing.assert_allclose(got.states[("exc", "v")][1], ref.states[("exc", "v")][1], rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cond_lif", "izhikevich") else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cond_lif", "izhikevich", "hh") else n
                                   for n in CASES])
 def test_equation_models_run_in_float32(name):
     model = library.EQUATION_MODELS[name](CASES[name][0])
@@ -106,7 +106,7 @@ def _trace(model, params, init, duration_ms, dt_ms=0.1, var="v", current=None):
     return t, x[:, 0]
 
 
-@pytest.mark.parametrize("tau_s", [5.0, 20.0])  # 20: equal to tau_m, where closed forms divide by zero
+@pytest.mark.parametrize("tau_s", [pytest.param(5.0, marks=pytest.mark.slow), 20.0])  # 20: equal to tau_m, where closed forms divide by zero
 def test_exact_method_matches_the_analytic_psp(tau_s):
     model = Model.from_equations(
         """

@@ -109,7 +109,8 @@ def test_qif_model_methods():
         assert _qif(method).methods == {"v": method, "I_syn": method}
 
 
-@pytest.mark.parametrize("method", ["euler", pytest.param("rk2", marks=pytest.mark.slow), "rk4"])
+@pytest.mark.parametrize("method", ["euler", pytest.param("rk2", marks=pytest.mark.slow),
+                                    pytest.param("rk4", marks=pytest.mark.slow)])
 def test_qif_single_neurons_match_brian2(method):
     # pA; the rheobase is k (v_crit - v_rest)^2 / 4R = 22.5 pA
     amps = np.array([0.0, 20.0, 25.0, 40.0, 100.0, 250.0, 500.0, 1000.0])
@@ -316,6 +317,7 @@ def _izh_ours(params, n, init, amps, T):
     return _ours(r, "p", IZH_DT), r.states[("p", "v")][1]
 
 
+@pytest.mark.slow
 def test_izhikevich_chattering_matches_brian2():
     """CH (a = 0.02/ms, b = 0.2/ms, c = -50 mV, d = 2 mV/ms) as model parameters, 3 currents."""
     amps = np.array([5.0, 10.0, 15.0])

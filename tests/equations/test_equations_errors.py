@@ -63,6 +63,7 @@ def test_messages_name_the_problem(eqs, params, message):
     _raises(message, _model, eqs=eqs, params=params, input_unit=None)
 
 
+@pytest.mark.slow
 def test_constants_scientific_numbers_and_conditions():
     m = _model(eqs="dv/dt = (v_rest - v + .5e1*mV * cos(0*pi) + i_ext) / tau : mV",
                threshold="v > v_thresh and not v > 0*mV or v < -100*mV", reset="v = v_rest")

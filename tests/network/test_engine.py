@@ -165,6 +165,7 @@ def test_backends_identical_everything_together():
     np.testing.assert_array_equal(nets["numba-cpu"]._sim.plan.X, nets["numpy"]._sim.plan.X)
 
 
+@pytest.mark.slow
 def test_float32_runs_and_follows_float64_early():
     """float32: every state finite, spiking, and close to float64 before chaos separates them."""
     r64 = build(FEATURES, dtype="float64").run(100.0)
