@@ -61,6 +61,11 @@ _PROMOTION = ("float32 arithmetic is typed differently by the two backends: numb
               "up to ~4e-3 mV; spikes still agree (same_spikes) and traces agree to float32 precision "
               "(close_traces)")
 
+#: (backend, dtype) whose cases run with the slow tests: each model's float32 kernel is a cold
+#: compile of its own (20-60 s), and the default suite must stay under 15 minutes on 2 cores; float64
+#: runs every case by default (``python -m pytest -m slow tests/contract`` runs these).
+SLOW_CASES: frozenset[tuple[str, str]] = frozenset({("numba-cpu", "float32")})
+
 #: (model, backend, dtype, contract) -> reason. Every entry is checked to name a real case.
 KNOWN_EXCEPTIONS: dict[tuple[str, str, str, str], str] = {
     **{(m, "numba-cpu", "float32", "same_traces"): _PROMOTION
@@ -110,6 +115,8 @@ def pytest_generate_tests(metafunc):
                 if reason is not None:
                     marks = (pytest.mark.skip(reason=reason[len("skip: "):]) if reason.startswith("skip: ")
                              else pytest.mark.xfail(strict=True, reason=reason))
+                if (backend, dtype) in SLOW_CASES:
+                    marks = (*(marks if isinstance(marks, tuple) else (marks,)), pytest.mark.slow)
                 params.append(pytest.param(model, backend, dtype, id=f"{model}-{backend}-{dtype}", marks=marks))
     metafunc.parametrize(("model", "backend", "dtype"), params)
 
