@@ -69,7 +69,7 @@ def test_builtin_written_as_equations_spikes_the_same(name):  # 20-46 s each for
         np.testing.assert_allclose(got.states[("exc", "v")][1], ref.states[("exc", "v")][1], rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cond_lif", "izhikevich", "hh") else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cond_lif", "adex", "izhikevich", "hh") else n
                                   for n in CASES])
 def test_equation_models_run_in_float32(name):
     model = library.EQUATION_MODELS[name](CASES[name][0])
