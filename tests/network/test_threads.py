@@ -165,6 +165,27 @@ def test_not_finite_in_any_block_is_found(threads, blowup, first):
     assert first in msgs[0] and msgs[0] == msgs[1]
 
 
+@pytest.mark.parametrize("threads", [1, THREADS])
+def test_finite_states_whose_sum_overflows_are_no_error(threads):
+    """The kernel flags a block for the NaN/inf search when the sum of a neuron's state variables
+    is not finite: v and ge near the largest float64 overflow that sum, yet every state is finite,
+    so the run goes on exactly as the numpy reference's (no error)."""
+    def net_():
+        net = Network(dt_ms=0.1, seed=5)
+        big = np.full(300, 0.9e308)
+        pop = net.population("a", LIF(), 300, init={"v": big, "ge": big})
+        net.monitor(pop, "v", indices=[0, 299])
+        net.monitor(pop, "ge", indices=[0, 299])
+        return net
+
+    ref = net_().run(1.0, backend="numpy")
+    res = net_().run(1.0, backend="numba-cpu", threads=threads)
+    assert len(ref.spikes["a"][0]) >= 300
+    assert np.array_equal(ref.spikes["a"][0], res.spikes["a"][0])
+    for key, (_, v) in ref.states.items():
+        assert np.all(np.isfinite(v)) and np.array_equal(v, res.states[key][1]), key
+
+
 def _in_flight_net() -> Network:
     """60 neurons firing every 3 ms through per-synapse delays of up to 6 ms: about 120 spikes in
     flight, so the kernel's table of them (room for 64 at first) grows in the middle of a chunk."""
