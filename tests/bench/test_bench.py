@@ -113,3 +113,22 @@ def test_bench_cobahh_tiny():
     assert sims["biosim"]["n_spikes"] > 0 and sims["brian2_cpp_standalone"]["n_spikes"] > 0
     rates = [s["mean_rate_hz"] for s in sims.values()]
     assert max(rates) < 1.5 * min(rates)
+
+
+def test_biosim_repeats_after_the_first_run_in_new_processes(monkeypatch):
+    """As standalone's repeats start its binary again, biosim's later repeats run in new processes
+    (each draws the fast or slow mode of where its machine code lands), with the same spikes."""
+    report = run_bench("cuba", [], TINY, repeats=2, start_time=False)
+    bio = report["simulators"]["biosim"]
+    assert len(bio["loop_s_all"]) == 2 and min(bio["loop_s_all"]) == bio["loop_s"] > 0
+    assert "each in a new process" in format_table(report)
+
+    from biosim.bench import runner
+
+    def other_spikes(name, params, seed, equations, threads):
+        out = runner._timed_run(name, params, seed, True if equations else None, threads)
+        return dict(out, n_spikes=out["n_spikes"] + 1)
+
+    monkeypatch.setattr(runner, "_timed_run_in_new_process", other_spikes)
+    with pytest.raises(BiosimError, match="a new process gave"):
+        run_bench("cuba", [], TINY, repeats=2, start_time=False)
