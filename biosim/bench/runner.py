@@ -65,7 +65,7 @@ from biosim.errors import BiosimError, unknown
 from biosim.experiments.registry import apply_overrides, load_model
 from biosim.experiments.sweep import max_threads
 
-__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "check_threads", "run_bench", "format_table",
+__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "check_threads", "in_new_process", "run_bench", "format_table",
            "same_spikes"]
 
 #: bench name -> (biosim builder "module:function", Brian2 builder in biosim.bench.brian2_nets)
@@ -224,23 +224,31 @@ def _timed_run(name: str, params: dict, seed: int, model, threads: int, warm_up:
             "n_synapses": int(len(net._sim.plan.tgt)), "spikes": res.spikes}
 
 
-_REPEAT_CODE = r"""
-import json, sys
-from biosim.bench.runner import _timed_run
-out = _timed_run(*json.loads(sys.argv[1]))
-del out["spikes"]
+_IN_NEW_PROCESS = r"""
+import importlib, json, sys
+module, func = sys.argv[1].split(":")
+out = getattr(importlib.import_module(module), func)(*json.loads(sys.argv[2]))
+out.pop("spikes", None)
 print(json.dumps(out))
 """
 
 
-def _timed_run_in_new_process(name: str, params: dict, seed: int, equations: bool, threads: int) -> dict:
-    """:func:`_timed_run` in a new ``python -c`` process (this environment); its result without the spikes."""
-    args = json.dumps([name, params, seed, True if equations else None, threads])
-    proc = subprocess.run([sys.executable, "-c", _REPEAT_CODE, args], capture_output=True, text=True, timeout=900)
+def in_new_process(func: str, args: list, what: str) -> dict:
+    """``module:function`` (a dict of JSON values, ``"spikes"`` dropped) called with ``args`` (JSON
+    values) in a new ``python -c`` process with this environment; a failure is a one-line
+    :class:`BiosimError` about ``what``."""
+    proc = subprocess.run([sys.executable, "-c", _IN_NEW_PROCESS, func, json.dumps(args)], capture_output=True,
+                          text=True, timeout=900)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        raise BiosimError(f"bench {name}: the repeat in a new process failed: {tail}")
+        raise BiosimError(f"{what} in a new process failed: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _timed_run_in_new_process(name: str, params: dict, seed: int, equations: bool, threads: int) -> dict:
+    """:func:`_timed_run` in a new process (:func:`in_new_process`); its result without the spikes."""
+    return in_new_process("biosim.bench.runner:_timed_run", [name, params, seed, True if equations else None, threads],
+                          f"bench {name}: a repeat")
 
 
 def _run_brian2(name: str, target: str, params: dict, seed: int, repeats: int, threads: int = 1) -> dict:

@@ -3,8 +3,9 @@
 Per size ``n`` (``0.8 n`` excitatory, ``0.2 n`` inhibitory neurons, the parameters of
 ``models/<name>.toml`` after ``--set``) it measures biosim's set-up (building the network, drawing
 its synapses, laying out the plan and loading the kernel: everything before the first step), its
-simulation loop (best of ``repeats``), the peak memory Python allocated for both (``tracemalloc``:
-NumPy's arrays included) and the memory per synapse; with ``against=("brian2",)`` the same network
+simulation loop (best of ``repeats``; on numba-cpu each repeat after the first in a new process, as
+Brian2 standalone's repeats start its binary again: see :mod:`biosim.bench.runner`), the peak memory
+Python allocated for both (``tracemalloc``: NumPy's arrays included) and the memory per synapse; with ``against=("brian2",)`` the same network
 in Brian2's C++ standalone mode, side by side (its own connectivity draw, same sizes and
 probability; its set-up is code generation, compilation and the binary's work before the loop,
 ``compile_s`` the compiler's part).
@@ -34,7 +35,7 @@ from biosim.backends import BACKENDS
 from biosim.backends.numba_cuda import device_bytes
 from biosim.bench.common import fmt, machine
 from biosim.bench.runner import (BENCHES, _builder, _load_params, _rate, _run_brian2, _silent, _versions, check_threads,
-                                 same_spikes)
+                                 in_new_process, same_spikes)
 from biosim.errors import BiosimError, unknown
 from biosim.network.compile import available_bytes, estimate_bytes
 
@@ -92,32 +93,28 @@ def _check_memory(builder, params: dict, sizes: Sequence[int], seed: int, per_ne
                     f"leave out this size (or lower the connection probability)")
 
 
-def _biosim_size(builder, cfg: dict, seed: int, backend: str, duration_ms: float, repeats: int,
+def _biosim_size(name: str, cfg: dict, seed: int, backend: str, duration_ms: float, repeats: int,
                  threads: Sequence[int] = (1,)) -> list[dict]:
     """One result per thread count in ``threads``; the runs take turns, ``repeats`` rounds; each
-    result keeps the spikes of its first run under ``"spikes"``."""
+    result keeps the spikes of its first run under ``"spikes"``. On numba-cpu every round after the
+    first runs in a new process (:func:`_size_run`), as in :func:`biosim.bench.runner.run_bench`
+    (the loop's fast or slow mode is drawn per process); its spike count must equal the first's."""
     out = [{"loops": [], "setups": [], "peaks": []} for _ in threads]
-    for _ in range(repeats):
+    for rnd in range(repeats):
         for n_threads, o in zip(threads, out):
-            tracemalloc.start()
-            t0 = time.perf_counter()
-            net = builder(cfg, seed)
-            res = net.run(duration_ms, backend=backend, threads=n_threads)
-            total = time.perf_counter() - t0
-            o["peaks"].append(tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
-            o["loops"].append(res.loop_s)
-            o["setups"].append(total - res.loop_s)
-            o.setdefault("spikes", res.spikes)
-            plan = net._sim.plan
-            o["n_syn"] = len(plan.tgt)
-            o["n_spikes"] = int(sum(len(t) for t, _ in res.spikes.values()))
-            if backend == "numba-cuda":
-                est = device_bytes(plan)
-                o["syn_bytes"], o["dev_bytes"] = est["synapses"], est["total"]
+            if rnd == 0 or backend != "numba-cpu":
+                r = _size_run(name, cfg, seed, backend, duration_ms, n_threads, warm_up=False)
+                o.setdefault("spikes", r["spikes"])
+                o.update({k: r[k] for k in ("n_syn", "n_spikes", "syn_bytes", "dev_bytes")})
             else:
-                o["syn_bytes"], o["dev_bytes"] = plan.tgt.nbytes + plan.w.nbytes + plan.dly.nbytes, None
-            del net, res, plan
+                r = in_new_process("biosim.bench.scaling:_size_run", [name, cfg, seed, backend, duration_ms, n_threads],
+                                   f"bench {name}: a repeat at {cfg['n_exc'] + cfg['n_inh']} neurons")
+                if r["n_spikes"] != o["n_spikes"]:
+                    raise BiosimError(f"bench {name}: a new process gave {r['n_spikes']} spikes, the first run "
+                                      f"{o['n_spikes']} (same seed, {n_threads} thread{'s' * (n_threads != 1)})")
+            o["loops"].append(r["loop_s"])
+            o["setups"].append(r["setup_s"])
+            o["peaks"].append(r["peak"])
     n = int(cfg["n_exc"]) + int(cfg["n_inh"])
     results = []
     for n_threads, o in zip(threads, out):
@@ -130,6 +127,32 @@ def _biosim_size(builder, cfg: dict, seed: int, backend: str, duration_ms: float
             "bytes_per_synapse": o["syn_bytes"] / n_syn if n_syn else None, "device_bytes": o["dev_bytes"],
             "n_spikes": o["n_spikes"], "mean_rate_hz": _rate(o["n_spikes"], n, duration_ms), "spikes": o["spikes"]})
     return results
+
+
+def _size_run(name: str, cfg: dict, seed: int, backend: str, duration_ms: float, threads: int,
+              warm_up: bool = True) -> dict:
+    """Build and run one size: ``loop_s``, ``setup_s``, ``peak`` (bytes Python allocated at most,
+    ``tracemalloc``), ``n_syn``, ``n_spikes``, ``syn_bytes``, ``dev_bytes`` and ``spikes``; the
+    kernel loaded on a tiny copy first unless ``warm_up`` is false."""
+    builder = _builder(name)
+    if warm_up:
+        builder(dict(cfg, n_exc=8, n_inh=2), seed).run(10 * float(cfg["dt_ms"]), backend=backend, threads=threads)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    net = builder(cfg, seed)
+    res = net.run(duration_ms, backend=backend, threads=threads)
+    total = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    plan = net._sim.plan
+    if backend == "numba-cuda":
+        est = device_bytes(plan)
+        syn_bytes, dev_bytes = est["synapses"], est["total"]
+    else:
+        syn_bytes, dev_bytes = plan.tgt.nbytes + plan.w.nbytes + plan.dly.nbytes, None
+    return {"loop_s": res.loop_s, "setup_s": total - res.loop_s, "peak": peak, "n_syn": int(len(plan.tgt)),
+            "n_spikes": int(sum(len(t) for t, _ in res.spikes.values())), "syn_bytes": int(syn_bytes),
+            "dev_bytes": None if dev_bytes is None else int(dev_bytes), "spikes": res.spikes}
 
 
 def _brian2_size(name: str, cfg: dict, seed: int, repeats: int, threads: int, bio: dict) -> dict:
@@ -207,7 +230,7 @@ def run_scaling_bench(name: str, sizes: Sequence[int], backend: str = "numba-cpu
         cfg = _size_config(params, n, per_neuron, p_connect)
         p = cfg["p_connect"]
         log(f"bench {name} on {backend}: {n} neurons (p = {p:.3g}){on} ...")
-        results = _biosim_size(builder, cfg, seed, backend, duration_ms, repeats, counts)
+        results = _biosim_size(name, cfg, seed, backend, duration_ms, repeats, counts)
         spikes = [r.pop("spikes") for r in results]
         row = {"n_neurons": n, "p_connect": p, "biosim": results[0]}
         if threads > 1:

@@ -26,6 +26,15 @@ def test_sizes_on_numba_cpu_with_synapses_per_neuron(tmp_path):
     assert "p = 5/n" in table and "setup_s" in table and "peak_MiB" in table and "b2_loop_s" not in table
 
 
+def test_repeats_after_the_first_run_in_new_processes():
+    """On numba-cpu a size's later repeats run in new processes (as in run_bench), with the same
+    spikes and the same synapses."""
+    rep = run_scaling_bench("cuba", [40], "numba-cpu", ["bio_time_s=0.01"], repeats=2)
+    b = rep["sizes"][0]["biosim"]
+    assert len(b["loop_s_all"]) == len(b["setup_s_all"]) == 2 and b["loop_s"] == min(b["loop_s_all"]) > 0
+    assert b["n_spikes"] > 0 and b["synapse_bytes"] == 4 * b["n_synapses"]
+
+
 def test_scaling_figure_is_log_log_with_labels(tmp_path):
     from biosim.reports.bench_figures import scaling_figure
 
