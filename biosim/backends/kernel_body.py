@@ -13,7 +13,12 @@ every projection (in creation order; a synapse model's ``on_pre`` statements for
 pre- then post-synaptic STDP, then synapse models' ``on_post``), then reset.
 
 Population dispatch hands a model a tuple of 1-D row views of one population (``X[var][i]`` with
-a local ``i``): unlike 2-D indexing, this lets LLVM vectorise the neuron loops.
+a local ``i``): unlike 2-D indexing, this lets LLVM vectorise the neuron loops. The views a step
+takes are :func:`biosim.backends.phases.row` / :func:`~biosim.backends.phases.span`, which own
+nothing, and the plan's fields the steps read are locals: a slice or a field read in the loop cost
+an atomic reference-count increment and decrement each (CUBA's loop at 100 neurons 0.0117 ->
+0.0094 s, at 4000 neurons 0.0616 -> 0.0603 s, best of 4 and 10 alternating processes; Numba's
+non-atomic counts, a debugging switch, gave 0.0571 s).
 
 The columns of ``Plan.st_c`` are read by the names of :mod:`biosim.synapses.stdp`, which Numba
 compiles in as constants. The generated module is cached under the hash of its text, and that text
@@ -88,7 +93,8 @@ def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
         first = phases.bisect(hist_row, a, b, lo)
         last = phases.bisect(hist_row, first, b, hi)
         if last > first:
-            pop_reset(pop_model[p], X, a, pop_off[p + 1], C[p], hist_row[first:last])
+            pop_reset(pop_model[p], X, a, pop_off[p + 1], phases.row(C, p, 0, C.shape[1]),
+                      phases.span(hist_row, first, last))
 
 
 #: Entries of the array ``sh`` the threads of :func:`_steps` share: the next step to run (steps
@@ -254,6 +260,14 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
     dly = pl.dly
     use_fl = dly.shape[0] > 0
     cap = out.sp_idx.shape[0]
+    # the plan's arrays that the steps of every network read, as locals: each read of a field in the
+    # loop costs an atomic reference-count increment and decrement (Numba borrows a tuple's field
+    # that way)
+    hist, hist_cnt, pop_off, pop_model, C, i_ext, ref_until = (pl.hist, pl.hist_cnt, pl.pop_off, pl.pop_model, pl.C,
+                                                               pl.i_ext, pl.ref_until)
+    gate, indptr, tgt, grp_off, st_c = pl.gate, pl.indptr, pl.tgt, pl.grp_off, pl.st_c
+    pr_delay, pr_grp, pr_row, pr_ptr, pr_stdp, pr_syn, pr_woff, pr_w = (pl.pr_delay, pl.pr_grp, pl.pr_row, pl.pr_ptr,
+                                                                        pl.pr_stdp, pl.pr_syn, pl.pr_woff, pl.pr_w)
     passed = 0  # barriers passed
     k0 = sh[SH_K]  # (read before the others can leave: thread 0 writes it when they stop)
     if T > 1 and not spin.check_in(bar, T):
@@ -282,13 +296,13 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
                     out.rec[sh[SH_REC_N], m] = X[pl.mon_row[m], pl.mon_idx[m]]
         # 1. state update with the NaN/inf check (the first by population, row, neuron), thresholds:
         # one thread writes the ring directly, several a buffer merged below
-        dest = pl.hist[slot] if T == 1 else buf
+        dest = phases.row(hist, slot, 0, hist.shape[1]) if T == 1 else buf
         for u_p in range(P):
-            u_a = max(pl.pop_off[u_p], t_lo)
-            u_b = min(pl.pop_off[u_p + 1], t_hi)
-            u_f = flags[t, u_a // NEURON_BLOCK + u_p:]
+            u_a = max(pop_off[u_p], t_lo)
+            u_b = min(pop_off[u_p + 1], t_hi)
+            u_f = phases.row(flags, t, u_a // NEURON_BLOCK + u_p, flags.shape[1])
             if u_a < u_b and err[t, 0] == 0:
-                pop_step(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.i_ext, pl.ref_until, s, u_f)
+                pop_step(pop_model[u_p], X, u_a, u_b, phases.row(C, u_p, 0, C.shape[1]), i_ext, ref_until, s, u_f)
                 u_bad = False
                 for u_k in range((u_b - u_a + NEURON_BLOCK - 1) // NEURON_BLOCK):
                     u_bad |= (u_f[u_k] & NOT_FINITE_FLAG) != 0
@@ -300,12 +314,13 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
                                 err[t, 1] = u_r
                                 err[t, 2] = u_i
         for u_p in range(P):
-            u_a = max(pl.pop_off[u_p], t_lo)
-            u_b = min(pl.pop_off[u_p + 1], t_hi)
+            u_a = max(pop_off[u_p], t_lo)
+            u_b = min(pop_off[u_p + 1], t_hi)
             cnt[t, u_p] = 0
             if u_a < u_b and err[t, 0] == 0:
-                cnt[t, u_p] = pop_threshold(pl.pop_model[u_p], X, u_a, u_b, pl.C[u_p], pl.ref_until, s, dest[u_a:],
-                                            flags[t, u_a // NEURON_BLOCK + u_p:])
+                cnt[t, u_p] = pop_threshold(pop_model[u_p], X, u_a, u_b, phases.row(C, u_p, 0, C.shape[1]),
+                                            ref_until, s, phases.span(dest, u_a, dest.shape[0]),
+                                            phases.row(flags, t, u_a // NEURON_BLOCK + u_p, flags.shape[1]))
         if T > 1:
             passed = spin.barrier(bar, T, passed)
         if t == 0:
@@ -319,69 +334,71 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
         # synapse models: no on_post, which may read other neurons before their reset)
         if t < nd:
             for d_q in range(Q):
-                phases.poisson_input(X, inp.counts[k], pl.pi_col[d_q], pl.pi_row[d_q], pl.pi_w[d_q], pl.pi_a[d_q],
-                                     pl.pi_b[d_q], d_lo, d_hi, pl.gate, pl.ref_until, s)
+                phases.poisson_input(X, phases.row(inp.counts, k, 0, inp.counts.shape[1]), pl.pi_col[d_q],
+                                     pl.pi_row[d_q], pl.pi_w[d_q], pl.pi_a[d_q], pl.pi_b[d_q], d_lo, d_hi, gate,
+                                     ref_until, s)
             if use_fl:  # delayed input due now
-                in_flight.deliver(fl, sh[SH_FL_N], s, d_lo, d_hi, pend, X, w, pl.gate, pl.ref_until, pl.tgt,
-                                  pl.pr_row, pl.pr_w, pl.pr_woff, pl.pr_ptr, pl.indptr)
+                in_flight.deliver(fl, sh[SH_FL_N], s, d_lo, d_hi, pend, X, w, gate, ref_until, tgt,
+                                  pr_row, pr_w, pr_woff, pr_ptr, indptr)
             for d_r in range(R):
-                dd = pl.pr_delay[d_r]
+                dd = pr_delay[d_r]
                 if dd >= 0 and s < dd:
                     continue
                 d_ss = slot if dd < 0 else (s - dd) % L
-                d_g = pl.pr_grp[d_r]
-                d_g0 = pl.grp_off[d_g]
-                d_row = pl.pr_row[d_r]
-                d_base = pl.pr_ptr[d_r]
-                d_z = pl.pr_stdp[d_r]
+                d_g = pr_grp[d_r]
+                d_g0 = grp_off[d_g]
+                d_row = pr_row[d_r]
+                d_base = pr_ptr[d_r]
+                d_z = pr_stdp[d_r]
                 d_t0 = 0  # the trace of target d_j: d_j - d_t0
                 if d_z >= 0:
-                    d_t0 = pl.pop_off[pl.st_tgt_grp[d_z]] - pl.st_post_off[d_z]
-                d_kind = pl.pr_syn[d_r]
-                d_ws = -1 if pl.pr_woff[d_r] < 0 else pl.indptr[d_base] - pl.pr_woff[d_r]
-                d_n = pl.hist_cnt[d_ss, d_g]
+                    d_t0 = pop_off[pl.st_tgt_grp[d_z]] - pl.st_post_off[d_z]
+                d_kind = pr_syn[d_r]
+                d_ws = -1 if pr_woff[d_r] < 0 else indptr[d_base] - pr_woff[d_r]
+                d_n = hist_cnt[d_ss, d_g]
                 if d_kind < 0:  # the projection's one weight, or (d_ws >= 0) synapse d_syn's is w[d_syn - d_ws]
-                    phases.deliver(X, w, xpost, pl.hist[d_ss, d_g0:d_g0 + d_n], d_g0, pl.indptr, d_base, pl.tgt, dly,
-                                   dd < 0, d_row, pl.pr_w[d_r], d_ws, pl.gate, gated[d_row], pl.ref_until, s, d_lo, d_hi,
-                                   d_full, rows_sorted, pl.st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
+                    phases.deliver(X, w, xpost, phases.row(hist, d_ss, d_g0, d_g0 + d_n), d_g0, indptr, d_base, tgt,
+                                   dly, dd < 0, d_row, pr_w[d_r], d_ws, gate, gated[d_row], ref_until, s, d_lo, d_hi,
+                                   d_full, rows_sorted, st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
                     continue
                 for d_e in range(d_n):  # a synapse model (one thread): its on_pre statements
-                    d_loc = pl.hist[d_ss, d_g0 + d_e] - d_g0
+                    d_loc = hist[d_ss, d_g0 + d_e] - d_g0
                     d_pre = d_g0 + d_loc if d_g < P else -1
-                    for d_syn in range(pl.indptr[d_base + d_loc], pl.indptr[d_base + d_loc + 1]):
-                        d_j = pl.tgt[d_syn]
-                        syn_pre(d_kind, S, d_syn, X, d_pre, d_j, pl.pr_c[d_r], pl.gate, s < pl.ref_until[d_j],
+                    for d_syn in range(indptr[d_base + d_loc], indptr[d_base + d_loc + 1]):
+                        d_j = tgt[d_syn]
+                        syn_pre(d_kind, S, d_syn, X, d_pre, d_j, pl.pr_c[d_r], gate, s < ref_until[d_j],
                                 s - s_last[d_syn])
                         s_last[d_syn] = s
             for p_z in range(Z):
                 d_tp = pl.st_tgt_grp[p_z]
-                p_t0 = pl.pop_off[d_tp]
+                p_t0 = pop_off[d_tp]
                 p_r = pl.st_proj[p_z]
-                phases.potentiate(w, pl.xpre, xpost, pl.hist[slot, p_t0:p_t0 + pl.hist_cnt[slot, d_tp]], p_t0, d_lo,
-                                  d_hi, pl.rptr, pl.st_rptr_off[p_z], pl.rsyn, pl.rsrc,
-                                  pl.indptr[pl.pr_ptr[p_r]] - pl.pr_woff[p_r], pl.st_pre_off[p_z],
-                                  pl.st_post_off[p_z], pl.st_c, p_z, A_PLUS, W_MIN, W_MAX, MULTIPLICATIVE)
+                phases.potentiate(w, pl.xpre, xpost, phases.row(hist, slot, p_t0, p_t0 + hist_cnt[slot, d_tp]),
+                                  p_t0, d_lo, d_hi, pl.rptr, pl.st_rptr_off[p_z], pl.rsyn, pl.rsrc,
+                                  indptr[pr_ptr[p_r]] - pr_woff[p_r], pl.st_pre_off[p_z],
+                                  pl.st_post_off[p_z], st_c, p_z, A_PLUS, W_MIN, W_MAX, MULTIPLICATIVE)
         if not plain and t == 0:  # synapse models' on_post, for the targets that spiked
             for r in range(R):
                 rb = pl.pr_rptr[r]
                 if rb < 0:
                     continue
                 tp = pl.pr_tgt[r]
-                t0 = pl.pop_off[tp]
-                g = pl.pr_grp[r]
-                g0 = pl.grp_off[g]
-                kind = pl.pr_syn[r]
-                for e in range(pl.hist_cnt[slot, tp]):
-                    j = pl.hist[slot, t0 + e]
+                t0 = pop_off[tp]
+                g = pr_grp[r]
+                g0 = grp_off[g]
+                kind = pr_syn[r]
+                for e in range(hist_cnt[slot, tp]):
+                    j = hist[slot, t0 + e]
                     for kk in range(pl.rptr[rb + j - t0], pl.rptr[rb + j - t0 + 1]):
                         syn = pl.rsyn[kk]
                         pre = g0 + pl.rsrc[kk] if g < P else -1
-                        syn_post(kind, S, syn, X, pre, j, pl.pr_c[r], pl.gate, s < pl.ref_until[j],
+                        syn_post(kind, S, syn, X, pre, j, pl.pr_c[r], gate, s < ref_until[j],
                                  s - s_last[syn])
                         s_last[syn] = s
         if not plain and T > 1:  # thread 0 delivered to every neuron and ran on_post: now reset
             passed = spin.barrier(bar, T, passed)
-        _reset_range(pl.pop_model, X, pl.pop_off, pl.C, pl.hist[slot], pl.hist_cnt[slot], t_lo, t_hi)
+        _reset_range(pop_model, X, pop_off, C, phases.row(hist, slot, 0, hist.shape[1]),
+                     phases.row(hist_cnt, slot, 0, hist_cnt.shape[1]), t_lo, t_hi)
     if t == 0:
         sh[SH_K] = n_steps
 
@@ -393,20 +410,22 @@ def _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl):
     report (the first by population, row, neuron), the spikes into the ring in ascending order,
     refractory clocks, the spike buffer, input groups, the table of spikes in flight, the sources'
     STDP traces of the spikes arriving now."""
+    hist, hist_cnt, grp_off, pop_off = pl.hist, pl.hist_cnt, pl.grp_off, pl.pop_off  # (as in _steps)
+    ref_until, pop_ref, rec_spikes = pl.ref_until, pl.pop_ref, pl.rec_spikes
     N = pl.X.shape[1]
     P = pl.pop_model.shape[0]
-    G = pl.grp_off.shape[0] - 1
+    G = grp_off.shape[0] - 1
     R = pl.pr_grp.shape[0]
     Z = pl.st_proj.shape[0]
     if record:
         sh[SH_REC_N] += 1
     for g in range(G):
-        pl.hist_cnt[slot, g] = 0
+        hist_cnt[slot, g] = 0
     for z in range(Z):
         g = pl.pr_grp[pl.st_proj[z]]
-        phases.decay_traces(pl.xpre, pl.st_pre_off[z], pl.grp_off[g + 1] - pl.grp_off[g], pl.st_c[z, DECAY_PRE])
+        phases.decay_traces(pl.xpre, pl.st_pre_off[z], grp_off[g + 1] - grp_off[g], pl.st_c[z, DECAY_PRE])
         tp = pl.st_tgt_grp[z]
-        phases.decay_traces(pl.xpost, pl.st_post_off[z], pl.pop_off[tp + 1] - pl.pop_off[tp], pl.st_c[z, DECAY_POST])
+        phases.decay_traces(pl.xpost, pl.st_post_off[z], pop_off[tp + 1] - pop_off[tp], pl.st_c[z, DECAY_POST])
     bad = -1
     for t in range(T):
         if err[t, 0] > 0 and (bad < 0 or err[t, 0] < err[bad, 0] or
@@ -422,42 +441,42 @@ def _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl):
         return
     sp_n = sh[SH_SP_N]
     for p in range(P):
-        a = pl.pop_off[p]
+        a = pop_off[p]
         n = 0
         for t in range(T):
             if T > 1:
                 b = max(a, t * N // T)
                 for e in range(cnt[t, p]):
-                    pl.hist[slot, a + n + e] = buf[b + e]
+                    hist[slot, a + n + e] = buf[b + e]
             n += cnt[t, p]
-        pl.hist_cnt[slot, p] = n
+        hist_cnt[slot, p] = n
         for e in range(n):
-            i = pl.hist[slot, a + e]
-            pl.ref_until[i] = s + pl.pop_ref[p]
-            if pl.rec_spikes[i]:
+            i = hist[slot, a + e]
+            ref_until[i] = s + pop_ref[p]
+            if rec_spikes[i]:
                 out.sp_step[sp_n] = s
                 out.sp_idx[sp_n] = i
                 sp_n += 1
     sh[SH_SP_N] = sp_n
     for e in range(inp.in_ptr[k], inp.in_ptr[k + 1]):
         g = inp.in_grp[e]
-        pl.hist[slot, pl.grp_off[g] + pl.hist_cnt[slot, g]] = inp.in_src[e]
-        pl.hist_cnt[slot, g] += 1
+        hist[slot, grp_off[g] + hist_cnt[slot, g]] = inp.in_src[e]
+        hist_cnt[slot, g] += 1
     # spikes in flight: the synapses due now; this step's spikes join (their delay-0 synapses are
     # delivered with the step's other spikes); the table has room (checked before the step)
     if pl.dly.shape[0] > 0:
-        fl_n = in_flight.advance(fl, sh[SH_FL_N], pl.dly, s, pl.hist[slot], pl.hist_cnt[slot], pl.pr_delay,
-                                 pl.pr_grp, pl.grp_off, pl.pr_ptr, pl.indptr)[1]
+        fl_n = in_flight.advance(fl, sh[SH_FL_N], pl.dly, s, hist[slot], hist_cnt[slot], pl.pr_delay,
+                                 pl.pr_grp, grp_off, pl.pr_ptr, pl.indptr)[1]
         sh[SH_FL_N] = fl_n
     # STDP source traces of the spikes arriving now (nothing reads them before the deliveries)
     for r in range(R):
         z = pl.pr_stdp[r]
         d = pl.pr_delay[r]
         if z >= 0 and pl.pr_syn[r] < 0 and s >= d:
-            ss = slot if d < 0 else (s - d) % pl.hist.shape[0]
-            g0 = pl.grp_off[pl.pr_grp[r]]
-            for e in range(pl.hist_cnt[ss, pl.pr_grp[r]]):
-                pl.xpre[pl.st_pre_off[z] + pl.hist[ss, g0 + e] - g0] += 1
+            ss = slot if d < 0 else (s - d) % hist.shape[0]
+            g0 = grp_off[pl.pr_grp[r]]
+            for e in range(hist_cnt[ss, pl.pr_grp[r]]):
+                pl.xpre[pl.st_pre_off[z] + hist[ss, g0 + e] - g0] += 1
 
 
 run_chunk = njit(cache=True)(_run_chunk)

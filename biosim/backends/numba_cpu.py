@@ -166,7 +166,8 @@ def model_source(spec) -> str:
     or-ing booleans packed the vector's comparison bits every iteration: a micro-benchmark of CUBA's
     update at 4000 neurons went from 1.23-2.34 to 1.09-1.36 ns per neuron (6 runs each). A second
     pass over the block, from the L1 cache, cost CUBA's update about 5 % more (cycle counts of the
-    phase at 4000 neurons). ``threshold_all`` then looks only into the blocks with a HIT (spikes are rare:
+    phase at 4000 neurons). ``threshold_all`` then looks only into the blocks with a HIT (through the population's rows, without
+    a view per block: a view costs two atomic reference counts; spikes are rare:
     CUBA at 200000 neurons has about 100 per step), and the kernel only searches for a non-finite
     state when a block is flagged: at 200000 neurons this saved the full-length threshold scan and
     NaN check, about 0.5-0.9 ns per neuron-step. Cached on its own (``cache=True``; the file is named by the hash of this
@@ -217,13 +218,9 @@ def model_source(spec) -> str:
         "    n = r.shape[0]",
         "    for k in range((n + block - 1) // block):",
         "        if flags[k] & HIT:",
-        "            f = k * block",
-        "            b = min(f + block, n)",
-        f"            B = {_views('R[{}][f:b]', n_var)}",
-        "            rb = r[f:b]",
-        "            for i in range(b - f):",
-        "                if threshold_one(B, i, c) and s >= rb[i]:",
-        "                    out[cnt] = a + f + i",
+        "            for i in range(k * block, min(k * block + block, n)):  # (no views: see the docstring)",
+        "                if threshold_one(R, i, c) and s >= r[i]:",
+        "                    out[cnt] = a + i",
         "                    cnt += 1",
         "    return cnt",
         "", "",
@@ -311,7 +308,7 @@ def _dispatch_source(specs) -> str:
         out = []
         for k, spec in enumerate(specs):
             out.append(f"    {'if' if k == 0 else 'elif'} model == {k}:")
-            out.append(f"        {call(k, _views('X[{}, a:b]', len(spec.var_names)))}")
+            out.append(f"        {call(k, _views('phases.row(X, {}, a, b)', len(spec.var_names)))}")
         return out
 
     step = [
@@ -319,8 +316,8 @@ def _dispatch_source(specs) -> str:
         "def pop_step(model, X, a, b, c, i_ext, ref_until, s, flags):",
         '    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step; flag its',
         '    blocks of NEURON_BLOCK neurons (``flags``)."""',
-        "    e = i_ext[a:b]",
-        "    r = ref_until[a:b]",
+        "    e = phases.span(i_ext, a, b)",
+        "    r = phases.span(ref_until, a, b)",
         *branches(lambda k, rows: f"m{k}_step({rows}, c, e, r, s, flags, NEURON_BLOCK)"),
     ]
     threshold = [
@@ -328,7 +325,7 @@ def _dispatch_source(specs) -> str:
         "def pop_threshold(model, X, a, b, c, ref_until, s, out, flags):",
         '    """Write the (global) indices of neurons ``a..b-1`` that spike at step ``s`` into ``out[0:]``',
         '    in ascending order (looking only into the blocks ``flags`` marks HIT); return how many."""',
-        "    r = ref_until[a:b]",
+        "    r = phases.span(ref_until, a, b)",
         *branches(lambda k, rows: f"return m{k}_threshold({rows}, c, r, s, a, out, flags, NEURON_BLOCK)"),
         "    return 0",
     ]

@@ -180,7 +180,7 @@ def test_pop_model_indexes_distinct_models_in_order_of_first_use():
     loops = [f"biosim_model_{source_hash(numba_cpu.model_source(s))}" for s in net._sim.specs]
     assert f"from {loops[0]} import step_all as m0_step" in text
     assert f"from {loops[1]} import reset_all as m1_reset" in text
-    assert "m2_step((X[0, a:b],), c, e, r, s, flags, NEURON_BLOCK)" in text
+    assert "m2_step((phases.row(X, 0, a, b),), c, e, r, s, flags, NEURON_BLOCK)" in text
     assert "_rows" not in text and "run_chunk = njit(cache=True)(_run_chunk)" in text
     assert "raise NotImplementedError" not in text
     # each model's maths is compiled into its own loops, inlined (a model function Numba loaded from
