@@ -16,11 +16,11 @@ Ratios are biosim's ``loop_s`` over the competitor's (below 1: biosim is faster)
 
 Repeats (``repeats``, ``--repeats``): ``loop_s`` is the best of them. Brian2 standalone runs its binary
 again, a new process each time; biosim's first run is in this process and every later one in a new
-process too (which loads the kernel from Numba's cache). Both loops have a fast and a slow mode that
-follows where the process's machine code lands in memory (CUBA at 4000 neurons: biosim about 0.07
-or 0.095 s, standalone about 0.145 or 0.22 s), so every repeat draws it anew for both; repeats
-within one process would leave biosim one draw against standalone's ``repeats``. Brian2's runtime
-targets repeat in this process (``Network.restore``).
+process too (which loads the kernel from Numba's cache, and must give the first run's spike count),
+so that both are timed alike. Both loops move between a fast and a slow mode from run to run (CUBA at
+4000 neurons: biosim about 0.062-0.075 or 0.09-0.10 s, standalone about 0.14-0.15 or 0.21-0.24 s),
+within one process too; the cause was not found. Brian2's runtime targets repeat in this process
+(``Network.restore``).
 
 ``model="equations"`` (``--model equations``) also runs the network with its neuron written as
 equations (:mod:`biosim.equations.library`: ``lif`` for CUBA, ``hh`` for COBAHH), in the same process
@@ -164,9 +164,8 @@ def _run_biosim(name: str, params: dict, seed: int, repeats: int, models: Sequen
     each, so that a slow spell of the machine does not fall on one of them only. The first round
     runs in this process (each kernel warmed up on a tiny copy of the network first); every later
     one in a new process (:func:`_timed_run`, kernel loaded from the cache), as Brian2 standalone's
-    repeats start its binary again: where a process's machine code lands in memory moves both
-    simulators' loops between a fast and a slow mode, and each repeat draws it anew for both. A new
-    process's spike count must equal the first round's (same seed). One result per model and
+    repeats start its binary again; a new process's spike count must equal the first round's (same
+    seed). One result per model and
     thread count (model-major), each with its ``threads`` and, under ``"spikes"``, the spikes of its
     first run (``{population: (times_ms, indices)}``)."""
     runs = [(model, n) for model in models for n in threads]
@@ -362,8 +361,8 @@ def format_table(report: dict) -> str:
     add("loop_s: simulation loop only; biosim/this: biosim's loop over this one's, both on this row's number of "
         "threads (< 1: biosim is faster)")
     if report["repeats"] > 1:
-        add("repeats: biosim's and brian2_cpp_standalone's after the first each in a new process (the loops of both "
-            "have a fast and a slow mode, drawn per process)")
+        add("repeats: biosim's and brian2_cpp_standalone's after the first each in a new process (both loops move "
+            "between a fast and a slow mode from run to run)")
     return "\n".join(lines)
 
 

@@ -97,8 +97,8 @@ def _biosim_size(name: str, cfg: dict, seed: int, backend: str, duration_ms: flo
                  threads: Sequence[int] = (1,)) -> list[dict]:
     """One result per thread count in ``threads``; the runs take turns, ``repeats`` rounds; each
     result keeps the spikes of its first run under ``"spikes"``. On numba-cpu every round after the
-    first runs in a new process (:func:`_size_run`), as in :func:`biosim.bench.runner.run_bench`
-    (the loop's fast or slow mode is drawn per process); its spike count must equal the first's."""
+    first runs in a new process (:func:`_size_run`), as in :func:`biosim.bench.runner.run_bench`; its
+    spike count must equal the first's."""
     out = [{"loops": [], "setups": [], "peaks": []} for _ in threads]
     for rnd in range(repeats):
         for n_threads, o in zip(threads, out):
