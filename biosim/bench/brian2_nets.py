@@ -44,6 +44,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from biosim.bench.common import spike_count
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.config import get, params_from
 
@@ -228,7 +229,7 @@ def _result(target, mon, syns, sizes, offsets, timing, duration_ms, dt_ms, conne
         n_synapses = int(sum(len(i) for i, _ in i_j.values()))
     else:
         n_synapses = int(sum(len(syn) for syn in syns.values()))
-    return {"target": target, "spikes": spikes, "n_spikes": int(sum(len(t) for t, _ in spikes.values())),
+    return {"target": target, "spikes": spikes, "n_spikes": spike_count(spikes),
             "i_j": i_j, "n_synapses": n_synapses, "sizes": dict(sizes),
             "duration_ms": duration_ms, "dt_ms": dt_ms, **timing}
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: the machine description and number formatting."""
+"""Helpers shared by the benchmarks: the machine description, number formatting and spike counts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 import os
 import platform
 
-__all__ = ["cpu_name", "machine", "fmt"]
+__all__ = ["cpu_name", "machine", "fmt", "spike_count"]
 
 
 def cpu_name() -> str:
@@ -24,6 +24,11 @@ def cpu_name() -> str:
 def machine(**versions) -> dict:
     """CPU, core count, Python version and the given package versions, for a report."""
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(), **versions}
+
+
+def spike_count(spikes: dict) -> int:
+    """How many spikes ``{population: (times, indices)}`` holds."""
+    return int(sum(len(t) for t, _ in spikes.values()))
 
 
 def fmt(x, spec: str = ".3f") -> str:

@@ -60,13 +60,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from biosim.bench import brian2_nets
-from biosim.bench.common import fmt, machine
+from biosim.bench.common import fmt, machine, spike_count
 from biosim.errors import BiosimError, unknown
 from biosim.experiments.registry import apply_overrides, load_model
 from biosim.experiments.sweep import max_threads
 
-__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "check_threads", "in_new_process", "run_bench", "format_table",
-           "same_spikes"]
+__all__ = ["BENCHES", "BENCH_MODELS", "COMPETITORS", "EQUATION_MODELS", "check_threads", "in_new_process", "run_bench",
+           "format_table", "same_count", "same_spikes"]
 
 #: bench name -> (biosim builder "module:function", Brian2 builder in biosim.bench.brian2_nets)
 BENCHES = {
@@ -181,10 +181,8 @@ def _run_biosim(name: str, params: dict, seed: int, repeats: int, models: Sequen
                 o.update(spikes=r.pop("spikes"), n_spikes=r["n_spikes"], n_neurons=r["n_neurons"],
                          n_synapses=r["n_synapses"])
             else:
-                r = _timed_run_in_new_process(name, params, seed, model is not None, n)
-                if r["n_spikes"] != o["n_spikes"]:
-                    raise BiosimError(f"bench {name}: a new process gave {r['n_spikes']} spikes, the first run "
-                                      f"{o['n_spikes']} (same seed, {n} thread{'s' * (n != 1)})")
+                r = same_count(_timed_run_in_new_process(name, params, seed, model is not None, n), o["n_spikes"],
+                               f"bench {name} on {n} thread{'s' * (n != 1)}")
             o["loop_s_all"].append(r["loop_s"])
             o["setups"].append(r["setup_s"])
     duration_ms = float(params["bio_time_s"]) * 1e3
@@ -200,9 +198,10 @@ def _build(name: str, params: dict, seed: int, model):
     return builder(params, seed) if model is None else builder(params, seed, model=model)
 
 
-def _warm_up(name: str, params: dict, seed: int, model, threads: int) -> None:
+def _warm_up(name: str, params: dict, seed: int, model, threads: int, backend: str | None = None) -> None:
     """Compile (or load from the cache) the kernel on a tiny copy of the network."""
-    _build(name, dict(params, n_exc=8, n_inh=2), seed, model).run(10 * float(params["dt_ms"]), threads=threads)
+    _build(name, dict(params, n_exc=8, n_inh=2), seed, model).run(10 * float(params["dt_ms"]), backend=backend,
+                                                                   threads=threads)
 
 
 def _timed_run(name: str, params: dict, seed: int, model, threads: int, warm_up: bool = True) -> dict:
@@ -219,7 +218,7 @@ def _timed_run(name: str, params: dict, seed: int, model, threads: int, warm_up:
     res = net.run(float(params["bio_time_s"]) * 1e3, threads=threads)
     total = time.perf_counter() - t0
     return {"loop_s": res.loop_s, "setup_s": total - res.loop_s,
-            "n_spikes": int(sum(len(t) for t, _ in res.spikes.values())), "n_neurons": int(sum(res.sizes.values())),
+            "n_spikes": spike_count(res.spikes), "n_neurons": int(sum(res.sizes.values())),
             "n_synapses": int(len(net._sim.plan.tgt)), "spikes": res.spikes}
 
 
@@ -242,6 +241,15 @@ def in_new_process(func: str, args: list, what: str) -> dict:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise BiosimError(f"{what} in a new process failed: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def same_count(repeat: dict, n_spikes: int, what: str) -> dict:
+    """``repeat`` (a run's result in a new process), checked to hold ``n_spikes`` spikes, the first
+    run's with the same seed; else a one-line :class:`BiosimError` about ``what``."""
+    if repeat["n_spikes"] != n_spikes:
+        raise BiosimError(f"{what}: a new process gave {repeat['n_spikes']} spikes, the first run {n_spikes} "
+                          f"(same seed)")
+    return repeat
 
 
 def _timed_run_in_new_process(name: str, params: dict, seed: int, equations: bool, threads: int) -> dict:

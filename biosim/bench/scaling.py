@@ -5,10 +5,10 @@ Per size ``n`` (``0.8 n`` excitatory, ``0.2 n`` inhibitory neurons, the paramete
 its synapses, laying out the plan and loading the kernel: everything before the first step), its
 simulation loop (best of ``repeats``; on numba-cpu each repeat after the first in a new process, as
 Brian2 standalone's repeats start its binary again: see :mod:`biosim.bench.runner`), the peak memory
-Python allocated for both (``tracemalloc``: NumPy's arrays included) and the memory per synapse; with ``against=("brian2",)`` the same network
-in Brian2's C++ standalone mode, side by side (its own connectivity draw, same sizes and
-probability; its set-up is code generation, compilation and the binary's work before the loop,
-``compile_s`` the compiler's part).
+Python allocated for both (``tracemalloc``: NumPy's arrays included) and the memory per synapse;
+with ``against=("brian2",)`` the same network in Brian2's C++ standalone mode, side by side (its
+own connectivity draw, same sizes and probability; its set-up is code generation, compilation and
+the binary's work before the loop, ``compile_s`` the compiler's part).
 
 The connection probability is the TOML's at every size (synapses grow as ``n**2``), or a fixed
 ``p_connect`` (``--p-connect 0.02``: the same, with the probability given), or ``per_neuron / n``
@@ -33,9 +33,9 @@ from collections.abc import Callable, Sequence
 
 from biosim.backends import BACKENDS
 from biosim.backends.numba_cuda import device_bytes
-from biosim.bench.common import fmt, machine
-from biosim.bench.runner import (BENCHES, _builder, _load_params, _rate, _run_brian2, _silent, _versions, check_threads,
-                                 in_new_process, same_spikes)
+from biosim.bench.common import fmt, machine, spike_count
+from biosim.bench.runner import (BENCHES, _builder, _load_params, _rate, _run_brian2, _silent, _versions, _warm_up,
+                                 check_threads, in_new_process, same_count, same_spikes)
 from biosim.errors import BiosimError, unknown
 from biosim.network.compile import available_bytes, estimate_bytes
 
@@ -107,11 +107,11 @@ def _biosim_size(name: str, cfg: dict, seed: int, backend: str, duration_ms: flo
                 o.setdefault("spikes", r["spikes"])
                 o.update({k: r[k] for k in ("n_syn", "n_spikes", "syn_bytes", "dev_bytes")})
             else:
-                r = in_new_process("biosim.bench.scaling:_size_run", [name, cfg, seed, backend, duration_ms, n_threads],
-                                   f"bench {name}: a repeat at {cfg['n_exc'] + cfg['n_inh']} neurons")
-                if r["n_spikes"] != o["n_spikes"]:
-                    raise BiosimError(f"bench {name}: a new process gave {r['n_spikes']} spikes, the first run "
-                                      f"{o['n_spikes']} (same seed, {n_threads} thread{'s' * (n_threads != 1)})")
+                what = (f"bench {name} at {cfg['n_exc'] + cfg['n_inh']} neurons on {n_threads} "
+                        f"thread{'s' * (n_threads != 1)}")
+                r = same_count(in_new_process("biosim.bench.scaling:_size_run",
+                                              [name, cfg, seed, backend, duration_ms, n_threads], f"{what}: a repeat"),
+                               o["n_spikes"], what)
             o["loops"].append(r["loop_s"])
             o["setups"].append(r["setup_s"])
             o["peaks"].append(r["peak"])
@@ -136,7 +136,7 @@ def _size_run(name: str, cfg: dict, seed: int, backend: str, duration_ms: float,
     kernel loaded on a tiny copy first unless ``warm_up`` is false."""
     builder = _builder(name)
     if warm_up:
-        builder(dict(cfg, n_exc=8, n_inh=2), seed).run(10 * float(cfg["dt_ms"]), backend=backend, threads=threads)
+        _warm_up(name, cfg, seed, None, threads, backend)
     tracemalloc.start()
     t0 = time.perf_counter()
     net = builder(cfg, seed)
@@ -151,7 +151,7 @@ def _size_run(name: str, cfg: dict, seed: int, backend: str, duration_ms: float,
     else:
         syn_bytes, dev_bytes = plan.tgt.nbytes + plan.w.nbytes + plan.dly.nbytes, None
     return {"loop_s": res.loop_s, "setup_s": total - res.loop_s, "peak": peak, "n_syn": int(len(plan.tgt)),
-            "n_spikes": int(sum(len(t) for t, _ in res.spikes.values())), "syn_bytes": int(syn_bytes),
+            "n_spikes": spike_count(res.spikes), "syn_bytes": int(syn_bytes),
             "dev_bytes": None if dev_bytes is None else int(dev_bytes), "spikes": res.spikes}
 
 
@@ -222,7 +222,7 @@ def run_scaling_bench(name: str, sizes: Sequence[int], backend: str = "numba-cpu
     log(f"bench {name} on {backend}: compiling on a tiny network ...")
     t0 = time.perf_counter()
     for n_threads in counts:
-        builder(dict(params, n_exc=8, n_inh=2), seed).run(10 * dt_ms, backend=backend, threads=n_threads)
+        _warm_up(name, params, seed, None, n_threads, backend)
     compile_s = time.perf_counter() - t0
     rows = []
     on = f" on {threads} and 1 threads" if threads > 1 else ""
