@@ -369,8 +369,8 @@ def format_table(report: dict) -> str:
     add("loop_s: simulation loop only; biosim/this: biosim's loop over this one's, both on this row's number of "
         "threads (< 1: biosim is faster)")
     if report["repeats"] > 1:
-        add("repeats: biosim's and brian2_cpp_standalone's after the first each in a new process (both loops move "
-            "between a fast and a slow mode from run to run)")
+        add("repeats: biosim's after the first each in a new process, as brian2_cpp_standalone's are (both loops "
+            "move between a fast and a slow mode from run to run)")
     return "\n".join(lines)
 
 
