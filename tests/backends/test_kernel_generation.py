@@ -16,6 +16,7 @@ import dataclasses
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,7 +209,9 @@ def test_source_of_a_model_names_the_kernel():
 
 def test_second_generation_loads_the_file_and_the_compiled_code(tmp_path, monkeypatch):
     monkeypatch.setenv("BIOSIM_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(sys, "path", list(sys.path))
+    # without the generated folders other tests of this process put on sys.path, which hold a copy
+    # of the same module (and whose Numba cache another test process may be writing)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p).name != "generated"])
     monkeypatch.setattr(numba_cpu, "_KERNELS", {})
     specs = (MODELS["lif"],)
     name = f"biosim_kernel_{source_hash(numba_cpu.kernel_source(specs))}"
