@@ -15,10 +15,13 @@ pre- then post-synaptic STDP, then synapse models' ``on_post``), then reset.
 Population dispatch hands a model a tuple of 1-D row views of one population (``X[var][i]`` with
 a local ``i``): unlike 2-D indexing, this lets LLVM vectorise the neuron loops. The views a step
 takes are :func:`biosim.backends.phases.row` / :func:`~biosim.backends.phases.span`, which own
-nothing, and the plan's fields the steps read are locals: a slice or a field read in the loop cost
-an atomic reference-count increment and decrement each (CUBA's loop at 100 neurons 0.0117 ->
-0.0094 s, at 4000 neurons 0.0616 -> 0.0603 s, best of 4 and 10 alternating processes; Numba's
-non-atomic counts, a debugging switch, gave 0.0571 s).
+nothing, the plan's fields the steps read are locals, and the plan, the chunk's inputs and outputs
+and the scratch arrays are :func:`~biosim.backends.phases.borrowed` (they own nothing either) as
+the steps begin: a slice, a field read or an array passed to a function in the loop cost an atomic
+reference-count increment and decrement each. The views and locals took CUBA's loop at 100
+neurons from 0.0117 to 0.0094 s; borrowing the rest from 0.0112 to 0.0045 s (best of 4
+alternating processes), and at 4000 neurons from 0.0643 to 0.0554 s best, 0.0861 to 0.0784 s
+median (16 alternating processes).
 
 The columns of ``Plan.st_c`` are read by the names of :mod:`biosim.synapses.stdp`, which Numba
 compiles in as constants. The generated module is cached under the hash of its text, and that text
@@ -248,6 +251,9 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
     ``rows_sorted`` and the scratch arrays are :func:`_run_chunk`'s; ``fl_most`` is the most
     spikes a step adds to the table of spikes in flight ``fl``.
     """
+    # what the steps read, owning nothing (phases.borrowed): no atomic reference counts in the loop
+    pl, inp, out = phases.borrowed(pl), phases.borrowed(inp), phases.borrowed(out)
+    sh, bar, err, cnt, buf, flags, gated, fl, pend = phases.borrowed((sh, bar, err, cnt, buf, flags, gated, fl, pend))
     # every written field a local (in the plan's order), as the kernel always had them
     X, w, xpost, S, s_last = pl.X, pl.w, pl.xpost, pl.S, pl.s_last
     N = X.shape[1]

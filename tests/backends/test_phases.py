@@ -1,14 +1,19 @@
 """The kernel's unowned views (:func:`biosim.backends.phases.row` and ``span``): the same items as a
-slice, writes reach the parent, and only C-contiguous arrays of the right rank are taken."""
+slice, writes reach the parent, and only C-contiguous arrays of the right rank are taken; and
+:func:`~biosim.backends.phases.borrowed`: the same arrays (in a tuple too), owning nothing."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
 from numba.core.errors import TypingError
+from numba.extending import intrinsic
 
-from biosim.backends.phases import row, span
+from biosim.backends.phases import borrowed, row, span
 
 
 @njit
@@ -44,3 +49,46 @@ def test_only_c_contiguous_arrays_of_the_right_rank():
         njit(lambda x: row(x, 0, 0, 2))(X[0])
     with pytest.raises(TypingError, match="1-D"):
         njit(lambda X: span(X, 0, 2))(X)
+
+
+@intrinsic
+def _meminfo(typingctx, arr):
+    """The address of ``arr``'s meminfo (0: it owns nothing)."""
+    def codegen(context, builder, signature, args):
+        return builder.ptrtoint(context.make_array(signature.args[0])(context, builder, args[0]).meminfo,
+                                cgutils.intp_t)
+
+    return types.intp(arr), codegen
+
+
+class _Parts(NamedTuple):
+    X: np.ndarray
+    idx: np.ndarray
+    n: int
+
+
+@njit
+def _borrow(parts, F):
+    b = borrowed(parts)
+    f = borrowed(F)
+    b.X[1, 2] += 1000.0
+    f[0, 1] += 7.0
+    return (_meminfo(parts.X) != 0, _meminfo(b.X), _meminfo(b.idx), _meminfo(f), b.n, b.idx.sum(), b.X.shape,
+            f.strides, f.copy())
+
+
+def test_borrowed_arrays_are_the_same_and_own_nothing():
+    parts = _Parts(np.arange(12.0).reshape(3, 4), np.arange(5, dtype=np.int32), 3)
+    F = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    want_X, want_F = parts.X.copy(), F.copy()
+    want_X[1, 2] += 1000.0
+    want_F[0, 1] += 7.0
+    owned, mi_X, mi_idx, mi_f, n, total, shape, strides, f = _borrow(parts, F)
+    assert owned and (mi_X, mi_idx, mi_f) == (0, 0, 0)
+    assert (n, total, shape, strides) == (3, 10, (3, 4), F.strides)
+    assert np.array_equal(parts.X, want_X) and np.array_equal(F, want_F) and np.array_equal(f, want_F)
+
+
+def test_borrowed_needs_an_array():
+    with pytest.raises(TypingError, match="borrowed takes an array"):
+        njit(lambda n: borrowed((n, 2.0)))(3)
