@@ -35,10 +35,11 @@ filled. Each launch records whether Numba compiled the kernel instead of loading
 editing biosim's sources between launches would cause it).
 
 **The Numba floor.** ``floor`` launches run another fresh process that imports NumPy and Numba and
-calls one ``njit(cache=True)`` function loaded from Numba's cache (the first call in a process loads
-Numba's typing and lowering registries, SciPy's BLAS wrappers among them). It is what any start of
-a Numba-compiled simulation pays on this machine before running any of its own code; the timed and
-floor launches alternate, so both see the same load.
+calls one ``njit(cache=True)`` function, loaded from Numba's cache as biosim loads its kernel
+(:func:`biosim._numba_load.load_cached`, without Numba's typing and lowering registries, which a
+first compile or plain cache load in a process imports, SciPy's BLAS wrappers among them: about
+0.5 s here). It is what any start of a Numba-compiled simulation pays on this machine before
+running any of its own code; the timed and floor launches alternate, so both see the same load.
 
 **Through the worker** (``worker=True``, ``biosim bench start --worker``): a resident worker
 (:mod:`biosim.worker`) is started in a temporary folder of its own, and as many launches of the
@@ -131,6 +132,8 @@ import numba
 _t["imports_done"] = time.monotonic()
 sys.path.insert(0, sys.argv[2])
 fn = __import__(sys.argv[3]).first_call
+from biosim._numba_load import load_cached
+load_cached(fn, (1.0,))
 fn(1.0)
 _t["first_call"] = time.monotonic()
 _t["kernel_compiled"] = sum(fn.stats.cache_misses.values()) > 0

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from biosim._numba_load import load_cached
 from biosim.backends import get_backend
 from biosim.backends.numba_cpu import BUFFER_FULL, NOT_FINITE
 from biosim.backends.philox import POISSON_GROUP, POISSON_INPUT, bernoulli_events, binomial_block, key_of_seed, stream_id
@@ -161,6 +162,13 @@ class _Record:
         return states
 
 
+def _ready(fn, *args) -> None:
+    """Call ``fn(*args)`` once, to compile it or load it from Numba's cache outside the timed loop
+    (loaded by :func:`biosim._numba_load.load_cached` first when it can be)."""
+    load_cached(fn, args)
+    fn(*args)
+
+
 def check_threads(threads, backend, backend_name: str) -> int:
     """``threads`` as an int, checked: at least 1, at most Numba's pool, and 1 on a backend without
     threaded kernels."""
@@ -218,12 +226,16 @@ class Simulation:
 
     def _load_kernel(self):
         """The backend's kernel for the network's models (and thread count), compiled or loaded
-        from the cache outside the timed loop."""
+        from the cache outside the timed loop (by :func:`biosim._numba_load.load_cached` first
+        when it can be: a new process's start is then about 0.5 s shorter)."""
         extra = {"threads": self.threads} if self.threads != 1 else {}
-        self.run_chunk = self.backend.kernel(self.specs, self.syn_specs, **extra)
+        run_chunk = self.backend.kernel(self.specs, self.syn_specs, **extra)
         empty = np.zeros(0, np.int64)
-        self.run_chunk(self._plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)),
-                       Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self._plan.X.dtype)), 0, 0, 0, 0)
+        args = (self._plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)),
+                Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self._plan.X.dtype)), 0, 0, 0, 0)
+        load_cached(run_chunk, args)
+        self.run_chunk = run_chunk
+        self.run_chunk(*args)
 
     def set_threads(self, threads: int) -> None:
         """Run the next steps on ``threads`` threads (the same results, whatever the number)."""
@@ -248,11 +260,11 @@ class Simulation:
         argument types :meth:`_inputs` passes, so that it happens outside the timed loop."""
         k0, k1 = self.key
         if self.streams:
-            bernoulli_events(k0, k1, 0, 0, 1, np.zeros(1, np.int64), np.zeros(1, np.float64))
+            _ready(bernoulli_events, k0, k1, 0, 0, 1, np.zeros(1, np.int64), np.zeros(1, np.float64))
         if self.net.poisson_inputs:
             wide = np.zeros((2, 3), np.int32)
-            binomial_block(k0, k1, 0, 0, 1, 0.5, wide)  # one input: its columns are all of counts
-            binomial_block(k0, k1, 0, 0, 1, 0.5, wide[:, 1:2])  # several: a strided block
+            _ready(binomial_block, k0, k1, 0, 0, 1, 0.5, wide)  # one input: its columns are all of counts
+            _ready(binomial_block, k0, k1, 0, 0, 1, 0.5, wide[:, 1:2])  # several: a strided block
 
     def _to_step(self, t_ms):
         return int(round(t_ms / self.net.dt_ms)) if math.isfinite(t_ms) else 2**62

@@ -1,0 +1,47 @@
+"""Loading compiled code from Numba's on-disk cache without Numba's set-up for compiling.
+
+The first time a process compiles -- or loads from the cache -- an njit function, Numba
+"refreshes" its CPU target: it imports and registers the implementations of everything it can
+compile. On this project's machines that took 0.5-0.8 s of a new process's start (profiled: a
+third of it importing ``scipy.linalg``, which ``numba.np.arraymath`` imports to see whether BLAS is
+there). Code loaded from the cache is object code and needs none of it, only Numba's runtime
+(NRT). :func:`load_cached` loads a dispatcher's cached code that way: CUBA's first step in a new
+process went from 0.70-0.79 s to 0.18-0.25 s, with the same spikes.
+
+It goes through Numba's private API (0.68: ``Dispatcher._cache``, ``_cache_hits``,
+``add_overload``, the cache's ``_load_overload``, ``rtsys.initialize``), as
+:mod:`biosim.neurons.fastmath_exp` does. Anything unexpected -- another Numba, no cache file, a
+stale one -- makes it return False, and the dispatcher's first call compiles or loads as usual;
+``tests/backends/test_numba_load.py`` checks that the fast path is the one taken.
+"""
+
+from __future__ import annotations
+
+__all__ = ["load_cached"]
+
+
+def load_cached(dispatcher, args) -> bool:
+    """Make ``dispatcher`` (a ``cache=True`` njit function) ready for a call with ``args``: True
+    when it already was, or its code for the types of ``args`` came from the cache without Numba's
+    set-up for compiling (see the module docstring); False when it did not (the first call then
+    compiles or loads it, as for any njit function). Never raises."""
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.runtime import rtsys
+
+        sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+        with global_compiler_lock:
+            if sig in dispatcher.overloads:
+                return True
+            cache, ctx = dispatcher._cache, dispatcher.targetctx
+            rtsys.initialize(ctx)
+            with cache._guard_against_spurious_io_errors():
+                cres = cache._load_overload(sig, ctx)
+            if cres is None or cres.objectmode:
+                return False
+            ctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            dispatcher.add_overload(cres)
+            dispatcher._cache_hits[sig] += 1
+            return True
+    except Exception:  # noqa: BLE001 - any surprise: the usual path
+        return False

@@ -1,0 +1,88 @@
+"""Loading from Numba's cache without its set-up for compiling (:mod:`biosim._numba_load`): in a new
+process the cached code is loaded that way (Numba's registries, which import ``numba.np.arraymath``,
+stay unloaded), gives the same results, and anything else falls back to Numba's usual path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from numba import njit
+
+from biosim._numba_load import load_cached
+from biosim.network import Network
+from biosim.neurons import LIF
+
+_MODULE = '''
+from numba import njit
+
+
+@njit(cache=True)
+def scaled(x, k):
+    return x * k + 1.0
+'''
+
+_CALL = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from fastload_probe import scaled
+import numpy as np
+from biosim._numba_load import load_cached
+fast = load_cached(scaled, (np.arange(3.0), 2.0))
+out = scaled(np.arange(3.0), 2.0)
+print(json.dumps({"fast": fast, "out": out.tolist(), "registries": "numba.np.arraymath" in sys.modules,
+                  "hits": sum(scaled.stats.cache_hits.values()), "misses": sum(scaled.stats.cache_misses.values())}))
+"""
+
+
+def _run(code: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_new_process_loads_the_cached_code_without_the_registries(tmp_path):
+    (tmp_path / "fastload_probe.py").write_text(_MODULE)
+    first = _run(_CALL, str(tmp_path))  # nothing cached yet: Numba compiles, as usual
+    assert first["fast"] is False and first["misses"] == 1 and first["registries"]
+    second = _run(_CALL, str(tmp_path))
+    assert second["fast"] is True and second["hits"] == 1 and second["misses"] == 0
+    assert not second["registries"]
+    assert second["out"] == first["out"] == [1.0, 3.0, 5.0]
+
+
+def test_anything_else_takes_the_usual_path():
+    plain = njit(lambda x: x + 1)  # no cache
+    assert load_cached(plain, (1,)) is False and plain(1) == 2
+    assert load_cached(lambda x: x, (1,)) is False  # not a dispatcher
+    assert load_cached(plain, (1,)) is True  # compiled for these types already
+
+
+_NETWORK = """
+import json, sys
+from biosim.network import Network
+from biosim.neurons import LIF
+net = Network(dt_ms=0.1, seed=4)
+pop = net.population("p", LIF(), 30)
+net.current(pop, float(sys.argv[1]))
+res = net.run(30.0)
+t, i = res.spikes["p"]
+print(json.dumps({"t": t.tolist(), "i": i.tolist(), "registries": "numba.np.arraymath" in sys.modules,
+                  "hits": sum(net._sim.run_chunk.stats.cache_hits.values())}))
+"""
+
+
+def test_the_kernel_in_a_new_process_loads_fast_and_gives_the_same_spikes():
+    _run(_NETWORK, "3.0")  # (compiles the kernel when no other test has yet)
+    again = _run(_NETWORK, "3.0")
+    assert not again["registries"] and again["hits"] == 1
+    net = Network(dt_ms=0.1, seed=4)
+    pop = net.population("p", LIF(), 30)
+    net.current(pop, 3.0)
+    t, i = net.run(30.0).spikes["p"]
+    assert len(t) > 0
+    np.testing.assert_array_equal(np.asarray(again["t"]), t)
+    np.testing.assert_array_equal(np.asarray(again["i"]), i)
+
