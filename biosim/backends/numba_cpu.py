@@ -88,7 +88,8 @@ def kernel(specs, syn_specs=(), threads: int = 1):
     callable
         ``run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n)``, a Numba dispatcher with the
         contract described in :mod:`biosim.backends` (for ``threads > 1``, a function that calls
-        the kernel's ``run_chunk_threads`` on that many of Numba's threads). Compiled on its first call (or
+        the kernel's ``run_chunk_threads`` on that many of Numba's threads, which it keeps as its
+        ``dispatcher``, with ``threads``, the dispatcher's last argument). Compiled on its first call (or
         loaded from Numba's cache); memoised per ``specs`` in this process.
     """
     specs, syn_specs = tuple(specs), tuple(syn_specs)
@@ -117,6 +118,7 @@ def _on_threads(fn, threads: int):
         finally:
             numba.set_num_threads(old)
 
+    run_chunk.dispatcher, run_chunk.threads = fn, threads  # what it calls, with ``threads`` last
     return run_chunk
 
 

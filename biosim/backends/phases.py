@@ -123,10 +123,20 @@ def _has_array(typ) -> bool:
     return isinstance(typ, types.Array) or (isinstance(typ, types.BaseTuple) and any(_has_array(t) for t in typ))
 
 
+def _borrowable(typ) -> bool:
+    """Arrays, numbers and booleans, and tuples of them: nothing else that Numba counts references to
+    (a string or a typed list in the tuple would come back uncounted and be freed once too often)."""
+    if isinstance(typ, types.BaseTuple):
+        return all(_borrowable(t) for t in typ)
+    return isinstance(typ, (types.Array, types.Number, types.Boolean))
+
+
 @intrinsic
 def borrowed(typingctx, value):
-    """``value`` -- an array, or a tuple or named tuple of arrays and other values -- with the same
-    type, data, shapes and strides, whose arrays own nothing: Numba counts no reference to them.
+    """``value`` -- an array, or a tuple or named tuple of arrays, numbers and booleans (nested
+    tuples too) -- with the same type, data, shapes and strides, whose arrays own nothing: Numba
+    counts no reference to them. For use while the caller holds ``value``: a borrowed array must
+    not be returned, stored or kept past that.
 
     A function that reads the fields of a named tuple (the plan) or passes an array to a function
     it does not inline increments and decrements the array's reference count each time, atomically
@@ -134,10 +144,9 @@ def borrowed(typingctx, value):
     most of what a step cost beyond the neurons and synapses (``perf`` and ``gdb`` samples of one
     population of 5 neurons landed in ``NRT_incref``/``NRT_decref``): with the plan, the chunk's
     inputs and outputs and the scratch arrays borrowed, such a step went from 0.83 to 0.31
-    microseconds, and CUBA's loop at 100 neurons from 0.0112 to 0.0045 s. For values used while
-    the caller holds the originals."""
-    if not _has_array(value):
-        raise TypingError(f"borrowed takes an array or a tuple with arrays, not {value}")
+    microseconds, and CUBA's loop at 100 neurons from 0.0112 to 0.0045 s."""
+    if not (_has_array(value) and _borrowable(value)):
+        raise TypingError(f"borrowed takes an array or a tuple of arrays, numbers and booleans, not {value}")
     sig = value(value)
 
     def codegen(context, builder, signature, args):

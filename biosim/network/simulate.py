@@ -233,7 +233,8 @@ class Simulation:
         empty = np.zeros(0, np.int64)
         args = (self._plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)),
                 Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self._plan.X.dtype)), 0, 0, 0, 0)
-        load_cached(run_chunk, args)
+        inner = getattr(run_chunk, "dispatcher", None)  # numba-cpu on threads: the kernel it calls
+        load_cached(run_chunk, args) if inner is None else load_cached(inner, (*args, run_chunk.threads))
         self.run_chunk = run_chunk
         self.run_chunk(*args)
 

@@ -89,6 +89,8 @@ def test_borrowed_arrays_are_the_same_and_own_nothing():
     assert np.array_equal(parts.X, want_X) and np.array_equal(F, want_F) and np.array_equal(f, want_F)
 
 
-def test_borrowed_needs_an_array():
+def test_borrowed_needs_an_array_and_nothing_else_counted():
     with pytest.raises(TypingError, match="borrowed takes an array"):
         njit(lambda n: borrowed((n, 2.0)))(3)
+    with pytest.raises(TypingError, match="borrowed takes an array"):  # a string would be freed once too often
+        njit(lambda x, name: borrowed((x, name)))(np.zeros(2), "v")
