@@ -4,9 +4,9 @@ From the bottom (a module may import its own layer and the layers below it, neve
 
 0. **foundation**: ``errors`` (:class:`BiosimError` and the one-line messages), ``fast`` (the
    ``BIOSIM_FAST`` switch of shorter example runs), ``files`` (run
-   folders and atomic writes), ``_generated`` (the cache of generated kernel sources) and
-   ``_numba_cache`` (where Numba keeps compiled kernels). Standard library and numba only; every
-   layer may use them.
+   folders and atomic writes), ``_generated`` (the cache of generated kernel sources),
+   ``_numba_cache`` (where Numba keeps compiled kernels) and ``_numba_load`` (loading them without
+   Numba's set-up for compiling). Standard library and numba only; every layer may use them.
 1. **models and data**: ``neurons`` and ``synapses`` (the built-in models: parameters, specs, the
    scalar update functions) and ``datasets`` (loading, IDX files, the MNIST download). They know
    nothing of networks, training or each other's users.
@@ -66,7 +66,8 @@ PACKAGE = ROOT / "biosim"
 #: bottom to top: (layer name, the modules and packages in it). "biosim" is the package's own
 #: __init__.py only (the public API); every other entry covers a module or a whole package.
 LAYERS = (
-    ("foundation", ("biosim.errors", "biosim.files", "biosim.fast", "biosim._generated", "biosim._numba_cache")),
+    ("foundation", ("biosim.errors", "biosim.files", "biosim.fast", "biosim._generated", "biosim._numba_cache",
+                    "biosim._numba_load")),
     ("models and data", ("biosim.neurons", "biosim.synapses", "biosim.datasets")),
     ("equations", ("biosim.equations",)),
     ("engine", ("biosim.backends", "biosim.network", "biosim")),

@@ -81,7 +81,7 @@ print(json.dumps({"t": t.tolist(), "i": i.tolist(), "registries": "numba.np.arra
 """
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: may compile (about 40 s)
 def test_the_kernel_in_a_new_process_loads_fast_and_gives_the_same_spikes(threads):
     _run(_NETWORK, str(threads))  # (compiles the kernel when no other test has yet)
     again = _run(_NETWORK, str(threads))
