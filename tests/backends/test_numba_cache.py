@@ -17,6 +17,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import biosim
 from biosim._numba_cache import cache_hazards
 
@@ -108,6 +110,7 @@ _PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 37 s (a cold compile); tests/backends/test_numba_load.py checks a new process's cache hit by default
 def test_a_second_process_loads_the_kernel_from_the_cache(tmp_path):
     env = {**os.environ, "BIOSIM_CACHE_DIR": str(tmp_path)}
     runs = []

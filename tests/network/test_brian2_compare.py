@@ -174,6 +174,7 @@ def _cuba_statistics(n_seeds, T):
     return np.array(ours), np.array(theirs)
 
 
+@pytest.mark.slow  # 33 s; test_cuba_spike_for_spike_with_brian2 stays in the default suite
 def test_cuba_rate_and_cv_agree_with_brian2():
     """8 independent networks each, 1 s. Between networks the rate varies by ~4.4 % (quenched
     connectivity; measured over 20 seeds) and the CV by ~2 %, so the difference of two 8-network
