@@ -234,7 +234,10 @@ class Simulation:
         args = (self._plan, ChunkInput(np.zeros(1, np.int64), empty, empty, np.zeros((0, 0), np.int32)),
                 Outputs(self.sp_step, self.sp_idx, np.zeros((0, 0), self._plan.X.dtype)), 0, 0, 0, 0)
         inner = getattr(run_chunk, "dispatcher", None)  # numba-cpu on threads: the kernel it calls
-        load_cached(run_chunk, args) if inner is None else load_cached(inner, (*args, run_chunk.threads))
+        if inner is None:
+            load_cached(run_chunk, args)
+        else:
+            load_cached(inner, (*args, run_chunk.threads))
         self.run_chunk = run_chunk
         self.run_chunk(*args)
 
