@@ -13,11 +13,46 @@ It goes through Numba's private API (0.68: ``Dispatcher._cache``, ``_cache_hits`
 :mod:`biosim.neurons.fastmath_exp` does. Anything unexpected -- another Numba, no cache file, a
 stale one -- makes it return False, and the dispatcher's first call compiles or loads as usual;
 ``tests/backends/test_numba_load.py`` checks that the fast path is the one taken.
+
+Unpickling a cached library rebuilds one ``Environment`` per compiled function, and Numba's
+``_rebuild_env`` imports the module the function came from for its globals: for ``np.empty`` and
+``np.zeros`` that is ``numba.np.arrayobj``, whose import (with ``numba.cpython.unicode``) took
+0.034 s of the 0.1 s kernel load. Only object-mode code reads an environment's globals
+(``numba.core.pylowering``); :func:`load_cached` loads nopython code only, so during the load a
+module not imported yet gets a stand-in globals dict holding its ``__name__`` (so the environment
+still pickles, and can be cached, as before).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 __all__ = ["load_cached"]
+
+
+@contextlib.contextmanager
+def _environments_without_imports():
+    """While active, unpickled environments of modules not imported yet get ``{"__name__": name}``
+    as globals instead of importing the module (see the module docstring)."""
+    from numba.core import environment
+
+    rebuild = environment._rebuild_env
+
+    def rebuild_env(modname, consts, env_name):
+        if modname in sys.modules or environment.lookup_environment(env_name) is not None:
+            return rebuild(modname, consts, env_name)
+        env = environment.Environment({"__name__": modname})
+        env.consts[:] = consts
+        env.env_name = env_name
+        environment.Environment._memo[env_name] = env
+        return env
+
+    environment._rebuild_env = rebuild_env
+    try:
+        yield
+    finally:
+        environment._rebuild_env = rebuild
 
 
 def load_cached(dispatcher, args) -> bool:
@@ -35,7 +70,7 @@ def load_cached(dispatcher, args) -> bool:
                 return True
             cache, ctx = dispatcher._cache, dispatcher.targetctx
             rtsys.initialize(ctx)
-            with cache._guard_against_spurious_io_errors():
+            with cache._guard_against_spurious_io_errors(), _environments_without_imports():
                 cres = cache._load_overload(sig, ctx)
             if cres is None or cres.objectmode:
                 return False
