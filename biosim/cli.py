@@ -21,20 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from biosim.backends import BACKENDS
-from biosim.bench.runner import format_table, run_bench
-from biosim.bench.scaling import format_scaling_table, run_scaling_bench
-from biosim.bench.start import DEFAULT_REPEATS as START_REPEATS
-from biosim.bench.start import format_start_report, run_start_bench
-from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
-from biosim.bench.sweep_bench import DEFAULT_RUNS, format_sweep_bench, run_sweep_bench
-from biosim.bench.train_bench import format_report, run_train_bench
 from biosim.errors import BiosimError, RunInterrupted, unknown
 from biosim.experiments import get_runner
 from biosim.experiments.registry import (_flat_keys, apply_overrides, as_typed, describe_keys, format_value,
                                          list_models, load_model)
 from biosim.experiments.sweep import MAX_SEEDS, MAX_WORKERS, max_threads, resolved_config, run_sweep, thread_settings
 from biosim.files import atomic_savefig, atomic_write_json, created_dirs, make_run_dir, remove_unused, run_dir_path
-from biosim.reports.bench_figures import scaling_figure
 from biosim.reports.notebooks import render
 from biosim.worker import client as worker_client
 from biosim.worker.client import DEFAULT_IDLE_S
@@ -388,6 +380,12 @@ def _resume_config(args, spec: dict, runner) -> dict:
 def _cmd_bench(args) -> int:
     import json
 
+    from biosim.bench.runner import format_table, run_bench
+    from biosim.bench.scaling import format_scaling_table, run_scaling_bench
+    from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
+    from biosim.bench.train_bench import format_report, run_train_bench
+    from biosim.reports.bench_figures import scaling_figure
+
     if (args.per_neuron is not None or args.plot is not None or args.p_connect is not None) and args.sizes is None:
         raise BiosimError("--per-neuron, --p-connect and --plot need --sizes (the scaling bench)")
     if args.worker and args.name != "start":
@@ -483,6 +481,8 @@ def _bench_sweep(args) -> int:
     and the speed-up."""
     import json
 
+    from biosim.bench.sweep_bench import DEFAULT_RUNS, format_sweep_bench, run_sweep_bench
+
     for flag, value in (("--against", args.against), ("--layer", args.layer),
                         ("--threads", args.threads), ("--batches", args.batches), ("--n-exc", args.n_exc),
                         ("--images", args.images), ("--brian2-images", args.brian2_images),
@@ -500,6 +500,9 @@ def _bench_start(args) -> int:
     """``biosim bench start``: new ``biosim run cuba`` processes timed from their start to their first
     simulated step (warm caches; median of --repeats, default 5), beside the Numba floor."""
     import json
+
+    from biosim.bench.start import DEFAULT_REPEATS as START_REPEATS
+    from biosim.bench.start import format_start_report, run_start_bench
 
     for flag, value in (("--against", args.against), ("--layer", args.layer),
                         ("--threads", args.threads), ("--batches", args.batches), ("--n-exc", args.n_exc),
