@@ -260,7 +260,7 @@ def brian2_cuba(cfg: Mapping, seed: int, target: str = "cython", i_j: Mapping | 
     connectivity : bool
         Return the synapses' indices as ``i_j`` (False: None; ``n_synapses`` only).
     """
-    from biosim.neurons import LIF
+    from biosim.neurons.lif import LIF
 
     _check_target(target)
     _check_repeats(repeats)

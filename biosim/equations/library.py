@@ -20,7 +20,10 @@ import dataclasses
 from biosim.equations.model import Model
 from biosim.equations.synapses import SynapseModel
 from biosim.errors import BiosimError
-from biosim.neurons import HH, LIF, AdEx, CondLIF, Izhikevich
+from biosim.neurons.adex import AdEx
+from biosim.neurons.hh import HH
+from biosim.neurons.izhikevich import Izhikevich
+from biosim.neurons.lif import LIF, CondLIF
 from biosim.synapses.stdp import STDP
 
 __all__ = ["pair_stdp", "lif", "cond_lif", "adex", "izhikevich", "hh", "EQUATION_MODELS",

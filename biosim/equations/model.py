@@ -33,6 +33,7 @@ from biosim._generated import load_keyed, source_hash
 from biosim.equations.lines import check_identifier, model_name, read_parameters
 from biosim.equations.units import parse_quantity
 from biosim.errors import BiosimError, unknown
+from biosim.neurons import register_model
 from biosim.neurons.base import ModelSpec, check_numbers
 
 __all__ = ["Model"]
@@ -169,8 +170,6 @@ def _from_module(label: str, module, values: dict) -> Model:
         threshold=module.threshold, reset=module.reset, current_unit=module.INPUT_UNIT,
         var_units=module.VAR_UNITS,
     )
-    from biosim.neurons import register_model
-
     params_cls._biosim_spec = spec
     register_model(spec)
     return Model(label, spec, params_cls, dict(module.METHODS), module.__file__)

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 
 from biosim.equations import Model
 from biosim.errors import BiosimError, unknown
+from biosim.neurons import model_by_name
 
 __all__ = ["MODEL_KEYS", "model_from_table", "neuron_defaults"]
 
@@ -113,8 +114,6 @@ def model_from_table(table: Mapping, where: str = "[model]"):
 
 def _still_registered(model) -> bool:
     """False when another model of the same name has replaced ``model`` in the neuron registry."""
-    from biosim.neurons import model_by_name
-
     try:
         return model_by_name(model.name) is model.spec
     except BiosimError:
