@@ -18,9 +18,14 @@ Unpickling a cached library rebuilds one ``Environment`` per compiled function, 
 ``_rebuild_env`` imports the module the function came from for its globals: for ``np.empty`` and
 ``np.zeros`` that is ``numba.np.arrayobj``, whose import (with ``numba.cpython.unicode``) took
 0.034 s of the 0.1 s kernel load. Only object-mode code reads an environment's globals
-(``numba.core.pylowering``); :func:`load_cached` loads nopython code only, so during the load a
-module not imported yet gets a stand-in globals dict holding its ``__name__`` (so the environment
-still pickles, and can be cached, as before).
+(``numba.core.pylowering``); :func:`load_cached` loads nopython code only, so during the load that
+one module, if not imported yet, gets a stand-in globals dict holding its ``__name__`` (so the
+environment still pickles, and can be cached, as before). Only that module: an import can have
+side effects the compiled code needs. ``numba.cpython.hashing`` registers the hash secret's
+symbols with LLVM when it is imported (a library hashing a string that skipped it aborted the
+process: "Symbol not found"), so it is imported (0.004 s) before a stand-in is made; it is the only
+module of ``numba.np.arrayobj``'s imports that registers symbols at import time (Numba 0.68).
+Every other environment is rebuilt by Numba as usual.
 """
 
 from __future__ import annotations
@@ -31,17 +36,24 @@ import sys
 __all__ = ["load_cached"]
 
 
+#: the modules whose environments get a stand-in instead of their import (see the module docstring)
+STAND_IN_FOR = frozenset({"numba.np.arrayobj"})
+
+
 @contextlib.contextmanager
 def _environments_without_imports():
-    """While active, unpickled environments of modules not imported yet get ``{"__name__": name}``
-    as globals instead of importing the module (see the module docstring)."""
+    """While active, unpickled environments of a module of :data:`STAND_IN_FOR` not imported yet get
+    ``{"__name__": name}`` as globals instead of importing the module (see the module docstring)."""
     from numba.core import environment
 
     rebuild = environment._rebuild_env
 
     def rebuild_env(modname, consts, env_name):
-        if modname in sys.modules or environment.lookup_environment(env_name) is not None:
+        if (modname not in STAND_IN_FOR or modname in sys.modules
+                or environment.lookup_environment(env_name) is not None):
             return rebuild(modname, consts, env_name)
+        import numba.cpython.hashing  # noqa: F401 - its symbols, which the skipped import would register
+
         env = environment.Environment({"__name__": modname})
         env.consts[:] = consts
         env.env_name = env_name

@@ -64,6 +64,47 @@ def test_a_new_process_loads_the_cached_code_without_the_registries(tmp_path):
     assert second["later"] == first["later"] == 12.0
 
 
+_HASHING = '''
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def hashed(n):
+    return hash("k" + str(n))
+
+
+@njit(cache=True)
+def in_a_set(n):
+    out = np.zeros(n)  # environments of numba.np.arrayobj beside those of the string hashing
+    seen = set()
+    for j in range(n):
+        seen.add("a" + str(j % 3))
+        out[j] = len(seen)
+    return out
+'''
+
+_HASHING_CALL = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from hashing_probe import hashed, in_a_set
+from biosim._numba_load import load_cached
+fast = [load_cached(hashed, (3,)), load_cached(in_a_set, (5,))]
+print(json.dumps({"fast": fast, "hash_ok": hashed(3) == hash("k3"), "set": in_a_set(5).tolist()}))
+"""
+
+
+def test_code_that_hashes_strings_loads_and_runs(tmp_path):
+    """Hashing a string needs symbols that ``numba.cpython.hashing`` registers when it is imported:
+    loading without that import aborted the process ("Symbol not found") or crashed it."""
+    (tmp_path / "hashing_probe.py").write_text(_HASHING)
+    first = _run(_HASHING_CALL, str(tmp_path))  # compiles and caches
+    second = _run(_HASHING_CALL, str(tmp_path))
+    assert second["fast"] == [True, True]
+    assert first["hash_ok"] and second["hash_ok"]
+    assert second["set"] == first["set"] == [1.0, 2.0, 3.0, 3.0, 3.0]
+
+
 def test_anything_else_takes_the_usual_path():
     plain = njit(lambda x: x + 1)  # no cache
     assert load_cached(plain, (1,)) is False and plain(1) == 2
