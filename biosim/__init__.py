@@ -23,7 +23,8 @@ _EXPORTS = {
     **dict.fromkeys(("Model", "SynapseModel"), "biosim.equations"),
     **dict.fromkeys(("BiosimError", "SimulationError"), "biosim.errors"),
     **dict.fromkeys(("AllToAll", "Explicit", "FixedProbability", "Network", "OneToOne", "Result"), "biosim.network"),
-    **dict.fromkeys(("HH", "LIF", "AdEx", "CondLIF", "Izhikevich"), "biosim.neurons"),
+    **dict.fromkeys(("LIF", "CondLIF"), "biosim.neurons.lif"),
+    "AdEx": "biosim.neurons.adex", "Izhikevich": "biosim.neurons.izhikevich", "HH": "biosim.neurons.hh",
     "STDP": "biosim.synapses",
 }
 

@@ -378,14 +378,6 @@ def _resume_config(args, spec: dict, runner) -> dict:
 
 
 def _cmd_bench(args) -> int:
-    import json
-
-    from biosim.bench.runner import format_table, run_bench
-    from biosim.bench.scaling import format_scaling_table, run_scaling_bench
-    from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
-    from biosim.bench.train_bench import format_report, run_train_bench
-    from biosim.reports.bench_figures import scaling_figure
-
     if (args.per_neuron is not None or args.plot is not None or args.p_connect is not None) and args.sizes is None:
         raise BiosimError("--per-neuron, --p-connect and --plot need --sizes (the scaling bench)")
     if args.worker and args.name != "start":
@@ -394,6 +386,14 @@ def _cmd_bench(args) -> int:
         return _bench_sweep(args)
     if args.name == "start":
         return _bench_start(args)
+    import json
+
+    from biosim.bench.runner import format_table, run_bench
+    from biosim.bench.scaling import format_scaling_table, run_scaling_bench
+    from biosim.bench.stdp_bench import DEFAULT_IMAGES, format_stdp_report, run_stdp_bench
+    from biosim.bench.train_bench import format_report, run_train_bench
+    from biosim.reports.bench_figures import scaling_figure
+
     if args.repeats is not None and args.repeats < 1:
         raise BiosimError(f"--repeats = {args.repeats} must be >= 1")
     stdp_flags = (("--n-exc", args.n_exc), ("--images", args.images), ("--brian2-images", args.brian2_images))

@@ -39,6 +39,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'biosim.neurons' has no attribute '{name}'")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 class _BuiltinModels(Mapping):
     """The built-in models' :class:`ModelSpec` by registry name (a read-only mapping); looking a model
     up imports its module."""
