@@ -3,7 +3,8 @@
 Standard library only and no biosim import, so that a fresh process can load this file by its
 path (``importlib.util.spec_from_file_location``) before anything of biosim is imported. Two uses:
 
-- a new process (:mod:`biosim.bench.start`'s child): :class:`Hook`, an import hook that
+- a new process (:mod:`biosim.bench.start`'s child): :class:`Hook`, an import hook that stamps
+  the end of the imports it is given (the child's: the ``biosim`` command's module) and
   instruments :mod:`biosim.network.simulate` when it is first imported;
 - a fork of the resident worker (:mod:`biosim.worker.server`), where that module is imported
   already: :func:`stamp_in_fork`, when the command's environment names a stamps file in
@@ -74,17 +75,23 @@ def instrument(mod, stamps: dict, finish) -> None:
 
 
 class Hook(importlib.abc.MetaPathFinder):
-    """Instrument :mod:`biosim.network.simulate` (see :func:`instrument`) when it is imported."""
+    """Instrument :mod:`biosim.network.simulate` (see :func:`instrument`) when it is imported, and
+    stamp ``stamp_after[name]`` when module ``name`` has been imported (its code run)."""
 
-    def __init__(self, stamps: dict, finish):
+    SIMULATE = "biosim.network.simulate"
+
+    def __init__(self, stamps: dict, finish, stamp_after: dict | None = None):
         self.stamps, self.finish = stamps, finish
+        self.stamp_after = dict(stamp_after or {})
+        self.pending = {self.SIMULATE, *self.stamp_after}
 
     def find_spec(self, name, path, target=None):
-        if name != "biosim.network.simulate":
+        if name not in self.pending:
             return None
-        sys.meta_path.remove(self)
+        self.pending.discard(name)
         for finder in sys.meta_path:
-            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
+            found = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = found(name, path, target) if found is not None else None
             if spec is not None:
                 break
         else:
@@ -93,8 +100,13 @@ class Hook(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             run(module)
-            instrument(module, self.stamps, self.finish)
+            if name == self.SIMULATE:
+                instrument(module, self.stamps, self.finish)
+            if name in self.stamp_after:
+                self.stamps[self.stamp_after[name]] = time.monotonic()
         spec.loader.exec_module = exec_module
+        if not self.pending:
+            sys.meta_path.remove(self)
         return spec
 
 

@@ -1,13 +1,15 @@
 """``biosim bench start``: how long a new ``biosim run cuba`` takes from its start to its first simulated step.
 
 Each measurement is a fresh Python process (the same interpreter as this one) running what the
-``biosim`` command runs without a worker, ``biosim.cli.main(["run", "cuba", ...])``, with a probe
+``biosim`` script runs, ``biosim.launch.main(["run", "cuba", ...])``, with a probe
 (:mod:`biosim.bench.probe`, loaded by its path) installed before anything of biosim is imported.
-The probe imports nothing of biosim: it is an import hook that, when
-:mod:`biosim.network.simulate` is first imported, wraps its ``Simulation`` (and every kernel it
-sets as ``run_chunk``) to stamp the stages below; the first kernel call with steps to do is cut to
-exactly one step, after which the child writes its stamps to a JSON file and ends at once
-(``os._exit``; the parent removes the run's temporary output folder).
+``$BIOSIM_NO_WORKER`` is set for it, so that a worker the user may have running does not take the
+command (it saves the child only the attempt to reach the worker's socket, about 0.1 ms).
+The probe imports nothing of biosim: it is an import hook that stamps the end of
+:mod:`biosim.cli`'s import and, when :mod:`biosim.network.simulate` is first imported, wraps its
+``Simulation`` (and every kernel it sets as ``run_chunk``) to stamp the stages below; the first
+kernel call with steps to do is cut to exactly one step, after which the child writes its stamps
+to a JSON file and ends at once (``os._exit``; the parent removes the run's temporary output folder).
 
 **The clock.** The parent reads ``time.monotonic()`` immediately before it starts the child, and the
 child stamps with the same clock. ``time.monotonic`` is system-wide on Linux and macOS
@@ -90,9 +92,13 @@ STAGES = ("interpreter_ready", "imports_done", "network_defined", "plan_compiled
 #: starts (the ``biosim`` process started, reached the worker, the worker checked the request and forked)
 WORKER_STAGES = ("forked", "network_defined", "plan_compiled", "kernel_loaded", "first_step")
 
-#: the child: ``python -c _CHILD <stamps.json> <probe.py> <cli arguments...>``. Before biosim.cli it
-#: imports only modules the interpreter has imported already (sys, time, os, importlib's) and the
-#: probe, loaded by its path (no biosim import).
+#: the environment variable that keeps a command from a resident worker
+#: (``biosim.worker.protocol.ENV_BYPASS``; this layer does not import the worker's)
+NO_WORKER = "BIOSIM_NO_WORKER"
+
+#: the child: ``python -c _CHILD <stamps.json> <probe.py> <cli arguments...>``. Before the ``biosim``
+#: script's entry point it imports only modules the interpreter has imported already (sys, time, os,
+#: importlib's) and the probe, loaded by its path (no biosim import).
 _CHILD = r"""
 import time
 _t = {"interpreter_ready": time.monotonic()}
@@ -110,9 +116,8 @@ def _finish():
     os._exit(0)
 
 
-sys.meta_path.insert(0, probe.Hook(_t, _finish))
-from biosim.cli import main
-_t["imports_done"] = time.monotonic()
+sys.meta_path.insert(0, probe.Hook(_t, _finish, {"biosim.cli": "imports_done"}))
+from biosim.launch import main
 code = main(sys.argv[3:])
 _t["exit_code"] = code
 _finish()
@@ -260,7 +265,7 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
 
         def start() -> dict:
             out = folder / f"run{next(launches)}"
-            return _launch(_CHILD, [probe.__file__, *run_args, "--out", str(out)], folder)
+            return _launch(_CHILD, [probe.__file__, *run_args, "--out", str(out)], folder, env={NO_WORKER: "1"})
 
         def through_worker() -> dict:
             out = folder / f"run{next(launches)}"

@@ -35,6 +35,12 @@ def _check(report, repeats):
     assert report["goal_s"] == 0.5 and report["meets_goal"] == (first <= 0.5)
 
 
+def test_the_child_keeps_the_command_from_a_worker():
+    from biosim.worker.protocol import ENV_BYPASS
+
+    assert start.NO_WORKER == ENV_BYPASS
+
+
 def test_run_start_bench_reports_stages_and_floor():
     said = []
     report = run_start_bench("cuba", TINY, repeats=1, log=said.append)
