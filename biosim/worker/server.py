@@ -34,6 +34,7 @@ import traceback
 
 from biosim.bench.probe import ENV_STAMPS, stamp_in_fork
 from biosim.cli import main as cli_main
+from biosim.neurons import MODELS
 from biosim.worker.client import DEFAULT_IDLE_S
 from biosim.worker.protocol import (Refused, identity, receive, receive_with_fds, send, socket_path, source_stamp,
                                     startup_env, worker_dir, worker_key)
@@ -68,6 +69,7 @@ def _warm_up() -> None:
         code = cli_main([*WARM_UP, "--out", os.path.join(tmp, "run")])
     if code != 0:
         raise RuntimeError(f"the warm-up run (biosim {' '.join(WARM_UP)}) ended with status {code}")
+    dict(MODELS)  # every built-in model's module, which a command's process would import on first use
     numba_parallel = sys.modules.get("numba.np.ufunc.parallel")
     if numba_parallel is not None and getattr(numba_parallel, "_is_initialized", False):
         raise RuntimeError("the warm-up started Numba's thread pool: forks would inherit a dead pool")

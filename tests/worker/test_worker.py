@@ -275,3 +275,17 @@ def test_the_client_path_imports_neither_numpy_nor_numba_and_the_api_is_lazy(tmp
                           "biosim.network.snapshot.__name__)"], env=_env(tmp_path), capture_output=True, text=True,
                          timeout=LIMIT)
     assert sub.returncode == 0 and sub.stdout.split() == ["register_model", "biosim.network.snapshot"], sub.stderr
+
+
+def test_the_warm_up_imports_every_built_in_model(tmp_path):
+    """A run imports a neuron model's module on first use (biosim.neurons); the worker's forks find
+    every built-in one imported already."""
+    probe = ("import sys\n"
+             "from biosim.worker import server\n"
+             "from biosim.neurons import _BUILTIN_AT\n"
+             "server._warm_up()\n"
+             "print(sorted({m for m, _ in _BUILTIN_AT.values()} - set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=LIMIT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "[]"
