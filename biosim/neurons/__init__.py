@@ -60,6 +60,19 @@ class _BuiltinModels(Mapping):
     def __len__(self) -> int:
         return len(_BUILTIN_AT)
 
+    def copy(self) -> dict[str, ModelSpec]:
+        """Every built-in model, as a plain dict (as ``MODELS.copy()`` gave when it was one)."""
+        return dict(self)
+
+    def __or__(self, other):
+        return {**self, **other} if isinstance(other, Mapping) else NotImplemented
+
+    def __ror__(self, other):
+        return {**other, **self} if isinstance(other, Mapping) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"<the built-in neuron models: {', '.join(_BUILTIN_AT)}>"
+
     def imported(self) -> dict[str, ModelSpec]:
         """The models whose module is imported already: every built-in model whose parameter class
         exists in this process."""

@@ -45,6 +45,10 @@ def test_the_registry_mapping_and_the_classes_match():
         assert getattr(neurons, spec.params_cls.__name__) is spec.params_cls
         assert neurons.spec_for(spec.params_cls()) is spec is neurons.model_by_name(name)
     assert set(neurons.MODELS.imported()) == set(neurons.MODELS)  # all used above
+    # what the dict it was gave
+    assert neurons.MODELS.copy() == dict(neurons.MODELS) and type(neurons.MODELS.copy()) is dict
+    assert (neurons.MODELS | {"x": 1})["x"] == 1 and ({"x": 1} | neurons.MODELS)["lif"] is neurons.MODELS["lif"]
+    assert "lif" in repr(neurons.MODELS)
 
 
 def test_unknown_names_are_clear():
