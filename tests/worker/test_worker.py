@@ -258,16 +258,21 @@ def test_no_worker_or_a_folder_others_may_enter_means_in_process(tmp_path, monke
     assert out.stderr.count("\n") == 1
 
 
+def _python(code: str, folder: Path) -> str:
+    """The standard output of ``python -c code`` (a new process, this checkout), which must succeed."""
+    out = subprocess.run([sys.executable, "-c", code], env=_env(folder), capture_output=True, text=True,
+                         timeout=LIMIT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
 def test_the_client_path_imports_neither_numpy_nor_numba_and_the_api_is_lazy(tmp_path):
     probe = ("import sys, biosim.launch, biosim\n"
              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'numba'))\n"
              "light = set(dir(biosim)) >= set(biosim.__all__)\n"
              "from biosim import Network, LIF, __version__\n"
              "print(heavy, light, Network.__module__, biosim.STDP.__name__, __version__ == biosim.__version__)")
-    out = subprocess.run([sys.executable, "-c", probe], env=_env(tmp_path), capture_output=True, text=True,
-                         timeout=LIMIT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["[]", "True", "biosim.network.network", "STDP", "True"]
+    assert _python(probe, tmp_path).split() == ["[]", "True", "biosim.network.network", "STDP", "True"]
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         biosim.Nope  # noqa: B018
     # subpackages are attributes once asked for, as when import biosim imported them eagerly
@@ -285,7 +290,4 @@ def test_the_warm_up_imports_every_built_in_model(tmp_path):
              "from biosim.neurons import _BUILTIN_AT\n"
              "server._warm_up()\n"
              "print(sorted({m for m, _ in _BUILTIN_AT.values()} - set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", probe], env=_env(tmp_path), capture_output=True, text=True,
-                         timeout=LIMIT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == "[]"
+    assert _python(probe, tmp_path).split()[-1] == "[]"
