@@ -7,6 +7,7 @@ resident worker without importing NumPy or Numba. ``from biosim import Network``
 ``biosim.Network`` import what they name, as before.
 """
 
+import contextlib
 import gc
 import importlib
 
@@ -23,8 +24,7 @@ _EXPORTS = {
     **dict.fromkeys(("Model", "SynapseModel"), "biosim.equations"),
     **dict.fromkeys(("BiosimError", "SimulationError"), "biosim.errors"),
     **dict.fromkeys(("AllToAll", "Explicit", "FixedProbability", "Network", "OneToOne", "Result"), "biosim.network"),
-    **dict.fromkeys(("LIF", "CondLIF"), "biosim.neurons.lif"),
-    "AdEx": "biosim.neurons.adex", "Izhikevich": "biosim.neurons.izhikevich", "HH": "biosim.neurons.hh",
+    **dict.fromkeys(("HH", "LIF", "AdEx", "CondLIF", "Izhikevich"), "biosim.neurons"),
     "STDP": "biosim.synapses",
 }
 
@@ -38,10 +38,17 @@ def import_paused_gc(name: str):
     is collected at the next collection): about 0.02 s less of a warm ``biosim run cuba`` start,
     0.08 s with the ``gc.freeze`` of ``biosim.cli.main`` (``biosim bench start`` measures the start).
     """
+    with _gc_paused():
+        return importlib.import_module(name)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """The cyclic garbage collector off inside, back as it was afterwards."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return importlib.import_module(name)
+        yield
     finally:
         if was_enabled:
             gc.enable()
@@ -56,7 +63,8 @@ def __getattr__(name: str):
             if exc.name != f"biosim.{name}":
                 raise
         raise AttributeError(f"module 'biosim' has no attribute {name!r}")
-    value = getattr(import_paused_gc(module), name)
+    with _gc_paused():  # the getattr too: biosim.neurons imports a model's module when it is named
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # the next access is a plain lookup
     return value
 
