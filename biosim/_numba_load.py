@@ -26,14 +26,32 @@ symbols with LLVM when it is imported (a library hashing a string that skipped i
 process: "Symbol not found"), so it is imported (0.004 s) before a stand-in is made; it is the only
 module of ``numba.np.arrayobj``'s imports that registers symbols at import time (Numba 0.68).
 Every other environment is rebuilt by Numba as usual.
+
+**NRT's own functions.** Numba's runtime compiles a small LLVM module of its helper functions
+(atomic reference counts, ``NRT_MemInfo_data_fast``, ...) in every process, the first time it is
+needed (``rtsys.initialize``): 0.02 s of LLVM optimisation and code generation, in every warm start.
+:func:`load_cached` keeps that library's object code on disk as Numba keeps a cached function's
+(``serialize_using_object_code`` / ``unserialize_library``: the object code, and the bitcode later
+compiles link in), in biosim's cache folder, named by the hash of everything the code depends on:
+the module's LLVM IR, the target (triple, CPU, features), LLVM's, llvmlite's and Numba's versions
+and the optimisation level. The file is written atomically with a SHA-256 of its contents, which is
+checked before LLVM sees the bytes; a missing, unreadable or corrupt file means Numba's usual
+compile (and the file is written again).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sys
 
+from biosim._generated import cache_dir
+from biosim.files import atomic_binary
+
 __all__ = ["load_cached"]
+
+#: the first bytes of a file of NRT's compiled functions (the format's version is its last digit)
+NRT_MAGIC = b"biosim-nrt-1\n"
 
 
 #: the modules whose environments get a stand-in instead of their import (see the module docstring)
@@ -67,6 +85,73 @@ def _environments_without_imports():
         environment._rebuild_env = rebuild
 
 
+def _nrt_file(ctx, ir_mod):
+    """Where NRT's functions compiled from ``ir_mod`` for ``ctx``'s target are kept (see the module docstring)."""
+    import llvmlite
+    import numba
+    from llvmlite import binding as ll
+    from numba.core import config
+
+    key = repr((str(ir_mod), ctx.codegen().magic_tuple(), ll.llvm_version_info, llvmlite.__version__,
+                numba.__version__, str(config.OPT)))
+    return cache_dir() / f"numba_nrt_{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
+
+
+def _read_nrt(path):
+    """(object code, bitcode) from a file :func:`_write_nrt` wrote, or None if it is not such a file."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    head = len(NRT_MAGIC) + 32 + 8
+    if len(blob) < head or not blob.startswith(NRT_MAGIC):
+        return None
+    digest, body = blob[len(NRT_MAGIC):len(NRT_MAGIC) + 32], blob[head:]
+    n_object = int.from_bytes(blob[head - 8:head], "little")
+    if hashlib.sha256(blob[head - 8:]).digest() != digest or n_object > len(body):
+        return None
+    return body[:n_object], body[n_object:]
+
+
+def _write_nrt(path, object_code: bytes, bitcode: bytes) -> None:
+    payload = len(object_code).to_bytes(8, "little") + object_code + bitcode
+    with atomic_binary(path) as fh:
+        fh.write(NRT_MAGIC + hashlib.sha256(payload).digest() + payload)
+
+
+@contextlib.contextmanager
+def _nrt_functions_from_disk():
+    """While active, Numba's ``compile_nrt_functions`` loads NRT's compiled functions from biosim's
+    cache folder when they are there, and compiles and keeps them there when not (see the module
+    docstring)."""
+    from numba.core.runtime import nrtdynmod
+
+    compile_nrt_functions = nrtdynmod.compile_nrt_functions
+
+    def load_or_compile(ctx):
+        try:
+            ir_mod, library = nrtdynmod.create_nrt_module(ctx)
+            path = _nrt_file(ctx, ir_mod)
+            found = _read_nrt(path)
+            if found is not None:
+                return ctx.codegen().unserialize_library(("nrt", "object", found))
+            library.enable_object_caching()  # then compile_nrt_functions' two steps
+            library.add_ir_module(ir_mod)
+            library.finalize()
+        except Exception:  # noqa: BLE001 - any surprise: Numba's own compile
+            return compile_nrt_functions(ctx)
+        with contextlib.suppress(Exception):  # a cache that cannot be written: compiled again next time
+            _, _, (object_code, bitcode) = library.serialize_using_object_code()
+            _write_nrt(path, object_code, bitcode)
+        return library
+
+    nrtdynmod.compile_nrt_functions = load_or_compile
+    try:
+        yield
+    finally:
+        nrtdynmod.compile_nrt_functions = compile_nrt_functions
+
+
 def load_cached(dispatcher, args) -> bool:
     """Make ``dispatcher`` (a ``cache=True`` njit function) ready for a call with ``args``: True
     when it already was, or its code for the types of ``args`` came from the cache without Numba's
@@ -81,7 +166,8 @@ def load_cached(dispatcher, args) -> bool:
             if sig in dispatcher.overloads:
                 return True
             cache, ctx = dispatcher._cache, dispatcher.targetctx
-            rtsys.initialize(ctx)
+            with _nrt_functions_from_disk():
+                rtsys.initialize(ctx)
             with cache._guard_against_spurious_io_errors(), _environments_without_imports():
                 cres = cache._load_overload(sig, ctx)
             if cres is None or cres.objectmode:

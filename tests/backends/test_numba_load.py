@@ -5,6 +5,7 @@ stay unloaded), gives the same results, and anything else falls back to Numba's 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from biosim._numba_load import load_cached
+from biosim._numba_load import NRT_MAGIC, _read_nrt, load_cached
 from biosim.network import Network
 from biosim.neurons import LIF
 
@@ -47,8 +48,9 @@ print(json.dumps({"fast": fast, "out": out.tolist(), "registries": registries, "
 """
 
 
-def _run(code: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
+def _run(code: str, *args: str, env: dict | None = None) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -62,6 +64,33 @@ def test_a_new_process_loads_the_cached_code_without_the_registries(tmp_path):
     assert not second["registries"] and not second["arrayobj"]  # environments without their module's import
     assert second["out"] == first["out"] == [1.0, 3.0, 5.0]
     assert second["later"] == first["later"] == 12.0
+
+
+_NRT_CALL = _CALL.replace("print(json.dumps({", """from numba.core.runtime import rtsys
+nrt_compiled = any(True for _ in rtsys.library._final_module.functions)  # False: its object code, loaded
+print(json.dumps({"nrt_compiled": nrt_compiled, """)
+
+
+def test_nrts_functions_compile_once_and_load_from_the_cache_folder_after(tmp_path):
+    """The first :func:`load_cached` in a process compiles NRT's functions and keeps their object code in
+    biosim's cache folder; later processes load it (unless the file is corrupt: compiled again and
+    rewritten), and run and link code against it as against the compiled one."""
+    (tmp_path / "fastload_probe.py").write_text(_MODULE)
+    env = {"BIOSIM_CACHE_DIR": str(tmp_path / "cache")}
+    files = lambda: sorted((tmp_path / "cache" / "generated").glob("numba_nrt_*.bin"))  # noqa: E731
+    first = _run(_NRT_CALL, str(tmp_path), env=env)  # compiles the function and NRT's
+    assert not first["fast"] and first["nrt_compiled"] and len(files()) == 1
+    assert files()[0].read_bytes().startswith(NRT_MAGIC) and _read_nrt(files()[0]) is not None
+    loaded = _run(_NRT_CALL, str(tmp_path), env=env)
+    assert loaded["fast"] and not loaded["nrt_compiled"]
+    assert loaded["out"] == first["out"] == [1.0, 3.0, 5.0] and loaded["later"] == first["later"] == 12.0
+    blob = bytearray(files()[0].read_bytes())
+    blob[-5] ^= 0xFF  # one flipped bit pattern in the bitcode
+    files()[0].write_bytes(bytes(blob))
+    assert _read_nrt(files()[0]) is None
+    again = _run(_NRT_CALL, str(tmp_path), env=env)
+    assert again["fast"] and again["nrt_compiled"] and again["out"] == first["out"]
+    assert _read_nrt(files()[0]) is not None  # rewritten
 
 
 _HASHING = '''
