@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from biosim import import_paused_gc
+from biosim import _gc_paused, import_paused_gc
+from biosim._numba_import import import_numba
 from biosim.worker.client import forward
 
 __all__ = ["main"]
@@ -26,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = forward(argv)
         if code is not None:
             return code
+    with _gc_paused():
+        import_numba()
     return import_paused_gc("biosim.cli").main(argv)
 
 

@@ -67,7 +67,7 @@ PACKAGE = ROOT / "biosim"
 #: __init__.py only (the public API); every other entry covers a module or a whole package.
 LAYERS = (
     ("foundation", ("biosim.errors", "biosim.files", "biosim.fast", "biosim._generated", "biosim._numba_cache",
-                    "biosim._numba_load")),
+                    "biosim._numba_load", "biosim._numba_import")),
     ("models and data", ("biosim.neurons", "biosim.synapses", "biosim.datasets")),
     ("equations", ("biosim.equations",)),
     ("engine", ("biosim.backends", "biosim.network", "biosim")),

@@ -36,11 +36,13 @@ filled. Each launch records whether Numba compiled the kernel instead of loading
 (``compiled_launches`` counts the timed launches that did: a warm start has none; another process
 editing biosim's sources between launches would cause it).
 
-**The Numba floor.** ``floor`` launches run another fresh process that imports NumPy and Numba and
-calls one ``njit(cache=True)`` function, loaded from Numba's cache as biosim loads its kernel
+**The Numba floor.** ``floor`` launches run another fresh process that imports NumPy and Numba as
+the ``biosim`` command does (:func:`biosim._numba_import.import_numba`: without SciPy and PyYAML,
+which ``import numba`` imports only to check them; about 0.05 s less than a plain ``import numba``)
+and calls one ``njit(cache=True)`` function, loaded from Numba's cache as biosim loads its kernel
 (:func:`biosim._numba_load.load_cached`, without Numba's typing and lowering registries, which a
 first compile or plain cache load in a process imports, SciPy's BLAS wrappers among them: about
-0.5 s here). It is what any start of a Numba-compiled simulation pays on this machine before
+0.5 s here; and with NRT's functions loaded from biosim's cache folder instead of compiled, 0.02 s). It is what any start of a Numba-compiled simulation pays on this machine before
 running any of its own code; the timed and floor launches alternate, so both see the same load.
 
 **Through the worker** (``worker=True``, ``biosim bench start --worker``): a resident worker
@@ -133,7 +135,8 @@ import time
 _t = {"interpreter_ready": time.monotonic()}
 import sys
 import numpy
-import numba
+from biosim._numba_import import import_numba
+import_numba()
 _t["imports_done"] = time.monotonic()
 sys.path.insert(0, sys.argv[2])
 fn = __import__(sys.argv[3]).first_call
