@@ -41,10 +41,13 @@ out = scaled(np.arange(3.0), 2.0)
 registries = "numba.np.arraymath" in sys.modules
 arrayobj = "numba.np.arrayobj" in sys.modules
 hits, misses = sum(scaled.stats.cache_hits.values()), sum(scaled.stats.cache_misses.values())
+library = next(iter(scaled.overloads.values())).library
+unparsed = library._shared_module is None  # the bitcode beside the object code, not parsed yet
 from numba import njit
 later = njit(lambda x: scaled(x, 3.0).sum() + np.zeros(2).sum())(np.arange(3.0))  # compiled after the load
 print(json.dumps({"fast": fast, "out": out.tolist(), "registries": registries, "arrayobj": arrayobj, "hits": hits,
-                  "misses": misses, "later": later}))
+                  "misses": misses, "later": later, "unparsed": unparsed,
+                  "parsed_to_link": library._shared_module is not None}))
 """
 
 
@@ -63,7 +66,31 @@ def test_a_new_process_loads_the_cached_code_without_the_registries(tmp_path):
     assert second["fast"] is True and second["hits"] == 1 and second["misses"] == 0
     assert not second["registries"] and not second["arrayobj"]  # environments without their module's import
     assert second["out"] == first["out"] == [1.0, 3.0, 5.0]
-    assert second["later"] == first["later"] == 12.0
+    assert second["later"] == first["later"] == 12.0  # linked against the loaded library
+    assert second["unparsed"] and second["parsed_to_link"]
+
+
+def test_the_object_codes_symbols_are_the_names_the_bitcode_defines(tmp_path, monkeypatch):
+    """The names :func:`load_cached` reads from the ELF symbol table instead of parsing the bitcode:
+    the same, less the module's private constants (``.const.*``)."""
+    import importlib
+
+    from llvmlite import binding as ll
+
+    from biosim._numba_load import _elf_defined_symbols
+
+    (tmp_path / "symbols_probe.py").write_text(_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    scaled = importlib.import_module("symbols_probe").scaled
+    scaled(np.arange(3.0), 2.0)
+    library = next(iter(scaled.overloads.values())).library
+    _, _, (object_code, bitcode) = library.serialize_using_object_code()
+    module = ll.parse_bitcode(bitcode)
+    defined = {g.name for gs in (module.functions, module.global_variables) for g in gs if not g.is_declaration}
+    names = _elf_defined_symbols(object_code)
+    assert names and names == {n for n in defined if not n.startswith(".const.")}
+    assert _elf_defined_symbols(b"\xcf\xfa\xed\xfe" + object_code[4:]) is None  # not ELF (Mach-O's magic)
+    assert _elf_defined_symbols(object_code[:200]) is None  # cut short
 
 
 _NRT_CALL = _CALL.replace("print(json.dumps({", """from numba.core.runtime import rtsys
