@@ -23,9 +23,10 @@ one module, if not imported yet, gets a stand-in globals dict holding its ``__na
 environment still pickles, and can be cached, as before). Only that module: an import can have
 side effects the compiled code needs. ``numba.cpython.hashing`` registers the hash secret's
 symbols with LLVM when it is imported (a library hashing a string that skipped it aborted the
-process: "Symbol not found"), so it is imported (0.004 s) before a stand-in is made; it is the only
-module of ``numba.np.arrayobj``'s imports that registers symbols at import time (Numba 0.68).
-Every other environment is rebuilt by Numba as usual.
+process: "Symbol not found"); it is the only module of ``numba.np.arrayobj``'s imports that
+registers symbols at import time (Numba 0.68). It is imported (0.004-0.006 s) when a library needs a
+symbol that nothing in the process provides yet (below), or when the library's object code is not
+ELF and cannot be checked. Every other environment is rebuilt by Numba as usual.
 
 **The bitcode beside the object code.** A cached library holds its object code and, for code
 compiled later that calls it, its LLVM bitcode; Numba parses that bitcode when it loads the library,
@@ -34,7 +35,12 @@ that is 230 kB and 0.012-0.015 s, for code nothing will link against. :func:`loa
 the names from the object code's ELF symbol table instead (its global and weak symbols: the same
 names, less the module's private constants, which nothing looks up by name) and parses the bitcode
 on demand, the first time the library is linked into another (the constants' names are added then).
-Object code that is not ELF (macOS, Windows) is loaded as Numba loads it.
+The symbol table also names what the code needs from elsewhere: each such symbol must be defined by
+code already loaded or known to LLVM (``llvmlite.binding.address_of_symbol``) before the object code
+is handed to LLVM, which loads it anyway and leaves a call to a missing one to crash the process;
+if one is missing even after ``numba.cpython.hashing``'s import, the load stops and Numba's usual
+path takes over (its set-up registers every symbol it knows). Object code that is not ELF (macOS,
+Windows) is loaded as Numba loads it.
 
 **NRT's own functions.** Numba's runtime compiles a small LLVM module of its helper functions
 (atomic reference counts, ``NRT_MemInfo_data_fast``, ...) in every process, the first time it is
@@ -83,8 +89,6 @@ def _environments_without_imports():
         if (modname not in STAND_IN_FOR or modname in sys.modules
                 or environment.lookup_environment(env_name) is not None):
             return rebuild(modname, consts, env_name)
-        import numba.cpython.hashing  # noqa: F401 - its symbols, which the skipped import would register
-
         env = environment.Environment({"__name__": modname})
         env.consts[:] = consts
         env.env_name = env_name
@@ -98,28 +102,44 @@ def _environments_without_imports():
         environment._rebuild_env = rebuild
 
 
-def _elf_defined_symbols(object_code: bytes) -> set[str] | None:
-    """The names of the global and weak symbols an ELF64 little-endian object defines, or None if
-    ``object_code`` is not such an object (or not one this reader understands)."""
+def _elf_symbols(object_code: bytes) -> tuple[set[str], set[str]] | None:
+    """The names an ELF64 little-endian object defines (its global and weak symbols) and those it
+    needs from elsewhere (its undefined global symbols), or None if ``object_code`` is not such an
+    object (or not one this reader understands)."""
     try:
         if object_code[:6] != b"\x7fELF\x02\x01":
             return None
         shoff, = struct.unpack_from("<Q", object_code, 0x28)
         shentsize, shnum = struct.unpack_from("<HH", object_code, 0x3A)
         sections = [struct.unpack_from("<IIQQQQIIQQ", object_code, shoff + i * shentsize) for i in range(shnum)]
-        names = set()
+        defined, needed = set(), set()
         for _, kind, _, _, offset, size, link, _, _, entsize in sections:
             if kind != _SHT_SYMTAB:
                 continue
             strings = sections[link][4]
             for k in range(size // entsize):
                 name, info, _, shndx, _, _ = struct.unpack_from("<IBBHQQ", object_code, offset + k * entsize)
-                if info >> 4 in (_STB_GLOBAL, _STB_WEAK) and shndx != _SHN_UNDEF:
+                binding = info >> 4
+                if name and (binding == _STB_WEAK or binding == _STB_GLOBAL):
                     end = object_code.index(b"\0", strings + name)
-                    names.add(object_code[strings + name:end].decode())
-        return names or None
+                    text = object_code[strings + name:end].decode()
+                    if shndx != _SHN_UNDEF:
+                        defined.add(text)
+                    elif binding == _STB_GLOBAL:
+                        needed.add(text)
+        return (defined, needed) if defined else None
     except (struct.error, ValueError, IndexError, UnicodeDecodeError):
         return None
+
+
+class _Unresolved(Exception):
+    """Cached object code needs a symbol nothing in the process provides (Numba's usual path then)."""
+
+
+def _unresolved(engine, names: set[str]) -> list[str]:
+    from llvmlite import binding as ll
+
+    return sorted(n for n in names if not engine.is_symbol_defined(n) and ll.address_of_symbol(n) is None)
 
 
 @contextlib.contextmanager
@@ -133,9 +153,18 @@ def _bitcode_parsed_on_demand():
 
     def from_object_code(cls, codegen, state):
         name, kind, data = state
-        names = _elf_defined_symbols(data[0]) if kind == "object" else None
-        if names is None:
+        symbols = _elf_symbols(data[0]) if kind == "object" else None
+        if symbols is None:
+            import numba.cpython.hashing  # noqa: F401 - symbols a library may need (see the module docstring)
+
             return unserialize.__func__(cls, codegen, state)
+        names, needed = symbols
+        if _unresolved(codegen._engine, needed):
+            import numba.cpython.hashing  # noqa: F401 - registers the hash secret's symbols
+
+            missing = _unresolved(codegen._engine, needed)
+            if missing:
+                raise _Unresolved(", ".join(missing[:5]))
         object_code, bitcode = data
         library = codegen.create_library(name)
         library.enable_object_caching()

@@ -43,10 +43,11 @@ arrayobj = "numba.np.arrayobj" in sys.modules
 hits, misses = sum(scaled.stats.cache_hits.values()), sum(scaled.stats.cache_misses.values())
 library = next(iter(scaled.overloads.values())).library
 unparsed = library._shared_module is None  # the bitcode beside the object code, not parsed yet
+hashing = "numba.cpython.hashing" in sys.modules  # imported only for code that needs its symbols
 from numba import njit
 later = njit(lambda x: scaled(x, 3.0).sum() + np.zeros(2).sum())(np.arange(3.0))  # compiled after the load
 print(json.dumps({"fast": fast, "out": out.tolist(), "registries": registries, "arrayobj": arrayobj, "hits": hits,
-                  "misses": misses, "later": later, "unparsed": unparsed,
+                  "misses": misses, "later": later, "unparsed": unparsed, "hashing": hashing,
                   "parsed_to_link": library._shared_module is not None}))
 """
 
@@ -67,7 +68,44 @@ def test_a_new_process_loads_the_cached_code_without_the_registries(tmp_path):
     assert not second["registries"] and not second["arrayobj"]  # environments without their module's import
     assert second["out"] == first["out"] == [1.0, 3.0, 5.0]
     assert second["later"] == first["later"] == 12.0  # linked against the loaded library
-    assert second["unparsed"] and second["parsed_to_link"]
+    assert second["unparsed"] and second["parsed_to_link"] and not second["hashing"]
+
+
+_EXTERNAL = '''
+import ctypes
+import sys
+
+from llvmlite import binding as ll
+from numba import njit, types
+
+if sys.argv[2] == "compile":  # the symbol is known only to the process that compiles
+    ll.add_symbol("biosim_probe_labs", ctypes.cast(ctypes.CDLL(None).labs, ctypes.c_void_p).value)
+labs = types.ExternalFunction("biosim_probe_labs", types.int64(types.int64))
+
+
+@njit(cache=True)
+def absolute(x):
+    return labs(x)
+'''
+
+_EXTERNAL_CALL = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import external_probe
+from biosim._numba_load import load_cached
+if sys.argv[2] == "compile":
+    print(json.dumps({"value": external_probe.absolute(-3)}))
+else:
+    print(json.dumps({"fast": load_cached(external_probe.absolute, (-3,))}))
+"""
+
+
+def test_code_that_needs_a_symbol_nothing_provides_takes_numbas_path(tmp_path):
+    """LLVM loads object code that needs a symbol nobody defines, and the call crashes the process
+    (a segmentation fault, here): the load checks first and leaves the function to Numba's usual path."""
+    (tmp_path / "external_probe.py").write_text(_EXTERNAL)
+    assert _run(_EXTERNAL_CALL, str(tmp_path), "compile") == {"value": 3}
+    assert _run(_EXTERNAL_CALL, str(tmp_path), "load") == {"fast": False}
 
 
 def test_the_object_codes_symbols_are_the_names_the_bitcode_defines(tmp_path, monkeypatch):
@@ -77,7 +115,7 @@ def test_the_object_codes_symbols_are_the_names_the_bitcode_defines(tmp_path, mo
 
     from llvmlite import binding as ll
 
-    from biosim._numba_load import _elf_defined_symbols
+    from biosim._numba_load import _elf_symbols
 
     (tmp_path / "symbols_probe.py").write_text(_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -87,10 +125,13 @@ def test_the_object_codes_symbols_are_the_names_the_bitcode_defines(tmp_path, mo
     _, _, (object_code, bitcode) = library.serialize_using_object_code()
     module = ll.parse_bitcode(bitcode)
     defined = {g.name for gs in (module.functions, module.global_variables) for g in gs if not g.is_declaration}
-    names = _elf_defined_symbols(object_code)
+    declared = {f.name for f in module.functions if f.is_declaration}
+    names, needed = _elf_symbols(object_code)
     assert names and names == {n for n in defined if not n.startswith(".const.")}
-    assert _elf_defined_symbols(b"\xcf\xfa\xed\xfe" + object_code[4:]) is None  # not ELF (Mach-O's magic)
-    assert _elf_defined_symbols(object_code[:200]) is None  # cut short
+    declared |= {g.name for g in module.global_variables if g.is_declaration}
+    assert needed and needed - declared <= {"memset", "memcpy", "memmove"}  # (what LLVM's code generator calls)
+    assert _elf_symbols(b"\xcf\xfa\xed\xfe" + object_code[4:]) is None  # not ELF (Mach-O's magic)
+    assert _elf_symbols(object_code[:200]) is None  # cut short
 
 
 _NRT_CALL = _CALL.replace("print(json.dumps({", """from numba.core.runtime import rtsys
