@@ -10,10 +10,12 @@ worker.
 
 from __future__ import annotations
 
+import gc
+import importlib
 import sys
 from collections.abc import Sequence
 
-from biosim import _gc_paused, import_paused_gc
+from biosim import _gc_paused
 from biosim._numba_import import import_numba
 from biosim.worker.client import forward
 
@@ -29,7 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     with _gc_paused():
         import_numba()
-    return import_paused_gc("biosim.cli").main(argv)
+        cli = importlib.import_module("biosim.cli")
+        gc.freeze()
+    return cli.main(argv)
 
 
 if __name__ == "__main__":

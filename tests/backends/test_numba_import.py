@@ -56,10 +56,13 @@ def test_with_a_config_file_it_is_numbas_own_import(tmp_path):
     assert "yaml" in {m.split(".")[0] for m in out["hidden"]} and out["start"] == 1
 
 
-def test_the_biosim_command_imports_numba_that_way(tmp_path):
-    code = ("import sys\nfrom biosim.launch import main\ncode = main(['list'])\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'numba', 'scipy', 'yaml'}), code)")
+def test_the_biosim_command_imports_numba_that_way_and_freezes_what_the_imports_made(tmp_path):
+    """The ``biosim`` command's imports: Numba without SciPy and PyYAML, and what the imports made
+    frozen (``gc.freeze``) before the garbage collector is back on (:mod:`biosim.launch`)."""
+    code = ("import gc, sys\nfrom biosim.launch import main\ncode = main(['list'])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'numba', 'scipy', 'yaml'}), code, "
+            "gc.isenabled(), gc.get_freeze_count() > 50_000)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "BIOSIM_NO_WORKER": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "['numba'] 0"
+    assert proc.stdout.strip().splitlines()[-1] == "['numba'] 0 True True"
