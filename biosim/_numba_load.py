@@ -33,8 +33,9 @@ compiled later that calls it, its LLVM bitcode; Numba parses that bitcode when i
 to learn the names it defines (``_load_defined_symbols``), and keeps it for linking. For CUBA's kernel
 that is 230 kB and 0.012-0.015 s, for code nothing will link against. :func:`load_cached` reads
 the names from the object code's ELF symbol table instead (its global and weak symbols: the same
-names, less the module's private constants, which nothing looks up by name) and parses the bitcode
-on demand, the first time the library is linked into another (the constants' names are added then).
+names, less the module's internal ones -- private constants, a format string -- which nothing looks
+up by name and LLVM could not resolve from another module anyway) and parses the bitcode on demand,
+the first time the library is linked into another (the internal names are added then).
 The symbol table also names what the code needs from elsewhere: each such symbol must be defined by
 code already loaded or known to LLVM (``llvmlite.binding.address_of_symbol``) before the object code
 is handed to LLVM, which loads it anyway and leaves a call to a missing one to crash the process;
@@ -50,8 +51,9 @@ needed (``rtsys.initialize``): 0.02 s of LLVM optimisation and code generation, 
 compiles link in), in biosim's cache folder, named by the hash of everything the code depends on:
 the module's LLVM IR, the target (triple, CPU, features), LLVM's, llvmlite's and Numba's versions
 and the optimisation level. The file is written atomically with a SHA-256 of its contents, which is
-checked before LLVM sees the bytes; a missing, unreadable or corrupt file means Numba's usual
-compile (and the file is written again).
+checked before LLVM sees the bytes, and only once NRT is initialised; a missing, unreadable or
+corrupt file, or one LLVM does not take, means Numba's usual compile (and the file is written
+again).
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ NRT_MAGIC = b"biosim-nrt-1\n"
 
 #: ELF: a section of symbols, a symbol's global and weak bindings, an undefined symbol's section
 _SHT_SYMTAB, _STB_GLOBAL, _STB_WEAK, _SHN_UNDEF = 2, 1, 2, 0
+
+#: undefined symbols LLVM's loader provides itself (the TOC of ppc64, the GOT): never "missing"
+_LOADER_SYMBOLS = frozenset({".TOC.", "_GLOBAL_OFFSET_TABLE_"})
 
 
 #: the modules whose environments get a stand-in instead of their import (see the module docstring)
@@ -114,7 +119,7 @@ def _elf_symbols(object_code: bytes) -> tuple[set[str], set[str]] | None:
         sections = [struct.unpack_from("<IIQQQQIIQQ", object_code, shoff + i * shentsize) for i in range(shnum)]
         defined, needed = set(), set()
         for _, kind, _, _, offset, size, link, _, _, entsize in sections:
-            if kind != _SHT_SYMTAB:
+            if kind != _SHT_SYMTAB or entsize == 0:
                 continue
             strings = sections[link][4]
             for k in range(size // entsize):
@@ -125,10 +130,10 @@ def _elf_symbols(object_code: bytes) -> tuple[set[str], set[str]] | None:
                     text = object_code[strings + name:end].decode()
                     if shndx != _SHN_UNDEF:
                         defined.add(text)
-                    elif binding == _STB_GLOBAL:
+                    elif binding == _STB_GLOBAL and text not in _LOADER_SYMBOLS:
                         needed.add(text)
         return (defined, needed) if defined else None
-    except (struct.error, ValueError, IndexError, UnicodeDecodeError):
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError, ZeroDivisionError):
         return None
 
 
@@ -231,21 +236,25 @@ def _nrt_functions_from_disk():
 
     compile_nrt_functions = nrtdynmod.compile_nrt_functions
 
+    written = []  # (path, library) compiled here, written once NRT is initialised
+
     def load_or_compile(ctx):
         try:
             ir_mod, library = nrtdynmod.create_nrt_module(ctx)
             path = _nrt_file(ctx, ir_mod)
-            found = _read_nrt(path)
-            if found is not None:
+        except Exception:  # noqa: BLE001 - any surprise: Numba's own compile
+            return compile_nrt_functions(ctx)
+        found = _read_nrt(path)
+        if found is not None:
+            with contextlib.suppress(Exception):  # a file LLVM does not take: compiled and written again
                 return ctx.codegen().unserialize_library(("nrt", "object", found))
+        try:
             library.enable_object_caching()  # then compile_nrt_functions' two steps
             library.add_ir_module(ir_mod)
             library.finalize()
-        except Exception:  # noqa: BLE001 - any surprise: Numba's own compile
+        except Exception:  # noqa: BLE001
             return compile_nrt_functions(ctx)
-        with contextlib.suppress(Exception):  # a cache that cannot be written: compiled again next time
-            _, _, (object_code, bitcode) = library.serialize_using_object_code()
-            _write_nrt(path, object_code, bitcode)
+        written.append((path, library))
         return library
 
     nrtdynmod.compile_nrt_functions = load_or_compile
@@ -253,6 +262,10 @@ def _nrt_functions_from_disk():
         yield
     finally:
         nrtdynmod.compile_nrt_functions = compile_nrt_functions
+    for path, library in written:  # after the initialisation (an interrupt here leaves NRT whole)
+        with contextlib.suppress(Exception):  # a cache that cannot be written: compiled again next time
+            _, _, (object_code, bitcode) = library.serialize_using_object_code()
+            _write_nrt(path, object_code, bitcode)
 
 
 def load_cached(dispatcher, args) -> bool:

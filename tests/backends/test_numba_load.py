@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from biosim._numba_load import NRT_MAGIC, _read_nrt, load_cached
+from biosim._numba_load import NRT_MAGIC, _read_nrt, _write_nrt, load_cached
 from biosim.network import Network
 from biosim.neurons import LIF
 
@@ -110,7 +110,7 @@ def test_code_that_needs_a_symbol_nothing_provides_takes_numbas_path(tmp_path):
 
 def test_the_object_codes_symbols_are_the_names_the_bitcode_defines(tmp_path, monkeypatch):
     """The names :func:`load_cached` reads from the ELF symbol table instead of parsing the bitcode:
-    the same, less the module's private constants (``.const.*``)."""
+    the same, less the module's internal ones (here its private constants, ``.const.*``)."""
     import importlib
 
     from llvmlite import binding as ll
@@ -132,6 +132,22 @@ def test_the_object_codes_symbols_are_the_names_the_bitcode_defines(tmp_path, mo
     assert needed and needed - declared <= {"memset", "memcpy", "memmove"}  # (what LLVM's code generator calls)
     assert _elf_symbols(b"\xcf\xfa\xed\xfe" + object_code[4:]) is None  # not ELF (Mach-O's magic)
     assert _elf_symbols(object_code[:200]) is None  # cut short
+    assert _elf_symbols(_with_symbol_entry_size(object_code, 0)) is None  # a malformed symbol table
+    assert "memset" in needed  # renamed to ppc64's TOC, which LLVM's loader provides itself: not needed
+    assert _elf_symbols(object_code.replace(b"\0memset\0", b"\0.TOC.\0\0"))[1] == needed - {"memset"}
+
+
+def _with_symbol_entry_size(object_code: bytes, size: int) -> bytes:
+    """``object_code`` with its symbol tables' entry size set to ``size``."""
+    import struct
+
+    out = bytearray(object_code)
+    shoff, = struct.unpack_from("<Q", out, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", out, 0x3A)
+    for i in range(shnum):
+        if struct.unpack_from("<I", out, shoff + i * shentsize + 4)[0] == 2:  # SHT_SYMTAB
+            struct.pack_into("<Q", out, shoff + i * shentsize + 56, size)
+    return bytes(out)
 
 
 _NRT_CALL = _CALL.replace("print(json.dumps({", """from numba.core.runtime import rtsys
@@ -159,6 +175,10 @@ def test_nrts_functions_compile_once_and_load_from_the_cache_folder_after(tmp_pa
     again = _run(_NRT_CALL, str(tmp_path), env=env)
     assert again["fast"] and again["nrt_compiled"] and again["out"] == first["out"]
     assert _read_nrt(files()[0]) is not None  # rewritten
+    _write_nrt(files()[0], b"not object code", b"")  # intact, but not something LLVM takes
+    again = _run(_NRT_CALL, str(tmp_path), env=env)
+    assert again["fast"] and again["nrt_compiled"] and again["out"] == first["out"]
+    assert _read_nrt(files()[0])[0].startswith(b"\x7fELF")  # rewritten
 
 
 _HASHING = '''
