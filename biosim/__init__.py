@@ -35,8 +35,8 @@ def import_paused_gc(name: str):
     Importing the engine (NumPy, Numba and biosim's models) makes tens of thousands of objects
     that live as long as the process; the collector would scan them again and again while they
     are made. It is off during the import and back as it was afterwards (a cycle made meanwhile
-    is collected at the next collection): about 0.02 s less of a warm ``biosim run cuba`` start,
-    0.08 s with the ``gc.freeze`` of ``biosim.cli.main`` (``biosim bench start`` measures the start).
+    is collected at the next collection). The lazy API (``biosim.Network``...) imports this way;
+    the ``biosim`` command's launcher (:mod:`biosim.launch`) also freezes what its imports made.
     """
     with _gc_paused():
         return importlib.import_module(name)
