@@ -171,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--worker", action="store_true",
                        help="start only: also time the launches through a resident worker (biosim worker start; "
                             "one of its own, started and stopped by the bench)")
+    bench.add_argument("--baseline", default=None, metavar="DIR",
+                       help="start only: also time another biosim checkout's launches (a folder holding biosim/, "
+                            "e.g. a git worktree of an earlier commit), alternating, and print the paired change")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     comp = sub.add_parser("compare", help="train or reuse named runs over seeds and write a comparison report")
@@ -380,8 +383,9 @@ def _resume_config(args, spec: dict, runner) -> dict:
 def _cmd_bench(args) -> int:
     if (args.per_neuron is not None or args.plot is not None or args.p_connect is not None) and args.sizes is None:
         raise BiosimError("--per-neuron, --p-connect and --plot need --sizes (the scaling bench)")
-    if args.worker and args.name != "start":
-        raise BiosimError(f"--worker is for bench start, not {args.name}")
+    for flag, value in (("--worker", args.worker), ("--baseline", args.baseline)):
+        if value and args.name != "start":
+            raise BiosimError(f"{flag} is for bench start, not {args.name}")
     if args.name == "sweep":
         return _bench_sweep(args)
     if args.name == "start":
@@ -515,7 +519,7 @@ def _bench_start(args) -> int:
     if args.backend is not None and args.backend not in BACKENDS:
         raise unknown("backend", args.backend, BACKENDS)
     report = run_start_bench("cuba", args.sets, backend=args.backend, repeats=args.repeats or START_REPEATS,
-                             worker=args.worker, log=_progress_line)
+                             worker=args.worker, baseline=args.baseline, log=_progress_line)
     print(json.dumps(report, indent=2) if args.json else format_start_report(report))
     return 0
 

@@ -45,6 +45,14 @@ first compile or plain cache load in a process imports, SciPy's BLAS wrappers am
 0.5 s here; and with NRT's functions loaded from biosim's cache folder instead of compiled, 0.02 s). It is what any start of a Numba-compiled simulation pays on this machine before
 running any of its own code; the timed and floor launches alternate, so both see the same load.
 
+**Beside another checkout** (``baseline=PATH``, ``biosim bench start --baseline PATH``): the same
+launches of another biosim checkout (a folder holding ``biosim/``, such as a ``git worktree`` of an
+earlier commit) alternate with this one's, through this checkout's probe and with that folder first
+on ``$PYTHONPATH``, from a temporary working folder (so that nothing in the caller's folder shadows
+it); each launch checks that it imported biosim from there. The machine's speed drifts by more than
+most changes to the start (the floor moved by 0.1 s within an hour here), so a change is measured as
+the median of the paired differences, launch by launch.
+
 **Through the worker** (``worker=True``, ``biosim bench start --worker``): a resident worker
 (:mod:`biosim.worker`) is started in a temporary folder of its own, and as many launches of the
 same command as a user's ``biosim`` script runs it (:func:`biosim.launch.main`) alternate with the
@@ -114,6 +122,7 @@ _spec.loader.exec_module(probe)
 
 
 def _finish():
+    _t["package"] = getattr(sys.modules.get("biosim"), "__file__", None)
     probe.write_stamps(sys.argv[1], _t)
     os._exit(0)
 
@@ -169,7 +178,7 @@ def _environment() -> dict:
 
 
 def _launch(code: str, args: Sequence[str], folder: Path, stamps_in_env: bool = False,
-            env: dict | None = None) -> dict:
+            env: dict | None = None, cwd: Path | None = None) -> dict:
     """Start ``python -c code stamps.json *args`` (with ``stamps_in_env``: ``python -c code *args``
     with the stamps file in ``$BIOSIM_BENCH_STAMPS``); return its stamps (seconds from the launch),
     or raise a one-line :class:`BiosimError` when it ended without writing them."""
@@ -180,7 +189,8 @@ def _launch(code: str, args: Sequence[str], folder: Path, stamps_in_env: bool = 
         env[ENV_STAMPS] = str(stamps)
     argv = [sys.executable, "-c", code, *([] if stamps_in_env else [str(stamps)]), *args]
     t0 = time.monotonic()
-    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=900)
     if not stamps.exists():
         tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
         raise BiosimError(f"bench start: the launched process ended (status {proc.returncode}) before its "
@@ -190,6 +200,14 @@ def _launch(code: str, args: Sequence[str], folder: Path, stamps_in_env: bool = 
         raise BiosimError(f"bench start: the launched process returned {raw.get('exit_code')} without "
                           f"simulating a step (is the run a simulation?)")
     return {k: (v - t0 if isinstance(v, float) else v) for k, v in raw.items() if k != "exit_code"}
+
+
+def _checkout(path) -> Path:
+    """``path`` as a biosim checkout's folder (holding ``biosim/__init__.py``), or a one-line error."""
+    folder = Path(path).expanduser().resolve()
+    if not (folder / "biosim" / "__init__.py").is_file():
+        raise BiosimError(f"--baseline {path}: not a biosim checkout (no biosim/__init__.py in {folder})")
+    return folder
 
 
 def _worker(action: str, env: dict) -> None:
@@ -207,7 +225,7 @@ def _median(values: Sequence[float]) -> float:
 
 def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str | None = None,
                     repeats: int = DEFAULT_REPEATS, warmup: int = 1, floor: bool = True, worker: bool = False,
-                    log: Callable[[str], None] | None = None) -> dict:
+                    baseline: str | os.PathLike | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Time ``repeats`` fresh launches of ``biosim run <name>`` from their start to their first
     simulated step, after ``warmup`` untimed launches (and, with ``floor``, as many launches of the
     Numba floor between them); see the module docstring for what is timed and how.
@@ -227,6 +245,9 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
     worker : bool
         Also time launches through a resident worker (``biosim worker start``, in a temporary folder
         of its own, stopped at the end), alternating with the others.
+    baseline : path, optional
+        Another biosim checkout (a folder holding ``biosim/``) whose launches of the same command
+        alternate with these (see the module docstring).
     log : callable, optional
         Receives a line as each stage starts; default: silent.
 
@@ -238,7 +259,10 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
         ``numba_floor_s`` (median), ``..._best_s``, ``..._all_s`` and ``above_floor_s`` (the medians'
         difference); with ``worker``, ``worker_first_step_s`` (median), ``..._best_s``, ``..._all_s``,
         ``worker_stages_s`` (:data:`WORKER_STAGES`), ``worker_compiled_launches`` and
-        ``worker_meets_goal``; ``goal_s`` and ``meets_goal``; the command, the counts and the machine.
+        ``worker_meets_goal``; with ``baseline``, ``baseline`` (its folder), ``baseline_first_step_s``
+        (median), ``..._best_s``, ``..._all_s``, ``baseline_stages_s`` and ``change_s`` (the median of
+        this checkout's first step minus the baseline's, launch by launch: < 0 is faster); ``goal_s``
+        and ``meets_goal``; the command, the counts and the machine.
     """
     log = log or (lambda _line: None)
     if repeats < 1:
@@ -250,12 +274,14 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
         raise BiosimError(f"bench start times the simulation runs (such as cuba), not {name} "
                           f"(runner {spec.get('runner')})")
     apply_overrides(spec["params"], list(sets))  # a bad --set fails here, not in every child
+    other = _checkout(baseline) if baseline is not None else None
     run_args = ["run", name, *(a for s in sets for a in ("--set", s)),
                 *(("--backend", backend) if backend is not None else ())]
     floor_module = write_source("biosim_start_floor", _FLOOR_SOURCE) if floor else None
     starts: list[dict] = []
     floors: list[dict] = []
     served: list[dict] = []
+    others: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="biosim-bench-start-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
         worker_env = {"BIOSIM_WORKER_DIR": str(folder / "worker")}
@@ -277,6 +303,16 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
         def floor_once() -> dict:
             return _launch(_FLOOR, [str(floor_module.parent), floor_module.stem], folder)
 
+        def baseline_once() -> dict:
+            out = folder / f"run{next(launches)}"
+            path = os.pathsep.join(p for p in (str(other), os.environ.get("PYTHONPATH")) if p)
+            stamps = _launch(_CHILD, [probe.__file__, *run_args, "--out", str(out)], folder,
+                             env={NO_WORKER: "1", "PYTHONPATH": path}, cwd=folder)
+            if not str(stamps.get("package")).startswith(str(other / "biosim") + os.sep):
+                raise BiosimError(f"bench start: the baseline's launch imported biosim from {stamps.get('package')}, "
+                                  f"not from {other}")
+            return stamps
+
         for k in range(warmup):
             log(f"bench start: warm-up launch {k + 1} of {warmup} (fills the caches; may compile) ...")
             start()
@@ -284,6 +320,8 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
                 through_worker()
             if floor_module is not None:
                 floor_once()
+            if other is not None:
+                baseline_once()
         log(f"bench start: {repeats} timed launches of biosim {' '.join(run_args)} ...")
         for _ in range(repeats):
             starts.append(start())
@@ -291,6 +329,8 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
                 served.append(through_worker())
             if floor_module is not None:
                 floors.append(floor_once())
+            if other is not None:
+                others.append(baseline_once())
     firsts = [s["first_step"] for s in starts]
     stages = {k: _median([s[k] for s in starts]) for k in STAGES if all(k in s for s in starts)}
     report = {
@@ -310,6 +350,13 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
                        "numba_floor_stages_s": {"interpreter_ready": _median([f["interpreter_ready"] for f in floors]),
                                                 "numpy_numba_imported": _median([f["imports_done"] for f in floors])},
                        "above_floor_s": _median(firsts) - _median(calls)})
+    if others:
+        theirs = [s["first_step"] for s in others]
+        report.update({"baseline": str(other), "baseline_first_step_s": _median(theirs),
+                       "baseline_first_step_best_s": min(theirs), "baseline_first_step_all_s": theirs,
+                       "baseline_stages_s": {k: _median([s[k] for s in others]) for k in STAGES
+                                             if all(k in s for s in others)},
+                       "change_s": _median([a - b for a, b in zip(firsts, theirs)])})
     if served:
         firsts = [s["first_step"] for s in served]
         report.update({"worker_first_step_s": _median(firsts), "worker_first_step_best_s": min(firsts),
@@ -352,6 +399,14 @@ def format_start_report(report: dict) -> str:
                      f"best {report['numba_floor_best_s']:.3f} s (interpreter {fs['interpreter_ready']:.3f} s, "
                      f"numpy+numba imported {fs['numpy_numba_imported']:.3f} s)")
         lines.append(f"biosim above the floor: {report['above_floor_s']:.3f} s")
+    if "baseline_first_step_s" in report:
+        lines.append(f"baseline {report['baseline']} (the same launches, alternating): median "
+                     f"{report['baseline_first_step_s']:.3f} s, best {report['baseline_first_step_best_s']:.3f} s")
+        lines.append(f"this checkout minus the baseline, launch by launch: median {report['change_s']:+.3f} s")
+        before = 0.0
+        for key, at in report["baseline_stages_s"].items():
+            lines.append(f"  {_LABELS.get(key, key):<46}{at:>8.3f}{at - before:>9.3f}")
+            before = at
     if "worker_first_step_s" in report:
         verdict = "met" if report["worker_meets_goal"] else "NOT met"
         lines.append(f"through the worker (biosim worker start; the same command): median "

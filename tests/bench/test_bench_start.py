@@ -8,6 +8,7 @@ compiles it only on a cold cache.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -82,11 +83,34 @@ def test_cli_bench_start_json_without_floor_is_quick(capsys, monkeypatch):
     (["bench", "start", "--backend", "numba-cpux"], "did you mean 'numba-cpu'"),
     (["bench", "start", "--set", "n_exk=10"], "n_exk"),
     (["bench", "start", "--repeats", "0"], "--repeats = 0 is out of range"),
+    (["bench", "start", "--baseline", "/nonexistent/biosim-checkout"], "not a biosim checkout"),
+    (["bench", "cuba", "--baseline", "."], "--baseline is for bench start, not cuba"),
 ])
 def test_bench_start_errors_are_one_line(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1, err
+
+
+def test_run_start_bench_beside_a_baseline_checkout():
+    """--baseline: another checkout's launches alternate with these (here the same checkout, from
+    its own folder), and the change is the median of the paired differences."""
+    root = Path(start.__file__).resolve().parents[2]
+    report = run_start_bench("cuba", TINY, repeats=2, warmup=0, floor=False, baseline=root)
+    _check(report, 2)
+    assert report["baseline"] == str(root) and len(report["baseline_first_step_all_s"]) == 2
+    assert list(report["baseline_stages_s"]) == list(STAGES)
+    pairs = [a - b for a, b in zip(report["start_to_first_step_all_s"], report["baseline_first_step_all_s"])]
+    assert report["change_s"] == pytest.approx(sum(pairs) / 2)  # (the median of two)
+    text = format_start_report(report)
+    assert "this checkout minus the baseline, launch by launch" in text
+
+
+def test_a_baseline_that_cannot_run_is_an_error(tmp_path):
+    (tmp_path / "biosim").mkdir()
+    (tmp_path / "biosim" / "__init__.py").write_text("raise ImportError('not this one')\n")
+    with pytest.raises(BiosimError, match="before its first step"):
+        run_start_bench("cuba", TINY, repeats=1, warmup=0, floor=False, baseline=tmp_path)
 
 
 def test_run_start_bench_refuses_a_training_run():
