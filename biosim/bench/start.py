@@ -292,9 +292,10 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
 
         launches = itertools.count()
 
-        def start() -> dict:
+        def start(env: dict | None = None, cwd: Path | None = None) -> dict:
             out = folder / f"run{next(launches)}"
-            return _launch(_CHILD, [probe.__file__, *run_args, "--out", str(out)], folder, env={NO_WORKER: "1"})
+            return _launch(_CHILD, [probe.__file__, *run_args, "--out", str(out)], folder,
+                           env={NO_WORKER: "1", **(env or {})}, cwd=cwd)
 
         def through_worker() -> dict:
             out = folder / f"run{next(launches)}"
@@ -304,10 +305,8 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
             return _launch(_FLOOR, [str(floor_module.parent), floor_module.stem], folder)
 
         def baseline_once() -> dict:
-            out = folder / f"run{next(launches)}"
             path = os.pathsep.join(p for p in (str(other), os.environ.get("PYTHONPATH")) if p)
-            stamps = _launch(_CHILD, [probe.__file__, *run_args, "--out", str(out)], folder,
-                             env={NO_WORKER: "1", "PYTHONPATH": path}, cwd=folder)
+            stamps = start({"PYTHONPATH": path}, cwd=folder)
             if not str(stamps.get("package")).startswith(str(other / "biosim") + os.sep):
                 raise BiosimError(f"bench start: the baseline's launch imported biosim from {stamps.get('package')}, "
                                   f"not from {other}")
@@ -379,6 +378,15 @@ _LABELS = {
 }
 
 
+def _stage_lines(stages: dict) -> list[str]:
+    """One line per stage: its label, its time from the launch and what it took."""
+    lines, before = [], 0.0
+    for key, at in stages.items():
+        lines.append(f"  {_LABELS.get(key, key):<46}{at:>8.3f}{at - before:>9.3f}")
+        before = at
+    return lines
+
+
 def format_start_report(report: dict) -> str:
     """The report of :func:`run_start_bench` as text lines (no final newline)."""
     lines = [f"bench start: {report['command']} in a new process, warm caches ({report['warmup']} warm-up "
@@ -389,10 +397,7 @@ def format_start_report(report: dict) -> str:
     lines.append(f"start to first step: median {report['start_to_first_step_s']:.3f} s, best "
                  f"{report['start_to_first_step_best_s']:.3f} s (goal <= {report['goal_s']:g} s: {verdict})")
     lines.append(f"  {'stage (median time from the launch)':<46}{'at_s':>8}{'took_s':>9}")
-    before = 0.0
-    for key, at in report["stages_s"].items():
-        lines.append(f"  {_LABELS.get(key, key):<46}{at:>8.3f}{at - before:>9.3f}")
-        before = at
+    lines += _stage_lines(report["stages_s"])
     if "numba_floor_s" in report:
         fs = report["numba_floor_stages_s"]
         lines.append(f"numba floor (new process: numpy, numba, one cached njit call): median {report['numba_floor_s']:.3f} s, "
@@ -403,19 +408,13 @@ def format_start_report(report: dict) -> str:
         lines.append(f"baseline {report['baseline']} (the same launches, alternating): median "
                      f"{report['baseline_first_step_s']:.3f} s, best {report['baseline_first_step_best_s']:.3f} s")
         lines.append(f"this checkout minus the baseline, launch by launch: median {report['change_s']:+.3f} s")
-        before = 0.0
-        for key, at in report["baseline_stages_s"].items():
-            lines.append(f"  {_LABELS.get(key, key):<46}{at:>8.3f}{at - before:>9.3f}")
-            before = at
+        lines += _stage_lines(report["baseline_stages_s"])
     if "worker_first_step_s" in report:
         verdict = "met" if report["worker_meets_goal"] else "NOT met"
         lines.append(f"through the worker (biosim worker start; the same command): median "
                      f"{report['worker_first_step_s']:.3f} s, best {report['worker_first_step_best_s']:.3f} s "
                      f"(goal <= {report['goal_s']:g} s: {verdict})")
-        before = 0.0
-        for key, at in report["worker_stages_s"].items():
-            lines.append(f"  {_LABELS.get(key, key):<46}{at:>8.3f}{at - before:>9.3f}")
-            before = at
+        lines += _stage_lines(report["worker_stages_s"])
     if report.get("worker_compiled_launches"):
         lines.append(f"warning: {report['worker_compiled_launches']} launch(es) through the worker compiled the "
                      f"kernel: those were not warm starts")
