@@ -21,10 +21,13 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 __all__ = ["bisect", "borrowed", "decay_traces", "deliver", "depressed", "poisson_input", "potentiate", "potentiated", "prefetch",
-           "row", "span", "targets_sorted"]
+           "prefetch_span", "row", "span", "targets_sorted"]
 
-#: How many spikes ahead :func:`deliver` asks for a spike's row bounds and for its first targets.
+#: How many spikes ahead :func:`deliver` asks for a spike's row bounds and for its targets.
 BOUNDS_AHEAD, TARGETS_AHEAD = 8, 4
+#: Bytes in a cache line, and the most lines of a row :func:`prefetch_span` asks for (a row of 80
+#: int32 targets spans 5-6 lines; the hardware's prefetcher follows longer rows by itself).
+CACHE_LINE_BYTES, SPAN_LINES = 64, 8
 
 
 @intrinsic
@@ -45,6 +48,21 @@ def prefetch(typingctx, arr, idx):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(inline="always")
+def prefetch_span(arr, lo, hi):
+    """Ask for ``arr[lo:hi]`` (1-D), every cache line of it up to ``SPAN_LINES`` lines from ``lo``.
+
+    A spike's row lies anywhere in the synapse arrays, and the first line alone (what the hardware
+    prefetcher needs to notice a stream) left the rest of each row a cache miss: asking for the
+    whole row halved the cost of a synaptic event at 200 000 neurons (16 M synapses)."""
+    step = max(1, CACHE_LINE_BYTES // arr.itemsize)
+    end = min(hi, lo + SPAN_LINES * step)
+    for q in range(lo, end, step):
+        prefetch(arr, q)
+    if end > lo:
+        prefetch(arr, end - 1)
 
 
 def _check_c_array(arr, ndim, name):
@@ -239,8 +257,11 @@ def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, w
     for e in range(n):
         if e + BOUNDS_AHEAD < n:  # rows far apart in memory: ask for later ones now (cache misses)
             prefetch(indptr, base + spikes[e + BOUNDS_AHEAD] - g0)
-        if e + TARGETS_AHEAD < n:
-            prefetch(tgt, indptr[base + spikes[e + TARGETS_AHEAD] - g0])
+        if e + TARGETS_AHEAD < n:  # the whole row (and its weights, when it has its own)
+            ahead = base + spikes[e + TARGETS_AHEAD] - g0
+            prefetch_span(tgt, indptr[ahead], indptr[ahead + 1])
+            if ws >= 0:
+                prefetch_span(w, indptr[ahead] - ws, indptr[ahead + 1] - ws)
         loc = spikes[e] - g0
         sa = indptr[base + loc]
         sb = indptr[base + loc + 1]

@@ -94,3 +94,26 @@ def test_borrowed_needs_an_array_and_nothing_else_counted():
         njit(lambda n: borrowed((n, 2.0)))(3)
     with pytest.raises(TypingError, match="borrowed takes an array"):  # a string would be freed once too often
         njit(lambda x, name: borrowed((x, name)))(np.zeros(2), "v")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float64])
+@pytest.mark.parametrize("lo,hi", [(5, 85), (0, 16), (7, 8), (3, 3), (10, 10_000)])
+def test_prefetch_span_asks_for_every_line_of_a_row_up_to_its_limit(monkeypatch, dtype, lo, hi):
+    """:func:`~biosim.backends.phases.prefetch_span` (run as Python, its prefetches recorded): no
+    index outside the span, no gap of a cache line or more, the span's first and last items (or,
+    for a long span, ``SPAN_LINES`` lines from its start)."""
+    from biosim.backends import phases
+
+    asked = []
+    monkeypatch.setattr(phases, "prefetch", lambda arr, i: asked.append(int(i)))
+    arr = np.zeros(hi + 1, dtype)
+    phases.prefetch_span.py_func(arr, lo, hi)
+    step = phases.CACHE_LINE_BYTES // arr.itemsize
+    end = min(hi, lo + phases.SPAN_LINES * step)
+    if hi == lo:
+        assert asked == []
+        return
+    assert all(lo <= i < end for i in asked)
+    assert asked[0] == lo and max(asked) == end - 1
+    assert all(0 < b - a <= step for a, b in zip(sorted(set(asked)), sorted(set(asked))[1:]))
+    assert len(asked) <= phases.SPAN_LINES + 1
