@@ -55,9 +55,10 @@ LINE = 8
 # Placeholders, replaced in every generated module by one branch per model of the network.
 
 
-def pop_step(model, X, a, b, c, i_ext, ref_until, s, flags):
+def pop_step(model, X, a, b, c, i_ext, ref_until, s, flags, driven):
     """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step; set
-    ``flags[k]`` (HIT, NOT_FINITE_FLAG) of its k-th block of NEURON_BLOCK neurons."""
+    ``flags[k]`` (HIT, NOT_FINITE_FLAG) of its k-th block of NEURON_BLOCK neurons. Unless ``driven``,
+    the external input ``i_ext`` is +0.0 there and is not read (a stream fewer per neuron)."""
     raise NotImplementedError("template only: use biosim.backends.numba_cpu.kernel(specs)")
 
 
@@ -140,26 +141,26 @@ def _run_chunk(pl, inp, out, step0, n_steps, sp_n, rec_n):
     OK, BUFFER_FULL (the spike buffer needs room: call again from ``step0 + steps_done``) or
     NOT_FINITE (a state variable became NaN/inf in the last step done).
     """
-    sh, err, cnt, buf, flags, gated, plain, nd, rows_sorted, fl, fl_most, pend = _scratch(pl, step0, sp_n, rec_n,
-                                                                                        np.int64(1))
+    sh, err, cnt, buf, flags, gated, driven, plain, nd, rows_sorted, fl, fl_most, pend = _scratch(pl, step0, sp_n,
+                                                                                                rec_n, np.int64(1))
     _steps(np.int64(0), np.int64(1), nd, pl, inp, out, step0, n_steps, sh, np.zeros(spin.BARRIER_SIZE, np.int64),
-           err, cnt, buf, flags, gated, plain, rows_sorted, fl, fl_most, pend)
+           err, cnt, buf, flags, gated, driven, plain, rows_sorted, fl, fl_most, pend)
     return _result(sh)
 
 
 def _run_chunk_threads(pl, inp, out, step0, n_steps, sp_n, rec_n, T):
     """:func:`_run_chunk` on ``T`` threads (compiled as :func:`run_chunk_threads`)."""
-    sh, err, cnt, buf, flags, gated, plain, nd, rows_sorted, fl, fl_most, pend = _scratch(pl, step0, sp_n, rec_n,
-                                                                                        np.int64(T))
+    sh, err, cnt, buf, flags, gated, driven, plain, nd, rows_sorted, fl, fl_most, pend = _scratch(pl, step0, sp_n,
+                                                                                                rec_n, np.int64(T))
     while True:
         if fl_most > 0 and sh[SH_FL_N] + fl_most > fl.shape[1]:
             fl = in_flight.grown(fl, sh[SH_FL_N], 2 * (sh[SH_FL_N] + fl_most))
         _region(np.int64(T), nd, pl, inp, out, step0, n_steps, sh, np.zeros(spin.BARRIER_SIZE, np.int64), err, cnt,
-                buf, flags, gated, plain, rows_sorted, fl, fl_most, pend)
+                buf, flags, gated, driven, plain, rows_sorted, fl, fl_most, pend)
         if sh[SH_STATUS] == ABANDONED:  # the threads did not all start (nothing was done): one thread
             sh[SH_STATUS] = OK
             _steps(np.int64(0), np.int64(1), np.int64(1), pl, inp, out, step0, n_steps, sh,
-                   np.zeros(spin.BARRIER_SIZE, np.int64), err[:1], cnt[:1], buf, flags[:1], gated, plain,
+                   np.zeros(spin.BARRIER_SIZE, np.int64), err[:1], cnt[:1], buf, flags[:1], gated, driven, plain,
                    rows_sorted and nd == 1, fl, fl_most, pend)
         elif sh[SH_STATUS] == FL_GROW:
             sh[SH_STATUS] = OK
@@ -170,7 +171,7 @@ def _run_chunk_threads(pl, inp, out, step0, n_steps, sp_n, rec_n, T):
 @njit(inline="always")
 def _scratch(pl, step0, sp_n, rec_n, T):
     """What :func:`_steps` needs besides the plan, for ``T`` threads: ``(sh, err, cnt, buf, flags, gated,
-    plain, nd, rows_sorted, fl, fl_most, pend)``, as plain integers, booleans and arrays (no
+    driven, plain, nd, rows_sorted, fl, fl_most, pend)``, as plain integers, booleans and arrays (no
     compile-time constants, so that ``_steps`` compiles once)."""
     X = pl.X
     N = X.shape[1]
@@ -204,13 +205,21 @@ def _scratch(pl, step0, sp_n, rec_n, T):
             if pl.gate[v, j]:
                 gated[v] = True
                 break
+    # populations with an external input this chunk (the host sets i_ext between chunks): the
+    # others' updates read none; -0.0 counts as an input (x + -0.0 and x + 0.0 differ for x = -0.0)
+    driven = np.zeros(P, np.bool_)
+    for p in range(P):
+        for j in range(pl.pop_off[p], pl.pop_off[p + 1]):
+            if pl.i_ext[j] != 0 or math.copysign(1.0, pl.i_ext[j]) < 0:
+                driven[p] = True
+                break
     plain = True
     for r in range(R):
         if pl.pr_syn[r] >= 0:
             plain = False
     nd = T if plain else np.int64(1)  # threads that deliver spikes
     rows_sorted = np.bool_(nd > 1 and phases.targets_sorted(pl.indptr, pl.tgt))
-    return sh, err, cnt, buf, flags, gated, np.bool_(plain), nd, rows_sorted, fl, fl_most, pend
+    return sh, err, cnt, buf, flags, gated, driven, np.bool_(plain), nd, rows_sorted, fl, fl_most, pend
 
 
 @njit(inline="always")
@@ -222,20 +231,20 @@ def _result(sh):
 
 
 @njit(cache=True, parallel=True)
-def _region(T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted, fl,
-            fl_most, pend):
+def _region(T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, driven, plain, rows_sorted,
+            fl, fl_most, pend):
     """:func:`_steps` on ``T`` threads, one per ``prange`` iteration (the arguments are
     :func:`_run_chunk`'s). A function of its own: the caller reads what the threads wrote to ``sh``
     after this call returns, which Numba's parallel-loop transformations, inside one function, did
     not always let it see."""
     for t in prange(T):
-        _steps(np.int64(t), T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain,
-               rows_sorted, fl, fl_most, pend)
+        _steps(np.int64(t), T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, driven,
+               plain, rows_sorted, fl, fl_most, pend)
 
 
 @njit(cache=True)
-def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, plain, rows_sorted, fl,
-           fl_most, pend):
+def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags, gated, driven, plain, rows_sorted,
+           fl, fl_most, pend):
     """Thread ``t`` of ``T`` runs the steps of :func:`_run_chunk` from ``sh[SH_K]`` until
     ``n_steps`` or a status (``sh[SH_STATUS]``, with ``sh[SH_K]`` the steps done).
 
@@ -253,7 +262,8 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
     """
     # what the steps read, owning nothing (phases.borrowed): no atomic reference counts in the loop
     pl, inp, out = phases.borrowed(pl), phases.borrowed(inp), phases.borrowed(out)
-    sh, bar, err, cnt, buf, flags, gated, fl, pend = phases.borrowed((sh, bar, err, cnt, buf, flags, gated, fl, pend))
+    sh, bar, err, cnt, buf, flags, gated, driven, fl, pend = phases.borrowed((sh, bar, err, cnt, buf, flags, gated, driven,
+                                                                               fl, pend))
     # every written field a local (in the plan's order), as the kernel always had them
     X, w, xpost, S, s_last = pl.X, pl.w, pl.xpost, pl.S, pl.s_last
     N = X.shape[1]
@@ -308,7 +318,8 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
             u_b = min(pop_off[u_p + 1], t_hi)
             u_f = phases.row(flags, t, u_a // NEURON_BLOCK + u_p, flags.shape[1])
             if u_a < u_b and err[t, 0] == 0:
-                pop_step(pop_model[u_p], X, u_a, u_b, phases.row(C, u_p, 0, C.shape[1]), i_ext, ref_until, s, u_f)
+                pop_step(pop_model[u_p], X, u_a, u_b, phases.row(C, u_p, 0, C.shape[1]), i_ext, ref_until, s, u_f,
+                         driven[u_p])
                 u_bad = False
                 for u_k in range((u_b - u_a + NEURON_BLOCK - 1) // NEURON_BLOCK):
                     u_bad |= (u_f[u_k] & NOT_FINITE_FLAG) != 0

@@ -181,7 +181,7 @@ def test_pop_model_indexes_distinct_models_in_order_of_first_use():
     loops = [f"biosim_model_{source_hash(numba_cpu.model_source(s))}" for s in net._sim.specs]
     assert f"from {loops[0]} import step_all as m0_step" in text
     assert f"from {loops[1]} import reset_all as m1_reset" in text
-    assert "m2_step((phases.row(X, 0, a, b),), c, e, r, s, flags, NEURON_BLOCK)" in text
+    assert "m2_step((phases.row(X, 0, a, b),), c, e, r, s, flags, NEURON_BLOCK, driven)" in text
     assert "_rows" not in text and "run_chunk = njit(cache=True)(_run_chunk)" in text
     assert "raise NotImplementedError" not in text
     # each model's maths is compiled into its own loops, inlined (a model function Numba loaded from
@@ -189,7 +189,7 @@ def test_pop_model_indexes_distinct_models_in_order_of_first_use():
     adapt5 = numba_cpu.model_source(ADAPT5_SPEC)
     assert f"from {__name__} import adapt5_step as _step" in adapt5
     assert 'step_one = njit(inline="always")(_step.py_func)' in adapt5
-    assert "@njit(cache=True, error_model='numpy')\ndef step_all(R, c, e, r, s, flags, block):" in adapt5
+    assert "@njit(cache=True, error_model='numpy')\ndef step_all(R, c, e, r, s, flags, block, driven):" in adapt5
     assert "from biosim.neurons.lif import lif_reset as _reset" in numba_cpu.model_source(MODELS["lif"])
     header = text.split("\n\n", 1)[0]
     assert f"m0 toy_adapt5 (v, w, ge, gi, x): {__name__} " in header and "m1 lif (v, ge, gi): biosim.neurons.lif " in header
