@@ -350,6 +350,14 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
         # 4. STDP potentiation of the targets that spiked, their traces; reset (networks without
         # synapse models: no on_post, which may read other neurons before their reset)
         if t < nd:
+            for f_r in range(R):  # the first rows of each projection's spikes due now (phases.prefetch_rows)
+                f_d = pr_delay[f_r]
+                if pr_syn[f_r] < 0 and (f_d < 0 or s >= f_d):
+                    f_ss = slot if f_d < 0 else (s - f_d) % L
+                    f_g = pr_grp[f_r]
+                    f_g0 = grp_off[f_g]
+                    phases.prefetch_rows(phases.row(hist, f_ss, f_g0, f_g0 + hist_cnt[f_ss, f_g]), f_g0, indptr,
+                                         pr_ptr[f_r], tgt)
             for d_q in range(Q):
                 phases.poisson_input(X, phases.row(inp.counts, k, 0, inp.counts.shape[1]), pl.pi_col[d_q],
                                      pl.pi_row[d_q], pl.pi_w[d_q], pl.pi_a[d_q], pl.pi_b[d_q], d_lo, d_hi, gate,

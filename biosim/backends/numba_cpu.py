@@ -51,7 +51,8 @@ _ERROR_MODEL = "numpy"
 #: The model-independent compiled functions the kernel calls (compiled and cached once, not per
 #: kernel; the kernel's text carries the hash of their source, so its cache follows them).
 _HELPERS = (in_flight.rebuild, in_flight.advance, in_flight.deliver, in_flight.grown, phases.bisect,
-            phases.decay_traces, phases.deliver, phases.poisson_input, phases.potentiate, phases.targets_sorted,
+            phases.decay_traces, phases.deliver, phases.poisson_input, phases.potentiate, phases.prefetch_rows,
+            phases.targets_sorted,
             spin.barrier, spin.check_in)
 
 #: Prefix of the generated module of a neuron model's loops (:func:`model_source`).

@@ -21,7 +21,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 __all__ = ["bisect", "borrowed", "decay_traces", "deliver", "depressed", "poisson_input", "potentiate", "potentiated", "prefetch",
-           "prefetch_span", "row", "span", "targets_sorted"]
+           "prefetch_rows", "prefetch_span", "row", "span", "targets_sorted"]
 
 #: How many spikes ahead :func:`deliver` asks for a spike's row bounds and for its targets.
 BOUNDS_AHEAD, TARGETS_AHEAD = 8, 4
@@ -280,6 +280,21 @@ def deliver(X, w, xpost, spikes, g0, indptr, base, tgt, dly, delayed, row, wc, w
                 X[row, j] += wv
             if z >= 0:  # STDP depression (plastic synapses have their own weights)
                 w[syn - ws] = depressed(wv, xpost[j - t0], st_c, z, a_minus, w_min, w_max, multiplicative)
+
+
+@njit(cache=True)
+def prefetch_rows(spikes, g0, indptr, base, tgt):
+    """Ask for the CSR rows (bounds, then targets) of the first ``TARGETS_AHEAD`` of ``spikes``
+    (sources ``g0 + local index``, rows ``indptr[base + local]``): :func:`deliver` asks for the rows
+    of later spikes while it delivers earlier ones, which leaves the first few of each projection
+    without; called for every projection before any delivers, they arrive while the others work
+    (at 40000 neurons a projection has a few spikes per step, most of them among its first)."""
+    n = min(spikes.shape[0], TARGETS_AHEAD)
+    for e in range(n):
+        prefetch(indptr, base + spikes[e] - g0)
+    for e in range(n):
+        loc = base + spikes[e] - g0
+        prefetch_span(tgt, indptr[loc], indptr[loc + 1])
 
 
 @njit(cache=True)

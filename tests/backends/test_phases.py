@@ -117,3 +117,21 @@ def test_prefetch_span_asks_for_every_line_of_a_row_up_to_its_limit(monkeypatch,
     assert asked[0] == lo and max(asked) == end - 1
     assert all(0 < b - a <= step for a, b in zip(sorted(set(asked)), sorted(set(asked))[1:]))
     assert len(asked) <= phases.SPAN_LINES + 1
+
+
+@pytest.mark.parametrize("n_spikes", [0, 2, 9])
+def test_prefetch_rows_asks_for_the_first_spikes_rows_only(monkeypatch, n_spikes):
+    """:func:`~biosim.backends.phases.prefetch_rows` (as Python, prefetches recorded): the bounds, then
+    every line of the rows, of the first ``TARGETS_AHEAD`` spikes, and nothing else."""
+    from biosim.backends import phases
+
+    asked = []
+    monkeypatch.setattr(phases, "prefetch", lambda arr, i: asked.append((arr.dtype.kind, int(i))))
+    monkeypatch.setattr(phases, "prefetch_span", lambda arr, lo, hi: asked.append(("span", lo, hi)))
+    indptr = np.array([0, 3, 3, 40, 41, 90, 100, 120, 130, 131, 160, 170, 200], dtype=np.int64)
+    g0, base = 100, 1
+    spikes = (g0 + np.array([4, 0, 9, 2, 7, 1, 3, 5, 6])[:n_spikes]).astype(np.int32)
+    phases.prefetch_rows.py_func(spikes, g0, indptr, base, np.zeros(200, np.int32))
+    first = [int(x) - g0 for x in spikes[:phases.TARGETS_AHEAD]]
+    assert asked == ([("i", base + loc) for loc in first]
+                     + [("span", indptr[base + loc], indptr[base + loc + 1]) for loc in first])
