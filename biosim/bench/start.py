@@ -172,8 +172,12 @@ def first_call(x):
 
 
 def _environment() -> dict:
+    """This process's environment for a launch, less what the bench sets per launch: the launches
+    write bytecode as a user's would, and ``$BIOSIM_NO_WORKER`` (this bench's own launches set it,
+    the ones through its worker must not have it) is dropped."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop(NO_WORKER, None)
     return env
 
 

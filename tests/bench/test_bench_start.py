@@ -118,9 +118,11 @@ def test_run_start_bench_refuses_a_training_run():
         run_start_bench("lif_mnist", repeats=1)
 
 
-def test_run_start_bench_through_a_worker():
+def test_run_start_bench_through_a_worker(monkeypatch):
     """--worker: the same command through a resident worker of the bench's own, stamped in the
-    worker's fork (``$BIOSIM_BENCH_STAMPS``)."""
+    worker's fork (``$BIOSIM_BENCH_STAMPS``), also when the bench itself runs with
+    ``$BIOSIM_NO_WORKER`` set (its launches through the worker must not inherit it)."""
+    monkeypatch.setenv("BIOSIM_NO_WORKER", "1")
     report = run_start_bench("cuba", TINY, repeats=1, warmup=0, floor=False, worker=True)
     _check(report, 1)
     assert list(report["worker_stages_s"]) == list(WORKER_STAGES)
