@@ -334,7 +334,7 @@ def _dispatch_source(specs) -> str:
         f"@njit(cache=True, error_model={_ERROR_MODEL!r})",
         "def pop_step(model, X, a, b, c, i_ext, ref_until, s, flags, driven):",
         '    """Advance neurons ``a..b-1`` of one population (model index ``model``) by one step; flag its',
-        '    blocks of NEURON_BLOCK neurons (``flags``). ``driven``: whether ``i_ext`` may be nonzero there."""',
+        '    blocks of NEURON_BLOCK neurons (``flags``). ``driven``: whether ``i_ext`` may be other than +0.0 there."""',
         "    e = phases.span(i_ext, a, b)",
         "    r = phases.span(ref_until, a, b)",
         *branches(lambda k, rows: f"m{k}_step({rows}, c, e, r, s, flags, NEURON_BLOCK, driven)"),

@@ -287,8 +287,9 @@ def prefetch_rows(spikes, g0, indptr, base, tgt):
     """Ask for the CSR rows (bounds, then targets) of the first ``TARGETS_AHEAD`` of ``spikes``
     (sources ``g0 + local index``, rows ``indptr[base + local]``): :func:`deliver` asks for the rows
     of later spikes while it delivers earlier ones, which leaves the first few of each projection
-    without; called for every projection before any delivers, they arrive while the others work
-    (at 40000 neurons a projection has a few spikes per step, most of them among its first)."""
+    without. Called for every projection without a synapse model before any delivers, they arrive
+    while the others work (at 40000 neurons a projection has a few spikes per step, most of them
+    among its first)."""
     n = min(spikes.shape[0], TARGETS_AHEAD)
     for e in range(n):
         prefetch(indptr, base + spikes[e] - g0)
