@@ -227,6 +227,11 @@ def _median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def _stage_medians(launches: Sequence[dict]) -> dict:
+    """The median time from the launch of each of :data:`STAGES` that every launch stamped."""
+    return {k: _median([s[k] for s in launches]) for k in STAGES if all(k in s for s in launches)}
+
+
 def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str | None = None,
                     repeats: int = DEFAULT_REPEATS, warmup: int = 1, floor: bool = True, worker: bool = False,
                     baseline: str | os.PathLike | None = None, log: Callable[[str], None] | None = None) -> dict:
@@ -335,7 +340,7 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
             if other is not None:
                 others.append(baseline_once())
     firsts = [s["first_step"] for s in starts]
-    stages = {k: _median([s[k] for s in starts]) for k in STAGES if all(k in s for s in starts)}
+    stages = _stage_medians(starts)
     report = {
         "benchmark": "start", "name": name, "command": "biosim " + " ".join(run_args), "sets": list(sets),
         "backend": backend or "numba-cpu", "repeats": repeats, "warmup": warmup,
@@ -357,8 +362,7 @@ def run_start_bench(name: str = "cuba", sets: Sequence[str] = (), backend: str |
         theirs = [s["first_step"] for s in others]
         report.update({"baseline": str(other), "baseline_first_step_s": _median(theirs),
                        "baseline_first_step_best_s": min(theirs), "baseline_first_step_all_s": theirs,
-                       "baseline_stages_s": {k: _median([s[k] for s in others]) for k in STAGES
-                                             if all(k in s for s in others)},
+                       "baseline_stages_s": _stage_medians(others),
                        "change_s": _median([a - b for a, b in zip(firsts, theirs)])})
     if served:
         firsts = [s["first_step"] for s in served]
