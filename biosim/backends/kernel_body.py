@@ -101,6 +101,17 @@ def _reset_range(pop_model, X, pop_off, C, hist_row, hist_cnt_row, lo, hi):
                       phases.span(hist_row, first, last))
 
 
+@njit(inline="always")
+def _due_slot(delay, s, slot, L):
+    """The ring slot (of ``L``) whose spikes a projection of ``delay`` steps (< 0: none) delivers at
+    step ``s`` (``slot``: this step's), or -1 before its first (``s < delay``)."""
+    if delay < 0:
+        return slot
+    if s < delay:
+        return -1
+    return (s - delay) % L
+
+
 #: Entries of the array ``sh`` the threads of :func:`_steps` share: the next step to run (steps
 #: done), the spike buffer's and the monitors' fill, the spikes in flight, the status, the error's
 #: population, row and neuron, and whether thread 0's part of a step stopped the chunk (what the
@@ -262,8 +273,8 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
     """
     # what the steps read, owning nothing (phases.borrowed): no atomic reference counts in the loop
     pl, inp, out = phases.borrowed(pl), phases.borrowed(inp), phases.borrowed(out)
-    sh, bar, err, cnt, buf, flags, gated, driven, fl, pend = phases.borrowed((sh, bar, err, cnt, buf, flags, gated, driven,
-                                                                               fl, pend))
+    sh, bar, err, cnt, buf, flags, gated, driven, fl, pend = phases.borrowed(
+        (sh, bar, err, cnt, buf, flags, gated, driven, fl, pend))
     # every written field a local (in the plan's order), as the kernel always had them
     X, w, xpost, S, s_last = pl.X, pl.w, pl.xpost, pl.S, pl.s_last
     N = X.shape[1]
@@ -351,9 +362,8 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
         # synapse models: no on_post, which may read other neurons before their reset)
         if t < nd:
             for f_r in range(R):  # the first rows of each projection's spikes due now (phases.prefetch_rows)
-                f_d = pr_delay[f_r]
-                if pr_syn[f_r] < 0 and (f_d < 0 or s >= f_d):
-                    f_ss = slot if f_d < 0 else (s - f_d) % L
+                f_ss = _due_slot(pr_delay[f_r], s, slot, L)
+                if pr_syn[f_r] < 0 and f_ss >= 0:
                     f_g = pr_grp[f_r]
                     f_g0 = grp_off[f_g]
                     phases.prefetch_rows(phases.row(hist, f_ss, f_g0, f_g0 + hist_cnt[f_ss, f_g]), f_g0, indptr,
@@ -366,10 +376,9 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
                 in_flight.deliver(fl, sh[SH_FL_N], s, d_lo, d_hi, pend, X, w, gate, ref_until, tgt,
                                   pr_row, pr_w, pr_woff, pr_ptr, indptr)
             for d_r in range(R):
-                dd = pr_delay[d_r]
-                if dd >= 0 and s < dd:
+                d_ss = _due_slot(pr_delay[d_r], s, slot, L)
+                if d_ss < 0:
                     continue
-                d_ss = slot if dd < 0 else (s - dd) % L
                 d_g = pr_grp[d_r]
                 d_g0 = grp_off[d_g]
                 d_row = pr_row[d_r]
@@ -383,8 +392,9 @@ def _steps(t, T, nd, pl, inp, out, step0, n_steps, sh, bar, err, cnt, buf, flags
                 d_n = hist_cnt[d_ss, d_g]
                 if d_kind < 0:  # the projection's one weight, or (d_ws >= 0) synapse d_syn's is w[d_syn - d_ws]
                     phases.deliver(X, w, xpost, phases.row(hist, d_ss, d_g0, d_g0 + d_n), d_g0, indptr, d_base, tgt,
-                                   dly, dd < 0, d_row, pr_w[d_r], d_ws, gate, gated[d_row], ref_until, s, d_lo, d_hi,
-                                   d_full, rows_sorted, st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX, MULTIPLICATIVE)
+                                   dly, pr_delay[d_r] < 0, d_row, pr_w[d_r], d_ws, gate, gated[d_row], ref_until, s,
+                                   d_lo, d_hi, d_full, rows_sorted, st_c, d_z, d_t0, A_MINUS, W_MIN, W_MAX,
+                                   MULTIPLICATIVE)
                     continue
                 for d_e in range(d_n):  # a synapse model (one thread): its on_pre statements
                     d_loc = hist[d_ss, d_g0 + d_e] - d_g0
@@ -496,9 +506,8 @@ def _serial_phase(pl, inp, out, k, s, slot, sh, err, cnt, buf, T, record, fl):
     # STDP source traces of the spikes arriving now (nothing reads them before the deliveries)
     for r in range(R):
         z = pl.pr_stdp[r]
-        d = pl.pr_delay[r]
-        if z >= 0 and pl.pr_syn[r] < 0 and s >= d:
-            ss = slot if d < 0 else (s - d) % hist.shape[0]
+        ss = _due_slot(pl.pr_delay[r], s, slot, hist.shape[0])
+        if z >= 0 and pl.pr_syn[r] < 0 and ss >= 0:
             g0 = grp_off[pl.pr_grp[r]]
             for e in range(hist_cnt[ss, pl.pr_grp[r]]):
                 pl.xpre[pl.st_pre_off[z] + hist[ss, g0 + e] - g0] += 1
